@@ -1,0 +1,90 @@
+// Dequantize kernels (every entry of the dispatch table) on a 14336 x 4096 matrix,
+// next to the streaming ceilings measured in the same run: reading the quantized
+// bytes can go no faster than a plain read, and writing f32 no faster than a plain
+// write. Counters: out_bytes/s (f32 produced) and in_bytes/s (blocks consumed).
+#include <cstring>
+#include <numeric>
+
+#include "bench_common.hpp"
+
+namespace lowbit::bench {
+namespace {
+
+constexpr int64_t kRows = 14336, kCols = 4096;
+
+void BM_stream_read_ceiling(benchmark::State& state) {
+  ThreadScope scope(static_cast<int>(state.range(0)));
+  const std::vector<float>& w = weights(kRows, kCols);
+  std::vector<double> partial(kRows);
+  for (auto _ : state) {
+    parallel_for(kRows, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* row = &w[r * kCols];
+        float acc[16] = {};
+        for (int64_t c = 0; c < kCols; c += 16)
+          for (int j = 0; j < 16; ++j) acc[j] += row[c + j];
+        partial[r] = std::accumulate(acc, acc + 16, 0.0);
+      }
+    });
+    benchmark::DoNotOptimize(partial.data());
+  }
+  state.counters["in_bytes/s"] = benchmark::Counter(double(w.size()) * 4 * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_stream_write_ceiling(benchmark::State& state) {
+  ThreadScope scope(static_cast<int>(state.range(0)));
+  std::vector<float> out(kRows * kCols);
+  for (auto _ : state) {
+    parallel_for(kRows, 16, [&](int64_t r0, int64_t r1) {
+      std::memset(&out[r0 * kCols], 0, (r1 - r0) * kCols * sizeof(float));
+    });
+    benchmark::ClobberMemory();
+  }
+  state.counters["out_bytes/s"] = benchmark::Counter(double(out.size()) * 4 * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_dequantize(benchmark::State& state, const DequantizeKernel* k) {
+  if (!cpu_supports(k->isa)) {
+    state.SkipWithError("CPU lacks this kernel's ISA");
+    return;
+  }
+  ThreadScope scope(static_cast<int>(state.range(0)));
+  const std::vector<float>& w = weights(kRows, kCols);
+  force_isa(Isa::scalar);
+  std::vector<std::byte> q(quantized_size(k->format, kRows, kCols));
+  // Quantization cost is not measured here; a cheap format-exact encoding is enough.
+  quantize(k->format, {w.data(), kRows, kCols}, q);
+  force_isa(std::nullopt);
+  std::vector<float> out(w.size());
+  const size_t rb = row_bytes(k->format, kCols);
+  for (auto _ : state) {
+    parallel_for(kRows, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) k->fn(q.data() + r * rb, &out[r * kCols], kCols);
+    });
+    benchmark::ClobberMemory();
+  }
+  state.counters["out_bytes/s"] = benchmark::Counter(double(out.size()) * 4 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["in_bytes/s"] = benchmark::Counter(double(q.size()) * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+int register_all() {
+  for (int threads : {1, 0}) {
+    const char* suffix = threads == 1 ? "/threads:1" : "/threads:all";
+    benchmark::RegisterBenchmark((std::string("stream_read_ceiling") + suffix).c_str(), BM_stream_read_ceiling)
+        ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("stream_write_ceiling") + suffix).c_str(), BM_stream_write_ceiling)
+        ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (const DequantizeKernel& k : dequantize_kernels()) {
+      if (!traits(k.format).quantized) continue;
+      benchmark::RegisterBenchmark((std::string(k.name) + suffix).c_str(), BM_dequantize, &k)
+          ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+  }
+  return 0;
+}
+const int registered = register_all();
+
+}  // namespace
+}  // namespace lowbit::bench
+
+BENCHMARK_MAIN();

@@ -1,0 +1,23 @@
+// Example 1: quantize a weight matrix to Q4_K with an importance vector, decode it,
+// and measure what was lost. Build: part of the default build (examples/).
+#include <lowbit/lowbit.hpp>
+
+#include <cstdio>
+#include <vector>
+
+int main() {
+  const int64_t rows = 256, cols = 1024;  // [out_features x in_features]
+  std::vector<float> w = lowbit::synthetic_weights(rows, cols, /*seed=*/42);
+  std::vector<float> imp = lowbit::synthetic_importance(cols, /*seed=*/42);
+
+  for (lowbit::Format f : {lowbit::Format::Q8_0, lowbit::Format::Q4_K, lowbit::Format::Q2_K}) {
+    std::vector<std::byte> blocks(lowbit::quantized_size(f, rows, cols));
+    lowbit::quantize(f, {w.data(), rows, cols}, blocks, imp);
+    std::vector<float> back(w.size());
+    lowbit::dequantize(f, blocks, {back.data(), rows, cols});
+    std::printf("%-5s %6.3f bits/weight  %8zu bytes  rel. RMSE %.4f  weighted %.4f\n",
+                lowbit::traits(f).name.data(), lowbit::traits(f).bits_per_weight(), blocks.size(),
+                lowbit::relative_rmse({w.data(), rows, cols}, {back.data(), rows, cols}),
+                lowbit::relative_rmse({w.data(), rows, cols}, {back.data(), rows, cols}, imp));
+  }
+}

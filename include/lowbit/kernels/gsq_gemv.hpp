@@ -1,0 +1,32 @@
+#pragma once
+// The GSQ GEMV kernel family. Kernels see only the packed arrays, never the
+// quantizer's settings.
+#include <cstdint>
+#include <span>
+
+#include "lowbit/kernels/isa.hpp"
+
+namespace lowbit {
+
+struct GsqMatrixRef {
+  const uint32_t* qweight;  // rows x words_per_row
+  const float* scales;      // rows x groups
+  const int32_t* zeros;     // rows x groups (ignored when mins != null)
+  const float* mins;        // rows x groups, or null
+  int bits;
+  int64_t rows, cols, group, words_per_row;
+};
+
+// y[r] = sum_c W[r, c] x[c] for rows [r0, r1).
+using GsqGemvFn = void (*)(const GsqMatrixRef& m, const float* x, float* y, int64_t r0, int64_t r1);
+
+struct GsqGemvKernel {
+  Isa isa;
+  const char* name;
+  GsqGemvFn fn;
+};
+
+std::span<const GsqGemvKernel> gsq_gemv_kernels();
+const GsqGemvKernel& select_gsq_gemv_kernel();
+
+}  // namespace lowbit

@@ -1,0 +1,26 @@
+#pragma once
+// Whole-matrix quantize / dequantize for every block format, parallel over rows.
+#include <cstddef>
+#include <span>
+
+#include "lowbit/core/matrix_view.hpp"
+#include "lowbit/formats/format.hpp"
+
+namespace lowbit {
+
+// Bytes needed for a rows x cols matrix in format f (rows stored back to back).
+size_t quantized_size(Format f, int64_t rows, int64_t cols);
+
+// Quantizes `src` (rows x cols, row-major) into `dst` with the format's reference
+// quantizer. `importance` is empty or holds `cols` finite non-negative weights, one
+// per input column, shared by every row (llama.cpp's imatrix). Throws Error for a
+// column count that is not a multiple of the block size, a short or null buffer,
+// NaN/Inf in the input, or a bad importance vector. The output depends only on the
+// input, never on the thread count.
+void quantize(Format f, ConstMatrixView<float> src, std::span<std::byte> dst,
+              std::span<const float> importance = {});
+
+// Decodes rows x cols elements (dst's shape) of format f from `src`.
+void dequantize(Format f, std::span<const std::byte> src, MatrixView<float> dst);
+
+}  // namespace lowbit

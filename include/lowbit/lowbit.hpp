@@ -1,0 +1,15 @@
+#pragma once
+// Umbrella header: everything a consumer of the CPU library needs.
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/half.hpp"
+#include "lowbit/core/log.hpp"
+#include "lowbit/core/matrix_view.hpp"
+#include "lowbit/core/metrics.hpp"
+#include "lowbit/core/parallel.hpp"
+#include "lowbit/core/synthetic.hpp"
+#include "lowbit/formats/blocks.hpp"
+#include "lowbit/formats/format.hpp"
+#include "lowbit/kernels/isa.hpp"
+#include "lowbit/kernels/quantize.hpp"
+#include "lowbit/kernels/registry.hpp"
+#include "lowbit/version.hpp"

@@ -1,0 +1,340 @@
+// IQ4_NL and IQ4_XS: 4-bit indices into the non-linear code book kIq4nlValues,
+// byte for byte as ggml lays them out (ggml-common.h, dequantize_row_iq4_*):
+//   IQ4_NL  32 elements: fp16 d, qs[16] with element j in the low nibble of qs[j]
+//           and element j+16 in the high nibble; x = d * kvalues[q].
+//   IQ4_XS  256 elements: fp16 d, eight 6-bit sub-block scales ls (low 4 bits in the
+//           nibbles of scales_l[ib/2], low nibble first; high 2 bits at bit 2*ib of
+//           the little-endian u16 scales_h), qs[128] with each 32-element sub-block
+//           packed like one IQ4_NL block; x = (d * (ls - 32)) * kvalues[q].
+//
+// Quantizers. For a fixed scale the best index of every element is simply the
+// nearest code value, so a scale's true error is cheap to measure. We try scales that
+// put the block's extreme on either end of the code book (ggml's quantizer only
+// tries one side), refit each by weighted least squares on the indices it produces,
+// and keep the scale whose error, measured after all rounding (fp16 d, integer
+// sub-block scales), is smallest. IQ4_XS then chooses the super-block scale d among
+// several candidates and, for each, the better of the two integer sub-block scales
+// around the ideal one, by the sub-block's measured error.
+//
+// Dequantizers follow ggml's float operation order; this file is compiled without
+// FMA contraction so they agree with ggml bit for bit.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cpu/reference/reference.hpp"
+#include "lowbit/core/half.hpp"
+#include "lowbit/formats/blocks.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+constexpr int QB = 32;  // elements per IQ4_NL block / IQ4_XS sub-block
+constexpr int kSub = QK_K / QB;
+constexpr float kMaxHalf = 65504.0f;
+
+constexpr std::array<float, 16> make_values() {
+  std::array<float, 16> v{};
+  for (int i = 0; i < 16; ++i) v[i] = static_cast<float>(kIq4nlValues[i]);
+  return v;
+}
+constexpr std::array<float, 16> kValues = make_values();
+
+// Decision thresholds: kBounds[i] and kBounds[i + 1] bracket the values nearest
+// to code i (midpoints between neighbouring codes, infinities at the ends).
+constexpr std::array<float, 17> make_bounds() {
+  std::array<float, 17> b{};
+  b[0] = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < 15; ++i) b[i + 1] = 0.5f * (kValues[i] + kValues[i + 1]);
+  b[16] = std::numeric_limits<float>::infinity();
+  return b;
+}
+constexpr std::array<float, 17> kBounds = make_bounds();
+
+// Nearest code index for each integer t in [-128, 127] (stored at t + 128). Code
+// values are at least 11 apart, so the index for v is the one for floor(v) or a
+// neighbour: a table look-up and two comparisons replace a binary search.
+constexpr std::array<uint8_t, 256> make_start() {
+  std::array<uint8_t, 256> s{};
+  for (int t = -128; t < 128; ++t) {
+    int i = 0;
+    while (i < 15 && static_cast<float>(t) > kBounds[i + 1]) ++i;
+    s[t + 128] = static_cast<uint8_t>(i);
+  }
+  return s;
+}
+constexpr std::array<uint8_t, 256> kStart = make_start();
+
+// Index of the code value nearest to v (v in code-book units). Branch-free: the
+// comparisons are data-dependent coin flips a branch predictor would miss.
+inline int nearest_index(float v) {
+  v = std::min(std::max(v, kValues[0]), kValues[15]);
+  const int i = kStart[static_cast<int>(v + 128.0f)];  // v + 128 >= 1: truncation is floor
+  return i + static_cast<int>(v > kBounds[i + 1]) - static_cast<int>(v < kBounds[i]);
+}
+
+inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kMaxHalf, kMaxHalf)); }
+
+// Weighted squared error of x ~ d * kValues[q] with every q at its nearest code.
+float nl_error(const float* x, const float* w, float d) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  float err = 0.0f;
+  for (int j = 0; j < QB; ++j) {
+    const float e = x[j] - d * kValues[nearest_index(x[j] * id)];
+    err += w[j] * e * e;
+  }
+  return err;
+}
+
+// Least-squares fit for the indices inverse scale `id` rounds the block to: the
+// scale, and how much it lowers the error (sumqx^2 / sumq2) with those indices kept.
+struct Fit {
+  float d = 0.0f, gain = -1.0f;
+};
+Fit nl_refit(const float* x, const float* w, float id) {
+  float sumqx = 0.0f, sumq2 = 0.0f;
+  for (int j = 0; j < QB; ++j) {
+    const float q = kValues[nearest_index(x[j] * id)];
+    sumqx += w[j] * q * x[j];
+    sumq2 += w[j] * q * q;
+  }
+  if (!(sumq2 > 0.0f)) return {};
+  return {sumqx / sumq2, sumqx * sumqx / sumq2};
+}
+
+void nl_indices(const float* x, float d, uint8_t* L) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < QB; ++j) L[j] = static_cast<uint8_t>(nearest_index(x[j] * id));
+}
+
+// Signed value of the element with the largest magnitude (0 for an all-zero block).
+float signed_max(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j)
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  return max;
+}
+
+// The objective's weights for n elements: the importance when given and not all
+// zero, else ones. Returns false when it fell back to ones.
+bool objective_weights(const float* importance, int n, float* w) {
+  float sum = 0.0f;
+  if (importance != nullptr)
+    for (int j = 0; j < n; ++j) sum += importance[j];
+  for (int j = 0; j < n; ++j) w[j] = sum > 0.0f ? importance[j] : 1.0f;
+  return sum > 0.0f || importance == nullptr;
+}
+
+// Best scale for one 32-element block, as it would be stored by `round` (fp16 for
+// IQ4_NL, identity for an IQ4_XS sub-block whose scale is quantized later).
+// Candidate inverse scales map the extreme to code value kValues[0] + t (the
+// negative end, ggml's choice) or kValues[15] + t (the positive end), t a few code
+// units either way; each is refit and measured after `round`.
+template <class Round>
+float nl_search(const float* x, const float* w, float max, Round round, float* best_err_out) {
+  // Rank the trial scales by their least-squares gain with the indices held fixed
+  // (one pass each); only the few best are then measured exactly, after rounding
+  // and re-choosing the indices (a second pass).
+  constexpr int kKeep = 3;
+  Fit top[kKeep];
+  auto rank = [&](Fit f) {
+    for (int k = 0; k < kKeep; ++k)
+      if (f.gain > top[k].gain) {
+        for (int m = kKeep - 1; m > k; --m) top[m] = top[m - 1];
+        top[k] = f;
+        return;
+      }
+  };
+  for (int t = -6; t <= 8; ++t) rank(nl_refit(x, w, (kValues[0] + static_cast<float>(t)) / max));
+  for (int t = -6; t <= 6; t += 2) rank(nl_refit(x, w, (kValues[15] + static_cast<float>(t)) / max));
+
+  float best_d = round(max / kValues[0]);  // ggml's starting scale
+  float best_err = nl_error(x, w, best_d);
+  auto consider = [&](float d) {
+    d = round(d);
+    if (d == best_d) return;
+    const float e = nl_error(x, w, d);
+    if (e < best_err) {
+      best_err = e;
+      best_d = d;
+    }
+  };
+  for (const Fit& f : top)
+    if (f.gain >= 0.0f) consider(f.d);
+  // Polish: refit on the winner's own indices.
+  if (best_d != 0.0f) consider(nl_refit(x, w, 1.0f / best_d).d);
+  *best_err_out = best_err;
+  return best_d;
+}
+
+void pack_nibbles(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < QB / 2; ++j) qs[j] = static_cast<uint8_t>(L[j] | (L[j + QB / 2] << 4));
+}
+
+// ---------------------------------------------------------------- IQ4_XS super-block
+
+struct XsChoice {
+  float err;
+  int ls[kSub];  // signed sub-block scales, -32..31
+};
+
+// For a stored super-block scale d, picks every sub-block's integer scale (the two
+// integers around scale/d, by measured error) and returns the total error.
+XsChoice xs_evaluate(const float* x, const float* w, const float* counts, const float* scales, float d) {
+  XsChoice c{};
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int ib = 0; ib < kSub; ++ib) {
+    const float* xb = x + ib * QB;
+    const float* wb = w + ib * QB;
+    const float r = std::min(std::max(scales[ib] * id, -32.0f), 31.0f);
+    const int lo = static_cast<int>(std::floor(r));
+    const int hi = std::min(lo + 1, 31);
+    int best_l = lo;
+    float best_e = nl_error(xb, wb, d * static_cast<float>(lo));
+    if (hi != lo) {
+      const float e = nl_error(xb, wb, d * static_cast<float>(hi));
+      if (e < best_e) {
+        best_e = e;
+        best_l = hi;
+      }
+    }
+    c.ls[ib] = best_l;
+    c.err += counts[ib] * best_e;
+  }
+  return c;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- IQ4_NL
+
+void quantize_row_iq4_nl__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = static_cast<block_iq4_nl*>(y);
+  float w[QB];
+  uint8_t L[QB];
+  for (int64_t i = 0; i < n / QB; ++i) {
+    const float* xb = x + i * QB;
+    objective_weights(importance ? importance + i * QB : nullptr, QB, w);
+    const float max = signed_max(xb, QB);
+    float d = 0.0f, err = 0.0f;
+    if (max != 0.0f) d = nl_search(xb, w, max, [](float v) { return fp16_to_fp32(to_half(v)); }, &err);
+    out[i].d = to_half(d);
+    nl_indices(xb, d, L);  // d == 0: every index is code 8 (value 1), nearest to 0
+    pack_nibbles(L, out[i].qs);
+  }
+}
+
+void dequantize_row_iq4_nl__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_iq4_nl*>(x);
+  for (int64_t i = 0; i < n / QB; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    for (int j = 0; j < QB / 2; ++j) {
+      y[i * QB + j] = d * kValues[in[i].qs[j] & 0x0f];
+      y[i * QB + j + QB / 2] = d * kValues[in[i].qs[j] >> 4];
+    }
+  }
+}
+
+// ---------------------------------------------------------------- IQ4_XS
+
+void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = static_cast<block_iq4_xs*>(y);
+  float w[QK_K];
+  float counts[kSub];  // 1 where a sub-block's error counts toward the objective
+  float scales[kSub];
+  for (int64_t ibl = 0; ibl < n / QK_K; ++ibl) {
+    const float* xs = x + ibl * QK_K;
+    const float* imp = importance ? importance + ibl * QK_K : nullptr;
+    const bool weighted = objective_weights(imp, QK_K, w) && imp != nullptr;
+    // A sub-block with no importance inside a super-block that has some does not
+    // count toward the objective; it still gets a sensible fit of its own (plain
+    // squared error) so its values are not arbitrary.
+    for (int ib = 0; ib < kSub; ++ib) {
+      counts[ib] = 1.0f;
+      if (weighted && !objective_weights(imp + ib * QB, QB, w + ib * QB)) counts[ib] = 0.0f;
+    }
+
+    // 1. The ideal (unquantized) scale of every sub-block.
+    float max_scale = 0.0f;
+    for (int ib = 0; ib < kSub; ++ib) {
+      const float* xb = xs + ib * QB;
+      const float max = signed_max(xb, QB);
+      float err = 0.0f;
+      scales[ib] = max != 0.0f ? nl_search(xb, w + ib * QB, max, [](float v) { return v; }, &err) : 0.0f;
+      if (std::fabs(scales[ib]) > std::fabs(max_scale)) max_scale = scales[ib];
+    }
+
+    block_iq4_xs& b = out[ibl];
+    std::memset(&b, 0, sizeof b);
+    XsChoice best{};
+    float best_d = 0.0f;
+    if (max_scale != 0.0f) {
+      // 2. The super-block scale: the largest sub-block scale lands on -32 (ggml's
+      //    choice) or +31, or a little inside so that smaller scales are resolved
+      //    differently; then a least-squares refit of d on the chosen indices.
+      bool have = false;
+      auto consider = [&](float d) {
+        d = fp16_to_fp32(to_half(d));
+        const XsChoice c = xs_evaluate(xs, w, counts, scales, d);
+        if (!have || c.err < best.err) {
+          best = c;
+          best_d = d;
+          have = true;
+        }
+      };
+      for (float top : {-32.0f, -31.0f, 31.0f}) consider(max_scale / top);
+      for (int iter = 0; iter < 2; ++iter) {
+        float sumqx = 0.0f, sumq2 = 0.0f;
+        for (int ib = 0; ib < kSub; ++ib) {
+          uint8_t L[QB];
+          const float dl = best_d * static_cast<float>(best.ls[ib]);
+          nl_indices(xs + ib * QB, dl, L);
+          for (int j = 0; j < QB; ++j) {
+            const float q = static_cast<float>(best.ls[ib]) * kValues[L[j]];
+            const float wj = counts[ib] * w[ib * QB + j];
+            sumqx += wj * q * xs[ib * QB + j];
+            sumq2 += wj * q * q;
+          }
+        }
+        if (sumq2 > 0.0f) consider(sumqx / sumq2);
+      }
+    }
+
+    // 3. Pack: d, scales stored with an offset of 32, indices per sub-block.
+    b.d = to_half(best_d);
+    uint16_t scales_h = 0;
+    for (int ib = 0; ib < kSub; ++ib) {
+      const int ls = (max_scale != 0.0f ? best.ls[ib] : 0) + 32;
+      b.scales_l[ib / 2] |= static_cast<uint8_t>((ls & 0x0f) << (4 * (ib % 2)));
+      scales_h |= static_cast<uint16_t>(((ls >> 4) & 3) << (2 * ib));
+      uint8_t L[QB];
+      nl_indices(xs + ib * QB, best_d * static_cast<float>(ls - 32), L);
+      pack_nibbles(L, b.qs + ib * (QB / 2));
+    }
+    b.scales_h = scales_h;
+  }
+}
+
+void dequantize_row_iq4_xs__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_iq4_xs*>(x);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    for (int ib = 0; ib < kSub; ++ib) {
+      const int ls = ((in[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((in[i].scales_h >> (2 * ib)) & 3) << 4);
+      const float dl = d * static_cast<float>(ls - 32);
+      const uint8_t* qs = in[i].qs + ib * (QB / 2);
+      float* yb = y + i * QK_K + ib * QB;
+      for (int j = 0; j < QB / 2; ++j) {
+        yb[j] = dl * kValues[qs[j] & 0x0f];
+        yb[j + QB / 2] = dl * kValues[qs[j] >> 4];
+      }
+    }
+  }
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,40 @@
+#pragma once
+// The 12-byte packing of eight 6-bit scales and eight 6-bit mins used by Q4_K and
+// Q5_K (ggml's get_scale_min_k4). Sub-blocks 0..3 keep their scale in the low six
+// bits of bytes 0..3 and their min in the low six bits of bytes 4..7. Sub-blocks
+// 4..7 keep the low four bits of scale and min in the two nibbles of bytes 8..11,
+// and the high two bits in the top two bits of bytes 0..3 (scale) and 4..7 (min).
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/core/host_device.hpp"
+
+namespace lowbit::kernels {
+
+// Reads sub-block j's 6-bit scale and min.
+LOWBIT_HD void get_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+// Packs eight scales and mins (each 0..63) into the 12 bytes `q`.
+inline void put_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
+  std::memset(q, 0, 12);
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      q[j] |= static_cast<uint8_t>(sc[j] & 63);
+      q[j + 4] |= static_cast<uint8_t>(m[j] & 63);
+    } else {
+      q[j + 4] = static_cast<uint8_t>((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+      q[j - 4] |= static_cast<uint8_t>((sc[j] >> 4) << 6);
+      q[j] |= static_cast<uint8_t>((m[j] >> 4) << 6);
+    }
+  }
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,752 @@
+// Scalar reference kernels for the upper K-quants: Q4_K, Q5_K, Q6_K and Q8_K.
+//
+// Dequantization reproduces ggml's dequantize_row_* bit for bit (same float
+// operations in the same order; this file is built with -ffp-contract=off).
+//
+// Quantization minimises the true objective, sum_i w_i (x_i - decoded_i)^2, where
+// w is the importance vector (llama.cpp imatrix) or 1. It works in three stages:
+//  1. each sub-block gets a continuous fit (scale, min) from a grid of trial
+//     scales, each refitted by weighted least squares and then polished by
+//     Lloyd iterations (re-round the codes, refit);
+//  2. the super-block scales (fp16) and the integer sub-block scales are chosen by
+//     alternating least squares on a quadratic model of each sub-block's error,
+//     from several starting points; every candidate is then scored by its real
+//     error after all rounding, with each element's code re-picked for the
+//     decoded scales;
+//  3. a local search moves each sub-block's integer scale (and min) by +-1 while
+//     the real error drops, and the super-block scale is refitted with the codes
+//     fixed.
+// Everything is deterministic: fixed candidate lists and fixed summation order.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/reference/kquant_scales.hpp"
+#include "cpu/reference/reference.hpp"
+#include "lowbit/core/half.hpp"
+#include "lowbit/formats/blocks.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+// Round half to even for |v| < 2^22 under the default rounding mode. Unlike
+// std::nearbyint this is two additions, so the loops around it vectorise.
+inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+// Sums v[0..N) (N a power of two) by halving: a fixed order that vectorises,
+// where a running float sum would be a serial dependency chain. Clobbers v.
+template <int N>
+float tree_sum(float* v) {
+  for (int h = N / 2; h >= 1; h /= 2)
+    for (int i = 0; i < h; ++i) v[i] += v[i + h];
+  return v[0];
+}
+
+// The largest finite fp16; super-block scales are clamped to it rather than
+// overflowing to Inf for absurdly large inputs.
+constexpr float kHalfMax = 65504.0f;
+
+// Stores a non-negative float scale as fp16 and returns the value it decodes to.
+float to_half(float v, uint16_t& bits) {
+  bits = fp32_to_fp16(std::min(v, kHalfMax));
+  return fp16_to_fp32(bits);
+}
+float to_half_signed(float v, uint16_t& bits) {
+  bits = fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax));
+  return fp16_to_fp32(bits);
+}
+
+// Blocks whose largest magnitude is below this are stored as zeros: every scale
+// derived from them would underflow (fp16 cannot even hold 1e-8).
+constexpr float kTiny = 1e-30f;
+
+// Per-element weights of one super-block's objective: the importance normalised to
+// mean 1 (the objective is invariant to that), plus a negligible floor so that
+// sub-blocks whose importance is all zero still have a well-posed fit. A
+// super-block with no importance at all falls back to plain squared error.
+template <int N>
+void block_weights(const float* importance, float* w) {
+  if (importance != nullptr) {
+    double sum = 0;
+    for (int i = 0; i < N; ++i) sum += importance[i];
+    if (sum > 0) {
+      const float inv_mean = static_cast<float>(N / sum);
+      for (int i = 0; i < N; ++i) w[i] = importance[i] * inv_mean + 1e-6f;
+      return;
+    }
+  }
+  for (int i = 0; i < N; ++i) w[i] = 1.0f;
+}
+
+// ---------------------------------------------------------------- Q4_K / Q5_K
+// Sub-block j decodes as (d*sc_j)*q - (dmin*m_j), q in [0, NMAX], sc_j, m_j in [0, 63].
+
+constexpr int kAffSub = 32;                 // elements per sub-block
+constexpr int kAffSubs = QK_K / kAffSub;    // sub-blocks per super-block
+constexpr int kScaleMax = 63;               // 6-bit sub-block scales and mins
+
+// Codes nearest to x for the decoded grid ds*q - dm, and their weighted squared
+// error. Per element the nearest code is optimal, whatever the weights.
+template <int NMAX>
+float affine_codes(const float* x, const float* w, float ds, float dm, uint8_t* L) {
+  float e[kAffSub];
+  if (ds == 0.0f) {
+    for (int i = 0; i < kAffSub; ++i) {
+      L[i] = 0;
+      const float r = -dm - x[i];
+      e[i] = w[i] * r * r;
+    }
+    return tree_sum<kAffSub>(e);
+  }
+  const float inv = 1.0f / ds;
+  for (int i = 0; i < kAffSub; ++i) {
+    const float q = round_even(std::clamp((x[i] + dm) * inv, 0.0f, static_cast<float>(NMAX)));
+    L[i] = static_cast<uint8_t>(q);
+    const float r = ds * q - dm - x[i];
+    e[i] = w[i] * r * r;
+  }
+  return tree_sum<kAffSub>(e);
+}
+
+// A sub-block's continuous fit x ≈ s*L - m (s, m >= 0) and the curvature of its
+// error around that point: moving (s, -m) by (es, em) adds a*es^2 + 2b*es*em + c*em^2
+// while the codes stay put.
+struct AffineFit {
+  float s = 0, m = 0;
+  float a = 0, b = 0, c = 0;
+};
+
+// Weighted least squares x ≈ s*L + mn with the constraint mn <= 0 (dmin >= 0 makes
+// every sub-block offset non-positive). Returns the error of the solution.
+struct AffineSums {
+  double sw, swx, swx2;  // of the data
+  double sl, sl2, sxl;   // of the codes
+};
+double solve_affine(const AffineSums& t, double& s, double& mn) {
+  const double det = t.sw * t.sl2 - t.sl * t.sl;
+  s = 0;
+  mn = 0;
+  if (det > 0) {
+    s = (t.sw * t.sxl - t.swx * t.sl) / det;
+    mn = (t.sl2 * t.swx - t.sl * t.sxl) / det;
+  }
+  if (det <= 0 || mn > 0) {  // the best offset would be positive: pin it to zero
+    mn = 0;
+    s = t.sl2 > 0 ? t.sxl / t.sl2 : 0;
+  }
+  if (s < 0) {  // codes anti-correlated with the data: only a constant remains
+    s = 0;
+    mn = t.sw > 0 ? std::min(0.0, t.swx / t.sw) : 0;
+  }
+  return t.swx2 - 2 * s * t.sxl - 2 * mn * t.swx + s * s * t.sl2 + 2 * s * mn * t.sl + mn * mn * t.sw;
+}
+
+// Sums of the codes q (as floats) that the least-squares fit needs.
+void code_sums(const float* x, const float* w, const float* q, AffineSums& t) {
+  float wl[kAffSub], wl2[kAffSub], wxl[kAffSub];
+  for (int i = 0; i < kAffSub; ++i) {
+    wl[i] = w[i] * q[i];
+    wl2[i] = wl[i] * q[i];
+    wxl[i] = wl[i] * x[i];
+  }
+  t.sl = tree_sum<kAffSub>(wl);
+  t.sl2 = tree_sum<kAffSub>(wl2);
+  t.sxl = tree_sum<kAffSub>(wxl);
+}
+
+template <int NMAX>
+AffineFit fit_affine(const float* x, const float* w) {
+  float xmin = x[0], xmax = x[0];
+  float tw[kAffSub], twx[kAffSub], twx2[kAffSub];
+  for (int i = 0; i < kAffSub; ++i) {
+    xmin = std::min(xmin, x[i]);
+    xmax = std::max(xmax, x[i]);
+    tw[i] = w[i];
+    twx[i] = w[i] * x[i];
+    twx2[i] = twx[i] * x[i];
+  }
+  AffineSums t{};
+  t.sw = tree_sum<kAffSub>(tw);
+  t.swx = tree_sum<kAffSub>(twx);
+  t.swx2 = tree_sum<kAffSub>(twx2);
+
+  AffineFit fit;
+  const float lo = std::min(xmin, 0.0f);
+  if (!(xmax - lo > kTiny)) {  // constant sub-block at or below zero: the offset alone
+    fit.m = -lo;
+    fit.c = static_cast<float>(t.sw);
+    return fit;
+  }
+
+  // Trial grids: the lower anchor at lo or raised by 0.3 or 0.6 of a step (clipping
+  // the smallest values), [anchor, xmax] stretched over NMAX-0.9 .. NMAX+0.9 steps.
+  // Sweeping the anchor as well as the scale finds fits that a scale-only sweep
+  // misses; every trial is scored after its least-squares refit.
+  float q[kAffSub];
+  double best_err = INFINITY, best_s = 0, best_mn = 0;
+  AffineSums best_t = t;
+  const float range = xmax - lo;
+  for (int a = 0; a < 3; ++a) {
+    const float anchor = lo + 0.3f * static_cast<float>(a) * range / static_cast<float>(NMAX);
+    for (int k = -3; k <= 3; ++k) {
+      const float iscale = (static_cast<float>(NMAX) + 0.3f * static_cast<float>(k)) / range;
+      for (int i = 0; i < kAffSub; ++i)
+        q[i] = round_even(std::clamp((x[i] - anchor) * iscale, 0.0f, static_cast<float>(NMAX)));
+      code_sums(x, w, q, t);
+      double s, mn;
+      const double err = solve_affine(t, s, mn);
+      if (err < best_err) {
+        best_err = err;
+        best_s = s;
+        best_mn = mn;
+        best_t = t;
+      }
+    }
+  }
+  // Lloyd iterations: re-round every element for the fitted grid, refit.
+  for (int it = 0; it < 4 && best_s > 0; ++it) {
+    const float s = static_cast<float>(best_s), mn = static_cast<float>(best_mn);
+    const float inv = 1.0f / s;
+    for (int i = 0; i < kAffSub; ++i)
+      q[i] = round_even(std::clamp((x[i] - mn) * inv, 0.0f, static_cast<float>(NMAX)));
+    code_sums(x, w, q, t);
+    double ns, nmn;
+    const double err = solve_affine(t, ns, nmn);
+    if (!(err < best_err * (1 - 1e-9))) break;
+    best_err = err;
+    best_s = ns;
+    best_mn = nmn;
+    best_t = t;
+  }
+  fit.s = static_cast<float>(best_s);
+  fit.m = static_cast<float>(-best_mn);
+  fit.a = static_cast<float>(best_t.sl2);
+  fit.b = static_cast<float>(best_t.sl);
+  fit.c = static_cast<float>(best_t.sw);
+  return fit;
+}
+
+// One complete choice of a super-block's scales, codes and its real error.
+struct AffineChoice {
+  uint16_t d_bits = 0, dmin_bits = 0;
+  float d = 0, dmin = 0;
+  uint8_t sc[kAffSubs] = {}, mm[kAffSubs] = {};
+  float err[kAffSubs] = {};
+  uint8_t L[QK_K] = {};
+  double total() const {
+    double t = 0;
+    for (float e : err) t += e;
+    return t;
+  }
+};
+
+// Integer candidates around v/step: floor and ceil, within [0, kScaleMax].
+int int_candidates(float v, float step, int out[2]) {
+  if (!(step > 0)) {
+    out[0] = 0;
+    return 1;
+  }
+  const float f = std::floor(std::min(v / step, static_cast<float>(kScaleMax)));
+  const int lo = std::clamp(static_cast<int>(f), 0, kScaleMax);
+  const int hi = std::min(lo + 1, kScaleMax);
+  out[0] = lo;
+  out[1] = hi;
+  return hi == lo ? 1 : 2;
+}
+
+// For decoded d, dmin, the integer scale and min of every sub-block that the
+// quadratic error model prefers.
+void pick_integers(const AffineFit* f, float d, float dmin, uint8_t* sc, uint8_t* mm) {
+  for (int j = 0; j < kAffSubs; ++j) {
+    int cs[2], cm[2];
+    const int ns = int_candidates(f[j].s, d, cs), nm = int_candidates(f[j].m, dmin, cm);
+    float best = INFINITY;
+    for (int a = 0; a < ns; ++a)
+      for (int b = 0; b < nm; ++b) {
+        const float es = d * static_cast<float>(cs[a]) - f[j].s;
+        const float em = f[j].m - dmin * static_cast<float>(cm[b]);
+        const float q = f[j].a * es * es + 2 * f[j].b * es * em + f[j].c * em * em;
+        if (q < best) {
+          best = q;
+          sc[j] = static_cast<uint8_t>(cs[a]);
+          mm[j] = static_cast<uint8_t>(cm[b]);
+        }
+      }
+  }
+}
+
+// Least-squares d, dmin for fixed integers under the quadratic model.
+void fit_super_scales(const AffineFit* f, const uint8_t* sc, const uint8_t* mm, float& d, float& dmin) {
+  double P = 0, Q = 0, R = 0, e1 = 0, e2 = 0;
+  for (int j = 0; j < kAffSubs; ++j) {
+    const double s = sc[j], m = mm[j];
+    P += f[j].a * s * s;
+    Q += f[j].b * s * m;
+    R += f[j].c * m * m;
+    e1 += f[j].a * s * f[j].s - f[j].b * s * f[j].m;
+    e2 += f[j].b * m * f[j].s - f[j].c * m * f[j].m;
+  }
+  const double det = Q * Q - P * R;
+  double u = d, v = dmin;
+  if (R <= 0) {
+    if (P > 0) u = e1 / P;
+  } else if (P <= 0) {
+    v = -e2 / R;
+  } else if (det < 0) {
+    u = (Q * e2 - e1 * R) / det;
+    v = (P * e2 - Q * e1) / det;
+  }
+  if (u >= 0 && v >= 0) {
+    d = static_cast<float>(u);
+    dmin = static_cast<float>(v);
+  }
+}
+
+template <int NMAX>
+void score_choice(const float* x, const float* w, AffineChoice& c) {
+  for (int j = 0; j < kAffSubs; ++j) {
+    const float ds = c.d * static_cast<float>(c.sc[j]);
+    const float dm = c.dmin * static_cast<float>(c.mm[j]);
+    c.err[j] = affine_codes<NMAX>(x + kAffSub * j, w + kAffSub * j, ds, dm, c.L + kAffSub * j);
+  }
+}
+
+template <int NMAX>
+void quantize_affine_block(const float* x, const float* w, AffineChoice& best) {
+  AffineFit fits[kAffSubs];
+  float max_s = 0, max_m = 0;
+  for (int j = 0; j < kAffSubs; ++j) {
+    fits[j] = fit_affine<NMAX>(x + kAffSub * j, w + kAffSub * j);
+    max_s = std::max(max_s, fits[j].s);
+    max_m = std::max(max_m, fits[j].m);
+  }
+
+  // Stage 2: alternating least squares from several starting super-block scales;
+  // a smaller d than max_s/63 trades clipping the widest sub-block for finer
+  // integer scales everywhere else.
+  static constexpr float kStarts[][2] = {{1.0f, 1.0f}, {0.96f, 1.0f}, {0.92f, 1.0f}, {0.88f, 1.0f},
+                                         {1.0f, 0.9f}, {0.94f, 0.9f}};
+  AffineChoice cand;
+  best.err[0] = INFINITY;
+  for (const auto& start : kStarts) {
+    float d = max_s / kScaleMax * start[0], dmin = max_m / kScaleMax * start[1];
+    cand.d = to_half(d, cand.d_bits);
+    cand.dmin = to_half(dmin, cand.dmin_bits);
+    for (int it = 0; it < 4; ++it) {
+      pick_integers(fits, cand.d, cand.dmin, cand.sc, cand.mm);
+      fit_super_scales(fits, cand.sc, cand.mm, d, dmin);
+      uint16_t db, mb;
+      const float nd = to_half(d, db), nm = to_half(dmin, mb);
+      if (db == cand.d_bits && mb == cand.dmin_bits) break;
+      cand.d = nd, cand.d_bits = db, cand.dmin = nm, cand.dmin_bits = mb;
+    }
+    pick_integers(fits, cand.d, cand.dmin, cand.sc, cand.mm);
+    score_choice<NMAX>(x, w, cand);
+    if (cand.total() < best.total()) best = cand;
+  }
+
+  // Stage 3: local search on each sub-block's integers by real error.
+  uint8_t L[kAffSub];
+  for (int j = 0; j < kAffSubs; ++j) {
+    const float* xj = x + kAffSub * j;
+    const float* wj = w + kAffSub * j;
+    for (int round = 0; round < 3; ++round) {
+      const int s0 = best.sc[j], m0 = best.mm[j];
+      bool moved = false;
+      for (int ds = -1; ds <= 1; ++ds)
+        for (int dm = -1; dm <= 1; ++dm) {
+          const int s = s0 + ds, m = m0 + dm;
+          if ((ds == 0 && dm == 0) || s < 0 || s > kScaleMax || m < 0 || m > kScaleMax) continue;
+          const float e = affine_codes<NMAX>(xj, wj, best.d * static_cast<float>(s),
+                                             best.dmin * static_cast<float>(m), L);
+          if (e < best.err[j]) {
+            best.err[j] = e;
+            best.sc[j] = static_cast<uint8_t>(s);
+            best.mm[j] = static_cast<uint8_t>(m);
+            std::memcpy(best.L + kAffSub * j, L, kAffSub);
+            moved = true;
+          }
+        }
+      if (!moved) break;
+    }
+  }
+}
+
+template <int NMAX>
+void quantize_affine_row(const float* x, int64_t n, const float* importance,
+                         void (*store)(const AffineChoice&, void*), void* y, size_t block_bytes) {
+  float w[QK_K];
+  AffineChoice choice;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    block_weights<QK_K>(importance ? importance + i * QK_K : nullptr, w);
+    quantize_affine_block<NMAX>(x + i * QK_K, w, choice);
+    store(choice, static_cast<uint8_t*>(y) + i * block_bytes);
+  }
+}
+
+void store_q4_K(const AffineChoice& c, void* dst) {
+  block_q4_K& b = *static_cast<block_q4_K*>(dst);
+  b.d = c.d_bits;
+  b.dmin = c.dmin_bits;
+  put_scale_min_k4(c.sc, c.mm, b.scales);
+  // Each 64 elements share 32 bytes: the first 32 in the low nibbles, the next 32 high.
+  for (int j = 0; j < QK_K; j += 64)
+    for (int l = 0; l < 32; ++l)
+      b.qs[j / 2 + l] = static_cast<uint8_t>(c.L[j + l] | (c.L[j + l + 32] << 4));
+}
+
+void store_q5_K(const AffineChoice& c, void* dst) {
+  block_q5_K& b = *static_cast<block_q5_K*>(dst);
+  b.d = c.d_bits;
+  b.dmin = c.dmin_bits;
+  put_scale_min_k4(c.sc, c.mm, b.scales);
+  // Low four bits as in Q4_K; the fifth bit of element j+l (j = 64k) is bit 2k of
+  // qh[l], of element j+l+32 bit 2k+1.
+  std::memset(b.qh, 0, sizeof b.qh);
+  for (int j = 0; j < QK_K; j += 64) {
+    const int bit = j / 32;
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t lo = c.L[j + l], hi = c.L[j + l + 32];
+      b.qs[j / 2 + l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
+      b.qh[l] |= static_cast<uint8_t>(((lo >> 4) << bit) | ((hi >> 4) << (bit + 1)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q6_K
+// Sub-block j (16 elements) decodes as (d*sc_j)*(q-32), q in [0, 63], sc_j int8.
+
+constexpr int kSymSub = 16;
+constexpr int kSymSubs = QK_K / kSymSub;
+
+// Codes (stored q-32 in [-32, 31]) nearest to x on the grid ds*q and their error.
+float sym_codes(const float* x, const float* w, float ds, int8_t* L) {
+  float e[kSymSub];
+  if (ds == 0.0f) {
+    for (int i = 0; i < kSymSub; ++i) {
+      L[i] = 0;
+      e[i] = w[i] * x[i] * x[i];
+    }
+    return tree_sum<kSymSub>(e);
+  }
+  const float inv = 1.0f / ds;
+  for (int i = 0; i < kSymSub; ++i) {
+    const float q = round_even(std::clamp(x[i] * inv, -32.0f, 31.0f));
+    L[i] = static_cast<int8_t>(q);
+    const float r = ds * q - x[i];
+    e[i] = w[i] * r * r;
+  }
+  return tree_sum<kSymSub>(e);
+}
+
+// A sub-block's continuous scale and a = sum w q^2 for its codes: the error grows by
+// a*es^2 when the scale moves by es with the codes fixed.
+struct SymFit {
+  float s = 0, a = 0;
+};
+
+SymFit fit_sym(const float* x, const float* w) {
+  float amax = 0, vmax = 0;
+  float twx2[kSymSub];
+  for (int i = 0; i < kSymSub; ++i) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      vmax = x[i];
+    }
+    twx2[i] = w[i] * x[i] * x[i];
+  }
+  SymFit fit;
+  if (amax < kTiny) return fit;
+  const double swx2 = tree_sum<kSymSub>(twx2);
+
+  float q[kSymSub], wq2[kSymSub], wxq[kSymSub];
+  double best_err = INFINITY, best_s = 0, best_a = 0;
+  auto try_codes = [&](float iscale) {
+    for (int i = 0; i < kSymSub; ++i) {
+      q[i] = round_even(std::clamp(x[i] * iscale, -32.0f, 31.0f));
+      wq2[i] = w[i] * q[i] * q[i];
+      wxq[i] = w[i] * x[i] * q[i];
+    }
+    const double sq2 = tree_sum<kSymSub>(wq2), sxq = tree_sum<kSymSub>(wxq);
+    if (!(sq2 > 0)) return false;
+    const double s = sxq / sq2, err = swx2 - s * sxq;
+    if (!(err < best_err * (1 - 1e-9))) return false;
+    best_err = err, best_s = s, best_a = sq2;
+    return true;
+  };
+  // The largest element on code -32 (the longer side) or on +31, with some slack.
+  for (int k = -10; k <= 10; ++k) {
+    try_codes(-(32.0f + 0.1f * static_cast<float>(k)) / vmax);
+    try_codes((31.0f + 0.1f * static_cast<float>(k)) / vmax);
+  }
+  for (int it = 0; it < 4 && best_s != 0; ++it)
+    if (!try_codes(static_cast<float>(1.0 / best_s))) break;
+  fit.s = static_cast<float>(best_s);
+  fit.a = static_cast<float>(best_a);
+  return fit;
+}
+
+struct SymChoice {
+  uint16_t d_bits = 0;
+  float d = 0;
+  int8_t sc[kSymSubs] = {};
+  float err[kSymSubs] = {};
+  int8_t L[QK_K] = {};
+  double total() const {
+    double t = 0;
+    for (float e : err) t += e;
+    return t;
+  }
+};
+
+void score_sym(const float* x, const float* w, SymChoice& c) {
+  for (int j = 0; j < kSymSubs; ++j)
+    c.err[j] = sym_codes(x + kSymSub * j, w + kSymSub * j, c.d * static_cast<float>(c.sc[j]),
+                         c.L + kSymSub * j);
+}
+
+void quantize_q6_K_block(const float* x, const float* w, SymChoice& best) {
+  SymFit fits[kSymSubs];
+  float smax = 0;
+  for (int j = 0; j < kSymSubs; ++j) {
+    fits[j] = fit_sym(x + kSymSub * j, w + kSymSub * j);
+    if (std::fabs(fits[j].s) > std::fabs(smax)) smax = fits[j].s;
+  }
+  best = SymChoice{};
+  if (smax == 0) {  // all zero: stored as all-zero bytes (q = 0, d = 0), like ggml
+    std::fill(best.L, best.L + QK_K, static_cast<int8_t>(-32));
+    return;
+  }
+
+  // The widest sub-block on scale -128 or +127, or a little inside, then
+  // alternating least squares: integers by rounding, d = sum a sc s / sum a sc^2.
+  static constexpr float kStarts[] = {-1.0f / 128, 1.0f / 127, -0.97f / 128, 0.97f / 127};
+  SymChoice cand;
+  best.err[0] = INFINITY;
+  for (float start : kStarts) {
+    cand.d = to_half_signed(smax * start, cand.d_bits);
+    if (cand.d == 0) continue;  // scales below fp16 resolution
+    for (int it = 0; it < 4; ++it) {
+      double num = 0, den = 0;
+      for (int j = 0; j < kSymSubs; ++j) {
+        const float v = round_even(std::clamp(fits[j].s / cand.d, -128.0f, 127.0f));
+        cand.sc[j] = static_cast<int8_t>(v);
+        num += static_cast<double>(fits[j].a) * v * fits[j].s;
+        den += static_cast<double>(fits[j].a) * v * v;
+      }
+      if (!(den > 0)) break;
+      uint16_t db;
+      const float nd = to_half_signed(static_cast<float>(num / den), db);
+      if (db == cand.d_bits || nd == 0) break;
+      cand.d = nd, cand.d_bits = db;
+    }
+    for (int j = 0; j < kSymSubs; ++j)
+      cand.sc[j] = static_cast<int8_t>(round_even(std::clamp(fits[j].s / cand.d, -128.0f, 127.0f)));
+    score_sym(x, w, cand);
+    if (cand.total() < best.total()) best = cand;
+  }
+
+  // Local search on each integer scale by real error.
+  int8_t L[kSymSub];
+  for (int j = 0; j < kSymSubs; ++j) {
+    for (int round = 0; round < 3; ++round) {
+      const int s0 = best.sc[j];
+      bool moved = false;
+      for (int s : {s0 - 1, s0 + 1}) {
+        if (s < -128 || s > 127) continue;
+        const float e = sym_codes(x + kSymSub * j, w + kSymSub * j, best.d * static_cast<float>(s), L);
+        if (e < best.err[j]) {
+          best.err[j] = e;
+          best.sc[j] = static_cast<int8_t>(s);
+          std::memcpy(best.L + kSymSub * j, L, kSymSub);
+          moved = true;
+        }
+      }
+      if (!moved) break;
+    }
+  }
+}
+
+void store_q6_K(const SymChoice& c, block_q6_K& b) {
+  b.d = c.d_bits;
+  std::memcpy(b.scales, c.sc, sizeof b.scales);
+  // Per 128 elements: ql[0..32) low nibbles hold elements 0..31, high nibbles
+  // 64..95; ql[32..64) hold 32..63 and 96..127; qh[l] holds the top two bits of
+  // elements l, l+32, l+64, l+96 in bits 0-1, 2-3, 4-5, 6-7.
+  for (int j = 0; j < QK_K; j += 128) {
+    uint8_t* ql = b.ql + j / 2;
+    uint8_t* qh = b.qh + j / 4;
+    for (int l = 0; l < 32; ++l) {
+      uint8_t q[4];
+      for (int k = 0; k < 4; ++k) q[k] = static_cast<uint8_t>(c.L[j + l + 32 * k] + 32);
+      ql[l] = static_cast<uint8_t>((q[0] & 0xF) | ((q[2] & 0xF) << 4));
+      ql[l + 32] = static_cast<uint8_t>((q[1] & 0xF) | ((q[3] & 0xF) << 4));
+      qh[l] = static_cast<uint8_t>((q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q8_K
+// x = d*q with fp32 d and q in [-127, 127] (ggml's range, which its dot kernels
+// rely on); bsums[k] = sum of q over elements 16k..16k+15.
+
+// Codes for scale d and their weighted squared error.
+float q8_codes(const float* x, const float* w, float d, int8_t* q) {
+  float e[QK_K];
+  const float inv = 1.0f / d;
+  for (int i = 0; i < QK_K; ++i) {
+    const float v = round_even(std::clamp(x[i] * inv, -127.0f, 127.0f));
+    q[i] = static_cast<int8_t>(v);
+    const float r = d * v - x[i];
+    e[i] = w[i] * r * r;
+  }
+  return tree_sum<QK_K>(e);
+}
+
+void quantize_q8_K_block(const float* x, const float* w, block_q8_K& b) {
+  float amax = 0;
+  for (int i = 0; i < QK_K; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax < kTiny) {
+    std::memset(&b, 0, sizeof b);
+    return;
+  }
+  // ggml's absmax scale, then slightly smaller ones; each is refined by Lloyd
+  // steps (weighted least-squares scale for its codes, re-round) and the best
+  // real error wins, so the result is never worse than absmax.
+  int8_t q[QK_K];
+  float best_d = amax / 127.0f;
+  float best_err = q8_codes(x, w, best_d, b.qs);
+  for (float shrink : {1.0f, 0.995f, 0.99f, 0.98f}) {
+    float d = amax / 127.0f * shrink;
+    for (int it = 0; it < 3; ++it) {
+      const float err = q8_codes(x, w, d, q);
+      if (err < best_err) {
+        best_err = err;
+        best_d = d;
+        std::memcpy(b.qs, q, QK_K);
+      }
+      float wxq[QK_K], wq2[QK_K];
+      for (int i = 0; i < QK_K; ++i) {
+        wxq[i] = w[i] * x[i] * q[i];
+        wq2[i] = w[i] * static_cast<float>(q[i]) * q[i];
+      }
+      const float den = tree_sum<QK_K>(wq2);
+      if (!(den > 0)) break;
+      d = tree_sum<QK_K>(wxq) / den;
+      if (!(d > 0)) break;
+    }
+  }
+  b.d = best_d;
+  for (int k = 0; k < QK_K / 16; ++k) {
+    int sum = 0;
+    for (int i = 0; i < 16; ++i) sum += b.qs[16 * k + i];
+    b.bsums[k] = static_cast<int16_t>(sum);
+  }
+}
+
+}  // namespace
+
+void quantize_row_q4_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_affine_row<15>(x, n, importance, store_q4_K, y, sizeof(block_q4_K));
+}
+
+void quantize_row_q5_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_affine_row<31>(x, n, importance, store_q5_K, y, sizeof(block_q5_K));
+}
+
+void quantize_row_q6_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  float w[QK_K];
+  SymChoice choice;
+  auto* out = static_cast<block_q6_K*>(y);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    block_weights<QK_K>(importance ? importance + i * QK_K : nullptr, w);
+    quantize_q6_K_block(x + i * QK_K, w, choice);
+    store_q6_K(choice, out[i]);
+  }
+}
+
+void quantize_row_q8_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  float w[QK_K];
+  auto* out = static_cast<block_q8_K*>(y);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    block_weights<QK_K>(importance ? importance + i * QK_K : nullptr, w);
+    quantize_q8_K_block(x + i * QK_K, w, out[i]);
+  }
+}
+
+void dequantize_row_q4_K__scalar(const void* vx, float* y, int64_t n) {
+  const auto* blocks = static_cast<const block_q4_K*>(vx);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_q4_K& b = blocks[i];
+    const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+    const uint8_t* q = b.qs;
+    for (int j = 0; j < QK_K / 32; j += 2) {
+      uint8_t sc, m;
+      get_scale_min_k4(j, b.scales, sc, m);
+      const float d1 = d * sc, m1 = dmin * m;
+      get_scale_min_k4(j + 1, b.scales, sc, m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+      q += 32;
+    }
+  }
+}
+
+void dequantize_row_q5_K__scalar(const void* vx, float* y, int64_t n) {
+  const auto* blocks = static_cast<const block_q5_K*>(vx);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_q5_K& b = blocks[i];
+    const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+    const uint8_t* ql = b.qs;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < QK_K / 32; j += 2) {
+      uint8_t sc, m;
+      get_scale_min_k4(j, b.scales, sc, m);
+      const float d1 = d * sc, m1 = dmin * m;
+      get_scale_min_k4(j + 1, b.scales, sc, m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (b.qh[l] & u1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (b.qh[l] & u2 ? 16 : 0)) - m2;
+      ql += 32;
+      u1 = static_cast<uint8_t>(u1 << 2);
+      u2 = static_cast<uint8_t>(u2 << 2);
+    }
+  }
+}
+
+void dequantize_row_q6_K__scalar(const void* vx, float* y, int64_t n) {
+  const auto* blocks = static_cast<const block_q6_K*>(vx);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_q6_K& b = blocks[i];
+    const float d = fp16_to_fp32(b.d);
+    const uint8_t* ql = b.ql;
+    const uint8_t* qh = b.qh;
+    const int8_t* sc = b.scales;
+    for (int j = 0; j < QK_K; j += 128) {
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l] = d * sc[is] * q1;
+        y[l + 32] = d * sc[is + 2] * q2;
+        y[l + 64] = d * sc[is + 4] * q3;
+        y[l + 96] = d * sc[is + 6] * q4;
+      }
+      y += 128;
+      ql += 64;
+      qh += 32;
+      sc += 8;
+    }
+  }
+}
+
+void dequantize_row_q8_K__scalar(const void* vx, float* y, int64_t n) {
+  const auto* blocks = static_cast<const block_q8_K*>(vx);
+  for (int64_t i = 0; i < n / QK_K; ++i)
+    for (int j = 0; j < QK_K; ++j) *y++ = blocks[i].d * blocks[i].qs[j];
+}
+
+}  // namespace lowbit::kernels

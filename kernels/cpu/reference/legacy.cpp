@@ -1,0 +1,508 @@
+// The 32-element "legacy" formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_1, byte for
+// byte as ggml lays them out (ggml-common.h):
+//   Q4_0  x = d * (q - 8),        q in [0, 15], element j in the low nibble of qs[j],
+//                                   element j+16 in the high nibble
+//   Q4_1  x = d * q + m,          q in [0, 15], same nibble order
+//   Q5_0  x = d * (q - 16),       q in [0, 31]: low 4 bits as in Q4_0, 5th bit of
+//                                   element j in bit j of the little-endian u32 qh
+//   Q5_1  x = d * q + m,          q in [0, 31], same packing as Q5_0
+//   Q8_0  x = d * q,              q int8
+//   Q8_1  x = d * q,              q int8, s = d * sum(q) (used by dot products
+//                                   against Q4_1/Q5_1, whose m multiplies the sum)
+// d, m and s are fp16.
+//
+// Quantizers. ggml's reference rounds against a scale fixed by the block's extreme
+// value(s). We instead try a set of candidate scales (ggml's own choice among them,
+// so a block never comes out worse than ggml's), refit each by weighted least squares
+// on the levels it produces, round the result to fp16 as it will be stored, and keep
+// the candidate with the smallest true squared error, measured on the values the
+// dequantizer will actually produce. For a fixed stored scale the nearest level is
+// the optimal one per element, so "scale -> error" is exact.
+//
+// Dequantizers use ggml's float operation order (q*d, then + m) so they agree with
+// ggml bit for bit; this file is compiled without FMA contraction.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/reference/reference.hpp"
+#include "lowbit/core/half.hpp"
+#include "lowbit/formats/blocks.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+constexpr int QK = QK_LEGACY;
+constexpr float kMaxHalf = 65504.0f;
+
+// Round to nearest, ties to even, for |v| < 2^22 (callers clamp first). Adding
+// 1.5 * 2^23 pushes the fraction out of the mantissa under the default rounding
+// mode; unlike nearbyintf this stays branch-free and vectorisable on plain SSE2.
+inline int rne(float v) {
+  const float t = v + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &t, sizeof i);
+  return i - 0x4B400000;
+}
+
+// Sums run in kLanes independent partial sums (a fixed order, so results are
+// deterministic) because a single float accumulator cannot be vectorised.
+constexpr int kLanes = 8;
+inline float lane_sum(const float* a) {
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+// fp16 bits of v, saturated to the largest finite half so that a huge block gets
+// a usable (if clipped) scale instead of an infinite one.
+inline uint16_t to_half(float v) {
+  return fp32_to_fp16(std::clamp(v, -kMaxHalf, kMaxHalf));
+}
+
+// The objective's per-element weights for one block: the importance when given and
+// not all zero, else ones (plain squared error).
+void block_weights(const float* importance, float* w) {
+  float sum = 0.0f;
+  if (importance != nullptr)
+    for (int j = 0; j < QK; ++j) sum += importance[j];
+  for (int j = 0; j < QK; ++j) w[j] = sum > 0.0f ? importance[j] : 1.0f;
+}
+
+// ---------------------------------------------------------------- symmetric: x = d * l
+
+// Signed levels l in [lo, hi] (Q4_0: [-8, 7], Q5_0: [-16, 15], Q8: [-127, 127]).
+struct SymSpec {
+  int lo, hi;
+};
+
+// Weighted squared error of the block stored with scale d (already fp16-exact),
+// every element at its nearest level.
+float sym_error(const float* x, const float* w, float d, SymSpec s) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float lo = static_cast<float>(s.lo), hi = static_cast<float>(s.hi);
+  float acc[kLanes] = {};
+  for (int j0 = 0; j0 < QK; j0 += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const int j = j0 + k;
+      const int l = rne(std::min(std::max(x[j] * id, lo), hi));
+      const float e = x[j] - static_cast<float>(l) * d;
+      acc[k] += w[j] * e * e;
+    }
+  return lane_sum(acc);
+}
+
+// Least-squares scale for the levels that inverse scale `id` rounds the block to.
+float sym_refit(const float* x, const float* w, float id, SymSpec s) {
+  const float lo = static_cast<float>(s.lo), hi = static_cast<float>(s.hi);
+  float lx[kLanes] = {}, l2[kLanes] = {};
+  for (int j0 = 0; j0 < QK; j0 += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const int j = j0 + k;
+      const float l = static_cast<float>(rne(std::min(std::max(x[j] * id, lo), hi)));
+      lx[k] += w[j] * x[j] * l;
+      l2[k] += w[j] * l * l;
+    }
+  const float sumlx = lane_sum(lx), suml2 = lane_sum(l2);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// Candidate inverse scales, in units of 1/max where max is the block's signed
+// extreme: negative entries put max on the low (longer) side of the grid as ggml
+// does, positive ones on the high side; offsets of a fraction of a level trade
+// clipping the extreme against resolution for the rest.
+struct SymSearch {
+  float base_lo_offsets[32];
+  int n_lo;
+  float base_hi_offsets[16];
+  int n_hi;
+};
+
+// Chooses the fp16 scale of one symmetric block. `ggml_d` is the float scale
+// ggml's reference quantizer would store (its candidate is always evaluated).
+uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, const SymSearch& search) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK; ++j)
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  if (amax == 0.0f) return 0;
+
+  uint16_t best_h = to_half(ggml_d);
+  float best_err = sym_error(x, w, fp16_to_fp32(best_h), s);
+  auto consider = [&](float d) {
+    const uint16_t h = to_half(d);
+    if (h == best_h) return;
+    const float e = sym_error(x, w, fp16_to_fp32(h), s);
+    if (e < best_err) {
+      best_err = e;
+      best_h = h;
+    }
+  };
+  for (int k = 0; k < search.n_lo; ++k)
+    consider(sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s));
+  for (int k = 0; k < search.n_hi; ++k)
+    consider(sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s));
+
+  // Polish: refit on the winner's own levels, then its fp16 neighbours.
+  const float bd = fp16_to_fp32(best_h);
+  if (bd != 0.0f) consider(sym_refit(x, w, 1.0f / bd, s));
+  const uint16_t h0 = best_h;
+  if ((h0 & 0x7fffu) != 0 && (h0 & 0x7fffu) < 0x7bffu) {
+    consider(fp16_to_fp32(static_cast<uint16_t>(h0 + 1)));
+    consider(fp16_to_fp32(static_cast<uint16_t>(h0 - 1)));
+  }
+  return best_h;
+}
+
+// Levels (offset by -lo, so 0..hi-lo) for the stored scale: the nearest for each element.
+void sym_levels(const float* x, float d, SymSpec s, int* q) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float lo = static_cast<float>(s.lo), hi = static_cast<float>(s.hi);
+  for (int j = 0; j < QK; ++j) q[j] = rne(std::min(std::max(x[j] * id, lo), hi));
+}
+
+constexpr SymSearch make_search(float lo_from, float lo_to, float lo_step, float hi_from, float hi_to,
+                                float hi_step) {
+  SymSearch s{};
+  s.n_lo = 0;
+  for (float o = lo_from; o <= lo_to + 1e-4f && s.n_lo < 32; o += lo_step) s.base_lo_offsets[s.n_lo++] = o;
+  s.n_hi = 0;
+  for (float o = hi_from; o <= hi_to + 1e-4f && s.n_hi < 16; o += hi_step) s.base_hi_offsets[s.n_hi++] = o;
+  return s;
+}
+
+// 4 and 5 bits: the extreme mapped anywhere from one level beyond the grid (clipped)
+// to one and a half levels inside it, plus a few grids flipped to the other side.
+constexpr SymSearch kSearchQ4 = make_search(-1.0f, 1.5f, 0.1f, -1.0f, 0.5f, 0.25f);
+constexpr SymSearch kSearchQ5 = make_search(-1.0f, 1.5f, 0.1f, -1.0f, 0.5f, 0.25f);
+// 8 bits: rounding error dominates clipping; a few nearby scales suffice.
+constexpr SymSearch kSearchQ8 = make_search(-1.0f, 3.0f, 0.5f, 0.0f, -1.0f, 1.0f);
+
+// ggml's reference scale for a symmetric 4/5-bit block: signed max / -nmax.
+float ggml_sym_d(const float* x, int nmax) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK; ++j)
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  return max / static_cast<float>(-nmax);
+}
+
+float ggml_q8_d(const float* x) {
+  float amax = 0.0f;
+  for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
+  return amax / 127.0f;
+}
+
+// ---------------------------------------------------------------- asymmetric: x = d * l + m
+
+// Weighted squared error with stored (fp16-exact) d and m, levels in [0, nmax].
+float asym_error(const float* x, const float* w, float d, float m, int nmax) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float top = static_cast<float>(nmax);
+  float acc[kLanes] = {};
+  for (int j0 = 0; j0 < QK; j0 += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const int j = j0 + k;
+      const int l = rne(std::min(std::max((x[j] - m) * id, 0.0f), top));
+      const float e = x[j] - (static_cast<float>(l) * d + m);
+      acc[k] += w[j] * e * e;
+    }
+  return lane_sum(acc);
+}
+
+struct Affine {
+  float d, m;
+};
+
+// Weighted least-squares (d, m) for the levels that rounding (x - origin) * id gives.
+bool asym_refit(const float* x, const float* w, float origin, float id, int nmax, Affine* out) {
+  const float top = static_cast<float>(nmax);
+  float a_w[kLanes] = {}, a_l[kLanes] = {}, a_ll[kLanes] = {}, a_x[kLanes] = {}, a_xl[kLanes] = {};
+  for (int j0 = 0; j0 < QK; j0 += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const int j = j0 + k;
+      const float l = static_cast<float>(rne(std::min(std::max((x[j] - origin) * id, 0.0f), top)));
+      a_w[k] += w[j];
+      a_l[k] += w[j] * l;
+      a_ll[k] += w[j] * l * l;
+      a_x[k] += w[j] * x[j];
+      a_xl[k] += w[j] * x[j] * l;
+    }
+  const float sw = lane_sum(a_w), sl = lane_sum(a_l), sll = lane_sum(a_ll), sx = lane_sum(a_x), sxl = lane_sum(a_xl);
+  const float det = sw * sll - sl * sl;
+  if (!(det > 0.0f)) return false;
+  out->d = (sw * sxl - sx * sl) / det;
+  out->m = (sll * sx - sl * sxl) / det;
+  return out->d > 0.0f;
+}
+
+struct AffineHalf {
+  uint16_t d, m;
+};
+
+AffineHalf asym_search(const float* x, const float* w, int nmax) {
+  float min = x[0], max = x[0];
+  for (int j = 1; j < QK; ++j) {
+    min = std::min(min, x[j]);
+    max = std::max(max, x[j]);
+  }
+  // ggml's reference: d = (max - min) / nmax, m = min.
+  AffineHalf best{to_half((max - min) / static_cast<float>(nmax)), to_half(min)};
+  if (max == min) return best;
+  float best_err = asym_error(x, w, fp16_to_fp32(best.d), fp16_to_fp32(best.m), nmax);
+  auto consider_half = [&](AffineHalf h) {
+    if (h.d == best.d && h.m == best.m) return;
+    const float e = asym_error(x, w, fp16_to_fp32(h.d), fp16_to_fp32(h.m), nmax);
+    if (e < best_err) {
+      best_err = e;
+      best = h;
+    }
+  };
+  auto consider = [&](Affine a) { consider_half({to_half(a.d), to_half(a.m)}); };
+
+  // Grids anchored at the minimum with the range spread over nmax + delta levels;
+  // the refit then moves both d and m to where those levels fit best.
+  const float range = max - min;
+  Affine a;
+  for (int k = -10; k <= 10; ++k) {
+    const float id = (static_cast<float>(nmax) + 0.1f * static_cast<float>(k)) / range;
+    if (asym_refit(x, w, min, id, nmax, &a)) consider(a);
+  }
+  // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
+  for (int iter = 0; iter < 2; ++iter) {
+    const float d = fp16_to_fp32(best.d), m = fp16_to_fp32(best.m);
+    if (d > 0.0f && asym_refit(x, w, m, 1.0f / d, nmax, &a)) consider(a);
+  }
+  const AffineHalf c = best;
+  for (int dd = -1; dd <= 1; ++dd)
+    for (int dm = -1; dm <= 1; ++dm) {
+      if ((dd == 0 && dm == 0) || (c.d & 0x7fffu) == 0 || (c.d & 0x7fffu) >= 0x7bffu) continue;
+      if ((c.m & 0x7fffu) == 0 || (c.m & 0x7fffu) >= 0x7bffu) continue;
+      consider_half({static_cast<uint16_t>(c.d + dd), static_cast<uint16_t>(c.m + dm)});
+    }
+  return best;
+}
+
+void asym_levels(const float* x, float d, float m, int nmax, int* q) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float top = static_cast<float>(nmax);
+  for (int j = 0; j < QK; ++j) q[j] = rne(std::min(std::max((x[j] - m) * id, 0.0f), top));
+}
+
+// ---------------------------------------------------------------- packing
+
+// Element j in the low nibble of qs[j], element j+16 in the high nibble.
+void pack_nibbles(const int* q, uint8_t* qs) {
+  for (int j = 0; j < QK / 2; ++j)
+    qs[j] = static_cast<uint8_t>((q[j] & 0x0f) | ((q[j + QK / 2] & 0x0f) << 4));
+}
+
+// 5th bit of element j in bit j of the little-endian u32.
+void pack_high_bits(const int* q, uint8_t* qh) {
+  uint32_t h = 0;
+  for (int j = 0; j < QK; ++j) h |= static_cast<uint32_t>((q[j] >> 4) & 1) << j;
+  for (int b = 0; b < 4; ++b) qh[b] = static_cast<uint8_t>(h >> (8 * b));
+}
+
+uint32_t load_u32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+
+template <class Block>
+Block* blocks(void* y) {
+  return static_cast<Block*>(y);
+}
+template <class Block>
+const Block* blocks(const void* x) {
+  return static_cast<const Block*>(x);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Q4_0
+
+void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = blocks<block_q4_0>(y);
+  constexpr SymSpec spec{-8, 7};
+  float w[QK];
+  int q[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    block_weights(importance ? importance + i * QK : nullptr, w);
+    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearchQ4);
+    sym_levels(xb, fp16_to_fp32(h), spec, q);
+    for (int j = 0; j < QK; ++j) q[j] += 8;
+    out[i].d = h;
+    pack_nibbles(q, out[i].qs);
+  }
+}
+
+void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = blocks<block_q4_0>(x);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    for (int j = 0; j < QK / 2; ++j) {
+      y[i * QK + j] = static_cast<float>((in[i].qs[j] & 0x0f) - 8) * d;
+      y[i * QK + j + QK / 2] = static_cast<float>((in[i].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q4_1
+
+void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = blocks<block_q4_1>(y);
+  float w[QK];
+  int q[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    block_weights(importance ? importance + i * QK : nullptr, w);
+    const AffineHalf h = asym_search(xb, w, 15);
+    asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 15, q);
+    out[i].d = h.d;
+    out[i].m = h.m;
+    pack_nibbles(q, out[i].qs);
+  }
+}
+
+void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = blocks<block_q4_1>(x);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    const float m = fp16_to_fp32(in[i].m);
+    for (int j = 0; j < QK / 2; ++j) {
+      y[i * QK + j] = static_cast<float>(in[i].qs[j] & 0x0f) * d + m;
+      y[i * QK + j + QK / 2] = static_cast<float>(in[i].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q5_0
+
+void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = blocks<block_q5_0>(y);
+  constexpr SymSpec spec{-16, 15};
+  float w[QK];
+  int q[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    block_weights(importance ? importance + i * QK : nullptr, w);
+    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearchQ5);
+    sym_levels(xb, fp16_to_fp32(h), spec, q);
+    for (int j = 0; j < QK; ++j) q[j] += 16;
+    out[i].d = h;
+    pack_high_bits(q, out[i].qh);
+    pack_nibbles(q, out[i].qs);
+  }
+}
+
+void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = blocks<block_q5_0>(x);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    const uint32_t qh = load_u32(in[i].qh);
+    for (int j = 0; j < QK / 2; ++j) {
+      const int h0 = static_cast<int>((qh >> j) & 1u) << 4;
+      const int h1 = static_cast<int>((qh >> (j + QK / 2)) & 1u) << 4;
+      y[i * QK + j] = static_cast<float>(((in[i].qs[j] & 0x0f) | h0) - 16) * d;
+      y[i * QK + j + QK / 2] = static_cast<float>(((in[i].qs[j] >> 4) | h1) - 16) * d;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q5_1
+
+void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = blocks<block_q5_1>(y);
+  float w[QK];
+  int q[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    block_weights(importance ? importance + i * QK : nullptr, w);
+    const AffineHalf h = asym_search(xb, w, 31);
+    asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 31, q);
+    out[i].d = h.d;
+    out[i].m = h.m;
+    pack_high_bits(q, out[i].qh);
+    pack_nibbles(q, out[i].qs);
+  }
+}
+
+void dequantize_row_q5_1__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = blocks<block_q5_1>(x);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    const float m = fp16_to_fp32(in[i].m);
+    const uint32_t qh = load_u32(in[i].qh);
+    for (int j = 0; j < QK / 2; ++j) {
+      const int h0 = static_cast<int>((qh >> j) & 1u) << 4;
+      const int h1 = static_cast<int>((qh >> (j + QK / 2)) & 1u) << 4;
+      y[i * QK + j] = static_cast<float>((in[i].qs[j] & 0x0f) | h0) * d + m;
+      y[i * QK + j + QK / 2] = static_cast<float>((in[i].qs[j] >> 4) | h1) * d + m;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q8_0 / Q8_1
+
+// Levels stay within [-127, 127], as ggml's do: -128 would break the sign tricks
+// that int8 dot-product kernels use.
+constexpr SymSpec kSpecQ8{-127, 127};
+
+void quantize_row_q8_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = blocks<block_q8_0>(y);
+  float w[QK];
+  int q[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    block_weights(importance ? importance + i * QK : nullptr, w);
+    const uint16_t h = sym_search(xb, w, kSpecQ8, ggml_q8_d(xb), kSearchQ8);
+    sym_levels(xb, fp16_to_fp32(h), kSpecQ8, q);
+    out[i].d = h;
+    for (int j = 0; j < QK; ++j) out[i].qs[j] = static_cast<int8_t>(q[j]);
+  }
+}
+
+void dequantize_row_q8_0__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = blocks<block_q8_0>(x);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    for (int j = 0; j < QK; ++j) y[i * QK + j] = static_cast<float>(in[i].qs[j]) * d;
+  }
+}
+
+void quantize_row_q8_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  auto* out = blocks<block_q8_1>(y);
+  float w[QK];
+  int q[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    block_weights(importance ? importance + i * QK : nullptr, w);
+    const uint16_t h = sym_search(xb, w, kSpecQ8, ggml_q8_d(xb), kSearchQ8);
+    const float d = fp16_to_fp32(h);
+    sym_levels(xb, d, kSpecQ8, q);
+    int sum = 0;
+    for (int j = 0; j < QK; ++j) {
+      out[i].qs[j] = static_cast<int8_t>(q[j]);
+      sum += q[j];
+    }
+    out[i].d = h;
+    // ggml's quantize_row_q8_1_ref stores fp16(sum(q) * d): the sum of the block's
+    // dequantized values. Our d is the stored one, so s is exactly that sum (before
+    // its own fp16 rounding).
+    out[i].s = to_half(static_cast<float>(sum) * d);
+  }
+}
+
+void dequantize_row_q8_1__scalar(const void* x, float* y, int64_t n) {
+  const auto* in = blocks<block_q8_1>(x);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(in[i].d);
+    for (int j = 0; j < QK; ++j) y[i * QK + j] = static_cast<float>(in[i].qs[j]) * d;
+  }
+}
+
+}  // namespace lowbit::kernels

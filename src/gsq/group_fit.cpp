@@ -1,0 +1,219 @@
+#include "lowbit/gsq/group_fit.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "lowbit/core/half.hpp"
+
+namespace lowbit {
+namespace {
+
+// Round half to even without calling nearbyint, so the loops vectorise on plain
+// SSE2: adding 1.5 * 2^23 pushes the fraction out under round-to-nearest-even.
+// Valid for |v| < 2^22; callers clamp first (codes never exceed 255 anyway).
+inline float round_even(float v) {
+  v = std::clamp(v, -4096.0f, 4096.0f);
+  const float magic = 12582912.0f;
+  return (v + magic) - magic;  // not folded: lowbit never builds with -ffast-math
+}
+
+struct View {
+  const float* x;
+  int64_t n, stride;
+  const float* w;
+  int64_t wstride;
+  float at(int64_t i) const { return x[i * stride]; }
+  double weight(int64_t i) const { return w ? static_cast<double>(w[i * wstride]) : 1.0; }
+};
+
+int maxq_of(const GsqConfig& c) { return (1 << c.bits) - 1; }
+
+// sum w |decode(encode(x)) - x|^norm, in double.
+double group_error(const GsqConfig& c, const GroupParams& p, const View& v, double norm) {
+  double err = 0;
+  for (int64_t i = 0; i < v.n; ++i) {
+    const float x = v.at(i);
+    const double d = std::fabs(static_cast<double>(decode_value(c, p, encode_value(c, p, x))) - x);
+    err += v.weight(i) * (norm == 2.0 ? d * d : std::pow(d, norm));
+  }
+  return err;
+}
+
+// Parameters for the value range [lo, hi] (already shrunk, if searching).
+GroupParams params_for_range(const GsqConfig& c, float lo, float hi, float signed_max, bool alt_symmetric) {
+  GroupParams p;
+  const int maxq = maxq_of(c);
+  switch (c.scheme) {
+    case GsqScheme::symmetric: {
+      const int half = 1 << (c.bits - 1);
+      p.zero = half;
+      // Default: the largest magnitude lands on the most negative code (-2^(b-1)),
+      // using the full range, as Q4_0 does. Alternative: on the largest positive code,
+      // as GPTQ's symmetric quantizer does.
+      p.scale = round_to_storage(c.scale_storage, alt_symmetric ? signed_max / static_cast<float>(half - 1)
+                                                                : signed_max / -static_cast<float>(half));
+      break;
+    }
+    case GsqScheme::asymmetric: {
+      lo = std::min(lo, 0.0f);  // zero must be representable exactly
+      hi = std::max(hi, 0.0f);
+      if (hi == lo) break;
+      p.scale = round_to_storage(c.scale_storage, (hi - lo) / static_cast<float>(maxq));
+      if (p.scale == 0.0f) break;
+      p.zero = static_cast<int32_t>(std::clamp(round_even(-lo / p.scale), 0.0f, static_cast<float>(maxq)));
+      break;
+    }
+    case GsqScheme::asymmetric_float:
+      p.min = round_to_storage(c.scale_storage, lo);
+      if (hi > lo) p.scale = round_to_storage(c.scale_storage, (hi - lo) / static_cast<float>(maxq));
+      break;
+  }
+  if (!std::isfinite(p.scale)) p.scale = 0.0f;
+  return p;
+}
+
+// With the codes fixed, the weighted least-squares fit of w ~ s * q + b (both
+// asymmetric schemes: b is the minimum, or -s * zero with the zero then rounded to an
+// integer) or of w ~ s * (q - zero) with the zero fixed (symmetric). Re-coding with
+// the refitted parameters is the caller's business.
+GroupParams refit(const GsqConfig& c, const GroupParams& p, const View& v) {
+  GroupParams r = p;
+  if (c.scheme != GsqScheme::symmetric) {
+    double sw = 0, sq = 0, sx = 0, sqq = 0, sqx = 0;
+    for (int64_t i = 0; i < v.n; ++i) {
+      const double w = v.weight(i), q = encode_value(c, p, v.at(i)), x = v.at(i);
+      sw += w, sq += w * q, sx += w * x, sqq += w * q * q, sqx += w * q * x;
+    }
+    const double det = sw * sqq - sq * sq;
+    if (!(det > 0)) return p;
+    const double scale = (sw * sqx - sq * sx) / det, offset = (sqq * sx - sq * sqx) / det;
+    r.scale = round_to_storage(c.scale_storage, static_cast<float>(scale));
+    if (c.scheme == GsqScheme::asymmetric_float) {
+      r.min = round_to_storage(c.scale_storage, static_cast<float>(offset));
+    } else {
+      if (!(r.scale > 0)) return p;
+      r.zero = static_cast<int32_t>(std::clamp(std::nearbyint(-offset / r.scale), 0.0, static_cast<double>(maxq_of(c))));
+    }
+  } else {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < v.n; ++i) {
+      const double w = v.weight(i), q = static_cast<double>(encode_value(c, p, v.at(i))) - p.zero;
+      num += w * q * v.at(i), den += w * q * q;
+    }
+    if (!(den > 0)) return p;
+    r.scale = round_to_storage(c.scale_storage, static_cast<float>(num / den));
+  }
+  if (!std::isfinite(r.scale) || !std::isfinite(r.min)) return p;
+  return r;
+}
+
+// Zero-point optimisation of HQQ: minimise ||x - s (q - z)||_p^p (p < 1) by
+// half-quadratic splitting with the scale fixed at its min/max value.
+GroupParams hqq(const GsqConfig& c, GroupParams p, const View& v) {
+  if (p.scale == 0.0f) return p;
+  const int maxq = maxq_of(c);
+  const double s = p.scale;
+  // Work with a float zero z: w = s (q - z); for the float scheme z = -min / s.
+  double z = c.scheme == GsqScheme::asymmetric_float ? -p.min / s : p.zero;
+  double beta = c.hqq_beta;
+  std::vector<double> e(static_cast<size_t>(v.n));
+  for (int it = 0; it < c.hqq_iters; ++it) {
+    double acc = 0;
+    for (int64_t i = 0; i < v.n; ++i) {
+      const double x = v.at(i);
+      const double q = std::clamp(std::nearbyint(x / s + z), 0.0, static_cast<double>(maxq));
+      const double r = x - s * (q - z);
+      // Generalised soft threshold for the lp norm (HQQ's shrink_lp operator).
+      const double a = std::fabs(r);
+      const double shrink = std::max(0.0, a - std::pow(a + 1e-8, c.hqq_p - 1.0) / beta);
+      e[i] = std::copysign(shrink, r);
+      acc += q - (x - e[i]) / s;
+    }
+    z = acc / static_cast<double>(v.n);
+    beta *= c.hqq_kappa;
+  }
+  GroupParams out = p;
+  if (c.scheme == GsqScheme::asymmetric_float) {
+    out.min = round_to_storage(c.scale_storage, static_cast<float>(-z * s));
+  } else {
+    out.zero = static_cast<int32_t>(std::clamp(std::nearbyint(z), 0.0, static_cast<double>(maxq)));
+  }
+  return out;
+}
+
+}  // namespace
+
+float round_to_storage(ScaleStorage s, float v) {
+  switch (s) {
+    case ScaleStorage::fp16: return round_fp16(v);
+    case ScaleStorage::bf16: return bf16_to_fp32(fp32_to_bf16(v));
+    case ScaleStorage::fp32: return v;
+  }
+  return v;
+}
+
+uint32_t encode_value(const GsqConfig& c, const GroupParams& p, float x) {
+  const float maxq = static_cast<float>(maxq_of(c));
+  if (p.scale == 0.0f) return c.scheme == GsqScheme::asymmetric_float ? 0u : static_cast<uint32_t>(p.zero);
+  const float t = c.scheme == GsqScheme::asymmetric_float ? round_even((x - p.min) / p.scale)
+                                                          : round_even(x / p.scale) + static_cast<float>(p.zero);
+  return static_cast<uint32_t>(std::clamp(t, 0.0f, maxq));
+}
+
+float decode_value(const GsqConfig& c, const GroupParams& p, uint32_t q) {
+  if (c.scheme == GsqScheme::asymmetric_float) return p.scale * static_cast<float>(q) + p.min;
+  return p.scale * static_cast<float>(static_cast<int32_t>(q) - p.zero);
+}
+
+GroupParams fit_group(const GsqConfig& c, const float* x, int64_t n, int64_t stride, const float* w,
+                      int64_t wstride) {
+  // Only the importance search weights the error; the others fit the plain values.
+  View v{x, n, stride, c.search == ScaleSearch::importance ? w : nullptr, wstride};
+  if (n <= 0) return params_for_range(c, 0, 0, 0, false);
+  // A group whose importance is all zero: every choice costs nothing, so fall back to
+  // the unweighted fit rather than an arbitrary one.
+  if (v.w) {
+    bool any = false;
+    for (int64_t i = 0; i < n && !any; ++i) any = v.w[i * wstride] > 0;
+    if (!any) v.w = nullptr;
+  }
+  float lo = v.at(0), hi = v.at(0), signed_max = v.at(0);
+  for (int64_t i = 1; i < n; ++i) {
+    const float a = v.at(i);
+    lo = std::min(lo, a), hi = std::max(hi, a);
+    if (std::fabs(a) > std::fabs(signed_max)) signed_max = a;
+  }
+  const GroupParams rtn = params_for_range(c, lo, hi, signed_max, false);
+  if (c.search == ScaleSearch::rtn) return rtn;
+  if (c.search == ScaleSearch::hqq) {
+    // HQQ minimises an lp norm (p < 1); keep its zero only when it also lowers the
+    // squared error, so the mode is never worse than min/max rounding.
+    const GroupParams h = hqq(c, rtn, v);
+    return group_error(c, h, v, 2.0) < group_error(c, rtn, v, 2.0) ? h : rtn;
+  }
+
+  // mse / importance: GPTQ's shrinking grid, scored by the configured norm.
+  const double norm = c.mse_norm;
+  GroupParams best = rtn;
+  double best_err = group_error(c, rtn, v, norm);
+  const int steps = static_cast<int>(c.mse_max_shrink * c.mse_grid);
+  for (int i = 0; i < steps; ++i) {
+    const float shrink = 1.0f - static_cast<float>(i) / static_cast<float>(c.mse_grid);
+    for (int alt = 0; alt < (c.scheme == GsqScheme::symmetric ? 2 : 1); ++alt) {
+      const GroupParams p = params_for_range(c, lo * shrink, hi * shrink, signed_max * shrink, alt == 1);
+      const double err = group_error(c, p, v, norm);
+      if (err < best_err) best_err = err, best = p;
+    }
+  }
+  // Least-squares refits with the codes held fixed; kept only when they help.
+  for (int it = 0; it < 4; ++it) {
+    const GroupParams p = refit(c, best, v);
+    const double err = group_error(c, p, v, norm);
+    if (!(err < best_err)) break;
+    best_err = err, best = p;
+  }
+  return best;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,212 @@
+// Format traits, the dispatch tables, and the checks every format shares at the
+// API surface: bad input gives lowbit::Error, results ignore the thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "lowbit/lowbit.hpp"
+
+namespace lowbit {
+// Readable test names and failure messages: "Q4_K", not "4-byte object".
+void PrintTo(Format f, std::ostream* os) { *os << traits(f).name; }
+}  // namespace lowbit
+
+namespace {
+
+using lowbit::Format;
+
+struct Expected {
+  const char* name;
+  uint32_t id;
+  int elems, bytes;
+  double bpw;
+};
+
+// GGML's table (DESIGN.md section 3 / ggml.c type_traits), typed in by hand.
+const Expected kGgmlTable[] = {
+    {"F32", 0, 1, 4, 32},          {"F16", 1, 1, 2, 16},          {"BF16", 30, 1, 2, 16},
+    {"Q4_0", 2, 32, 18, 4.5},      {"Q4_1", 3, 32, 20, 5.0},      {"Q5_0", 6, 32, 22, 5.5},
+    {"Q5_1", 7, 32, 24, 6.0},      {"Q8_0", 8, 32, 34, 8.5},      {"Q8_1", 9, 32, 36, 9.0},
+    {"Q2_K", 10, 256, 84, 2.625},  {"Q3_K", 11, 256, 110, 3.4375}, {"Q4_K", 12, 256, 144, 4.5},
+    {"Q5_K", 13, 256, 176, 5.5},   {"Q6_K", 14, 256, 210, 6.5625}, {"Q8_K", 15, 256, 292, 9.125},
+    {"IQ4_NL", 20, 32, 18, 4.5},   {"IQ4_XS", 23, 256, 136, 4.25},
+};
+
+TEST(FormatTraits, MatchGgmlTable) {
+  ASSERT_EQ(lowbit::all_formats().size(), std::size(kGgmlTable));
+  for (const Expected& e : kGgmlTable) {
+    SCOPED_TRACE(e.name);
+    auto f = lowbit::format_from_name(e.name);
+    ASSERT_TRUE(f.has_value());
+    const auto& t = lowbit::traits(*f);
+    EXPECT_EQ(t.name, e.name);
+    EXPECT_EQ(t.ggml_type, e.id);
+    EXPECT_EQ(static_cast<uint32_t>(*f), e.id);
+    EXPECT_EQ(t.block_elems, e.elems);
+    EXPECT_EQ(t.block_bytes, e.bytes);
+    EXPECT_DOUBLE_EQ(t.bits_per_weight(), e.bpw);
+    EXPECT_EQ(lowbit::format_from_ggml_type(e.id), *f);
+  }
+  EXPECT_EQ(lowbit::format_from_name("q4_k"), Format::Q4_K);
+  EXPECT_FALSE(lowbit::format_from_name("Q4_K_M").has_value());
+  EXPECT_THROW(lowbit::format_from_ggml_type(16), lowbit::Error);  // IQ2_XXS: not implemented
+}
+
+TEST(FormatTraits, RowBytesRejectsRaggedRows) {
+  EXPECT_EQ(lowbit::row_bytes(Format::Q4_K, 4096), 16u * 144u);
+  EXPECT_EQ(lowbit::row_bytes(Format::F16, 7), 14u);
+  try {
+    lowbit::row_bytes(Format::Q4_K, 4000);
+    FAIL() << "expected an error";
+  } catch (const lowbit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("4000"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q4_K"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Registry, EveryFormatHasBothKernelFamilies) {
+  for (const auto& t : lowbit::all_formats()) {
+    EXPECT_EQ(lowbit::select_quantize_kernel(t.format).format, t.format) << t.name;
+    EXPECT_EQ(lowbit::select_dequantize_kernel(t.format).format, t.format) << t.name;
+  }
+}
+
+// Every variant in the tables decodes (and encodes) exactly like the scalar
+// reference of its format. Variants the CPU cannot run are skipped, loudly.
+TEST(Registry, EveryVariantMatchesTheScalarReference) {
+  const int64_t cols = 512;
+  auto w = lowbit::synthetic_weights(3, cols, 11);
+  auto imp = lowbit::synthetic_importance(cols, 11);
+  int compared = 0;
+  for (const auto& k : lowbit::dequantize_kernels()) {
+    if (k.isa == lowbit::Isa::scalar) continue;
+    if (!lowbit::cpu_supports(k.isa)) {
+      std::printf("[  SKIPPED ] %s: this CPU lacks %s\n", k.name, lowbit::isa_name(k.isa).data());
+      continue;
+    }
+    lowbit::force_isa(lowbit::Isa::scalar);
+    std::vector<std::byte> q(lowbit::quantized_size(k.format, 3, cols));
+    lowbit::quantize(k.format, {w.data(), 3, cols}, q, imp);
+    std::vector<float> ref(3 * cols), got(3 * cols);
+    lowbit::select_dequantize_kernel(k.format).fn(q.data(), ref.data(), 3 * cols);
+    lowbit::force_isa(std::nullopt);
+    k.fn(q.data(), got.data(), 3 * cols);
+    for (size_t i = 0; i < ref.size(); ++i)
+      ASSERT_EQ(std::memcmp(&ref[i], &got[i], 4), 0) << k.name << " differs at index " << i;
+    ++compared;
+  }
+  for (const auto& k : lowbit::quantize_kernels()) {
+    if (k.isa == lowbit::Isa::scalar || !lowbit::cpu_supports(k.isa)) continue;
+    lowbit::force_isa(lowbit::Isa::scalar);
+    const auto ref_fn = lowbit::select_quantize_kernel(k.format).fn;
+    lowbit::force_isa(std::nullopt);
+    const size_t rb = lowbit::row_bytes(k.format, cols);
+    std::vector<uint8_t> a(rb), b(rb);
+    ref_fn(w.data(), a.data(), cols, imp.data());
+    k.fn(w.data(), b.data(), cols, imp.data());
+    for (size_t i = 0; i < rb; ++i) ASSERT_EQ(a[i], b[i]) << k.name << " differs at byte " << i;
+    ++compared;
+  }
+  std::printf("compared %d non-scalar variants against the scalar reference\n", compared);
+}
+
+class EveryFormat : public ::testing::TestWithParam<Format> {};
+
+std::string format_name(const ::testing::TestParamInfo<Format>& info) {
+  return std::string(lowbit::traits(info.param).name);
+}
+
+std::vector<Format> formats() {
+  std::vector<Format> v;
+  for (const auto& t : lowbit::all_formats()) v.push_back(t.format);
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EveryFormat, ::testing::ValuesIn(formats()), format_name);
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const lowbit::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_P(EveryFormat, RaggedRowShortBufferAndNullAreErrors) {
+  const Format f = GetParam();
+  const int block = lowbit::traits(f).block_elems;
+  if (block == 1) GTEST_SKIP() << "plain float types accept any row length";
+  const int64_t cols = block * 2;
+  auto w = lowbit::synthetic_weights(2, cols + 1, 1);
+  std::vector<std::byte> q(lowbit::quantized_size(f, 2, cols));
+  std::vector<float> out(2 * cols);
+
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {w.data(), 2, cols + 1}, q); }).find("not a multiple"), std::string::npos);
+  std::span<std::byte> short_dst(q.data(), q.size() - 1);
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {w.data(), 2, cols}, short_dst); }).find("needs"), std::string::npos);
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {nullptr, 2, cols}, q); }).find("null"), std::string::npos);
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {w.data(), 2, cols}, std::span<std::byte>()); }).find("null"), std::string::npos);
+  std::span<const std::byte> short_src(q.data(), q.size() - 1);
+  EXPECT_NE(error_of([&] { lowbit::dequantize(f, short_src, {out.data(), 2, cols}); }).find("needs"), std::string::npos);
+  EXPECT_NE(error_of([&] { lowbit::dequantize(f, q, {out.data(), 2, cols + 1}); }).find("not a multiple"), std::string::npos);
+  EXPECT_NE(error_of([&] { lowbit::dequantize(f, q, {nullptr, 2, cols}); }).find("null"), std::string::npos);
+}
+
+TEST_P(EveryFormat, NonFiniteInputIsAnErrorNamingTheElement) {
+  const Format f = GetParam();
+  const int64_t cols = 256;
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    auto w = lowbit::synthetic_weights(3, cols, 2);
+    w[2 * cols + 77] = bad;
+    std::vector<std::byte> q(lowbit::quantized_size(f, 3, cols));
+    const std::string msg = error_of([&] { lowbit::quantize(f, {w.data(), 3, cols}, q); });
+    EXPECT_NE(msg.find("[2, 77]"), std::string::npos) << "message: " << msg;
+  }
+}
+
+TEST_P(EveryFormat, BadImportanceIsAnError) {
+  const Format f = GetParam();
+  const int64_t cols = 256;
+  auto w = lowbit::synthetic_weights(2, cols, 3);
+  std::vector<std::byte> q(lowbit::quantized_size(f, 2, cols));
+  std::vector<float> imp(cols - 1, 1.0f);
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {w.data(), 2, cols}, q, imp); }).find("255 entries"), std::string::npos);
+  imp.assign(cols, 1.0f);
+  imp[9] = -1.0f;
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {w.data(), 2, cols}, q, imp); }).find("importance[9]"), std::string::npos);
+  imp[9] = NAN;
+  EXPECT_NE(error_of([&] { lowbit::quantize(f, {w.data(), 2, cols}, q, imp); }).find("importance[9]"), std::string::npos);
+}
+
+TEST_P(EveryFormat, BytesDoNotDependOnThreadCountOrStride) {
+  const Format f = GetParam();
+  const int64_t rows = 64, cols = 1024;
+  auto w = lowbit::synthetic_weights(rows, cols, 4);
+  auto imp = lowbit::synthetic_importance(cols, 4);
+  const size_t n = lowbit::quantized_size(f, rows, cols);
+  std::vector<std::byte> one(n), two(n), strided(n);
+  lowbit::set_num_threads(1);
+  lowbit::quantize(f, {w.data(), rows, cols}, one, imp);
+  lowbit::set_num_threads(2);
+  lowbit::quantize(f, {w.data(), rows, cols}, two, imp);
+  lowbit::set_num_threads(0);
+  EXPECT_EQ(one, two);
+  // The same rows inside a wider buffer give the same bytes.
+  std::vector<float> wide(rows * (cols + 32), 99.0f);
+  for (int64_t r = 0; r < rows; ++r) std::copy_n(&w[r * cols], cols, &wide[r * (cols + 32)]);
+  lowbit::quantize(f, {wide.data(), rows, cols, cols + 32}, strided, imp);
+  EXPECT_EQ(one, strided);
+}
+
+TEST_P(EveryFormat, EmptyMatrixIsFine) {
+  const Format f = GetParam();
+  std::vector<std::byte> q;
+  EXPECT_NO_THROW(lowbit::quantize(f, {nullptr, 0, 256}, q));
+  EXPECT_NO_THROW(lowbit::dequantize(f, q, {nullptr, 0, 256}));
+}
+
+}  // namespace
