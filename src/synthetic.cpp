@@ -79,4 +79,28 @@ std::vector<float> synthetic_importance(int64_t cols, uint64_t seed) {
   return imp;
 }
 
+std::vector<float> synthetic_activations(int64_t tokens, int64_t cols, uint64_t seed) {
+  check(tokens, cols);
+  constexpr int kFactors = 16;
+  Rng setup{seed ^ 0xac71u};
+  std::vector<double> mix(static_cast<size_t>(kFactors * cols)), scale(static_cast<size_t>(cols));
+  for (auto& m : mix) m = setup.normal() * 0.5;
+  for (int64_t c = 0; c < cols; ++c) {
+    scale[c] = std::exp(0.5 * setup.normal());
+    if (setup.next() % 64 == 0) scale[c] *= 10.0 * std::pow(10.0, setup.uniform());  // 10x .. 100x
+  }
+  std::vector<float> x(static_cast<size_t>(tokens * cols));
+  Rng rng{seed ^ 0x70c3e5u};
+  double z[kFactors];
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (double& v : z) v = rng.normal();
+    for (int64_t c = 0; c < cols; ++c) {
+      double v = rng.normal();
+      for (int k = 0; k < kFactors; ++k) v += z[k] * mix[k * cols + c];
+      x[static_cast<size_t>(t * cols + c)] = static_cast<float>(v * scale[c]);
+    }
+  }
+  return x;
+}
+
 }  // namespace lowbit

@@ -1,12 +1,14 @@
 // `lowbit demo`: every format on one synthetic weight matrix, side by side.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
+#include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/lowbit.hpp"
 
 namespace lowbit::cli {
@@ -17,12 +19,13 @@ struct DemoOptions {
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
+  bool show_formats = true, show_gsq = true;
   std::vector<Format> formats;
 };
 
 struct Row {
-  const FormatTraits* t;
-  double rmse, weighted_rmse, quantize_mbs, dequantize_gbs;
+  std::string method;
+  double bits_per_weight, rmse, weighted_rmse, quantize_mbs, dequantize_gbs;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -55,6 +58,12 @@ DemoOptions parse(Args& args) {
     else if (opt == "--threads") o.threads = static_cast<int>(parse_int(opt, value(), 0, 1024));
     else if (opt == "--formats") o.formats = parse_formats(value());
     else if (opt == "--json") o.json = true;
+    else if (opt == "--only") {
+      const std::string v = value();
+      if (v != "formats" && v != "gsq") throw Error("--only expects 'formats' or 'gsq', got '" + v + "'");
+      o.show_formats = v == "formats";
+      o.show_gsq = v == "gsq";
+    }
     else throw Error("demo: unknown option '" + opt + "' (try lowbit demo --help)");
   }
   if (o.cols % 256 != 0)
@@ -65,11 +74,12 @@ DemoOptions parse(Args& args) {
   return o;
 }
 
-Row measure(const FormatTraits& t, const std::vector<float>& w, const std::vector<float>& imp, const DemoOptions& o) {
+Row measure_format(const FormatTraits& t, const std::vector<float>& w, const std::vector<float>& imp,
+                   const DemoOptions& o) {
   const ConstMatrixView<float> src(w.data(), o.rows, o.cols);
   std::vector<std::byte> q(quantized_size(t.format, o.rows, o.cols));
   std::vector<float> back(w.size());
-  Row row{&t, 0, 0, 0, 0};
+  Row row{std::string(t.name), t.bits_per_weight(), 0, 0, 0, 0};
 
   auto t0 = std::chrono::steady_clock::now();
   quantize(t.format, src, q);
@@ -91,15 +101,54 @@ Row measure(const FormatTraits& t, const std::vector<float>& w, const std::vecto
   return row;
 }
 
+// The GSQ grid of the demo: bits x group x scheme x search.
+std::vector<GsqConfig> gsq_configs() {
+  std::vector<GsqConfig> out;
+  for (int bits : {2, 3, 4, 8})
+    for (int group : {32, 128})
+      for (GsqScheme scheme : {GsqScheme::symmetric, GsqScheme::asymmetric})
+        for (ScaleSearch search : {ScaleSearch::rtn, ScaleSearch::mse, ScaleSearch::importance}) {
+          GsqConfig c;
+          c.bits = bits, c.group_size = group, c.scheme = scheme, c.search = search;
+          out.push_back(c);
+        }
+  return out;
+}
+
+std::string gsq_label(const GsqConfig& c) {
+  const char* search = c.search == ScaleSearch::rtn
+                           ? (c.scheme == GsqScheme::symmetric ? "absmax" : "minmax")
+                           : to_string(c.search);
+  return "GSQ " + std::to_string(c.bits) + "b g" + std::to_string(c.group_size) + " " + to_string(c.scheme) + " " + search;
+}
+
+// rtn and mse ignore the importance vector; the importance search is the one that uses it.
+Row measure_gsq(const GsqConfig& c, const std::vector<float>& w, const std::vector<float>& imp, const DemoOptions& o) {
+  const ConstMatrixView<float> src(w.data(), o.rows, o.cols);
+  auto t0 = std::chrono::steady_clock::now();
+  const GsqResult q = gsq_quantize(c, src, c.search == ScaleSearch::importance ? std::span<const float>(imp)
+                                                                                : std::span<const float>());
+  const double quantize_s = seconds_since(t0);
+  std::vector<float> back(w.size());
+  t0 = std::chrono::steady_clock::now();
+  gsq_dequantize(q, {back.data(), o.rows, o.cols});
+  const double dequantize_s = seconds_since(t0);
+  return Row{gsq_label(c), q.bits_per_weight(), relative_rmse(src, {back.data(), o.rows, o.cols}),
+             relative_rmse(src, {back.data(), o.rows, o.cols}, imp), w.size() * 4 / quantize_s / 1e6,
+             back.size() * 4 / dequantize_s / 1e9};
+}
+
 }  // namespace
 
 void print_demo_help() {
   std::printf(
-      "usage: lowbit demo [--rows N] [--cols N] [--seed S] [--threads N] [--formats A,B,...] [--json]\n"
+      "usage: lowbit demo [--rows N] [--cols N] [--seed S] [--threads N] [--formats A,B,...]\n"
+      "                   [--only formats|gsq] [--json]\n"
       "\n"
       "Quantizes a deterministic synthetic weight matrix (default 4096 x 4096, Student-t\n"
-      "values, log-normal column scales, 1 in 256 columns 8x larger) with every format and\n"
-      "prints, per format:\n"
+      "values, log-normal column scales, 1 in 256 columns 8x larger) with every GGML block\n"
+      "format, then with GSQ at bits {2,3,4,8} x group {32,128} x {sym,asym} x\n"
+      "{absmax/minmax, mse, importance}, and prints, per method:\n"
       "  bits/wt      storage bits per weight, block metadata included\n"
       "  rel.RMSE     ||W - deq(q(W))||_F / ||W||_F, quantized without importance\n"
       "  wRMSE        the same weighted by the matching importance vector (llama.cpp\n"
@@ -107,6 +156,7 @@ void print_demo_help() {
       "  quant MB/s   megabytes of f32 input quantized per second (all threads)\n"
       "  deq GB/s     gigabytes of f32 output decoded per second (all threads)\n"
       "\n"
+      "  --formats picks the GGML formats (default: all but F32); --only shows one section.\n"
       "  --cols must be a multiple of 256 (the K-quant super-block).\n"
       "  --threads 0 (default) uses every core; results do not depend on it.\n");
 }
@@ -126,21 +176,33 @@ int run_demo(Args args) {
   const std::vector<float> w = synthetic_weights(o.rows, o.cols, o.seed);
   const std::vector<float> imp = synthetic_importance(o.cols, o.seed);
 
-  if (o.json) {
-    std::printf("[\n");
-  } else {
-    std::printf("%-7s %8s %10s %10s %11s %9s\n", "format", "bits/wt", "rel.RMSE", "wRMSE", "quant MB/s", "deq GB/s");
-    std::printf("%-7s %8s %10s %10s %11s %9s\n", "-------", "-------", "--------", "--------", "----------", "--------");
-  }
-  for (size_t i = 0; i < o.formats.size(); ++i) {
-    const Row r = measure(traits(o.formats[i]), w, imp, o);
+  std::vector<std::function<Row()>> jobs;
+  if (o.show_formats)
+    for (Format f : o.formats) jobs.push_back([&, f] { return measure_format(traits(f), w, imp, o); });
+  const size_t n_formats = jobs.size();
+  if (o.show_gsq)
+    for (const GsqConfig& c : gsq_configs()) jobs.push_back([&, c] { return measure_gsq(c, w, imp, o); });
+
+  auto header = [](const char* title) {
+    std::printf("%s\n%-28s %8s %10s %10s %11s %9s\n", title, "method", "bits/wt", "rel.RMSE", "wRMSE", "quant MB/s",
+                "deq GB/s");
+    std::printf("%-28s %8s %10s %10s %11s %9s\n", "----------------------------", "-------", "--------", "--------",
+                "----------", "--------");
+  };
+  if (o.json) std::printf("[\n");
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!o.json && i == 0 && n_formats > 0) header("GGML block formats (reference quantizers; wRMSE quantized with the importance vector)");
+    if (!o.json && i == n_formats)
+      header(n_formats > 0 ? "\nGSQ (group-scaling quantization; only the importance search uses the vector)"
+                           : "GSQ (group-scaling quantization; only the importance search uses the vector)");
+    const Row r = jobs[i]();
     if (o.json) {
-      std::printf("  {\"format\": \"%s\", \"bits_per_weight\": %.4f, \"rel_rmse\": %.6g, \"weighted_rmse\": %.6g, "
-                  "\"quantize_mb_s\": %.1f, \"dequantize_gb_s\": %.2f}%s\n",
-                  r.t->name.data(), r.t->bits_per_weight(), r.rmse, r.weighted_rmse, r.quantize_mbs,
-                  r.dequantize_gbs, i + 1 < o.formats.size() ? "," : "");
+      std::printf("  {\"method\": \"%s\", \"family\": \"%s\", \"bits_per_weight\": %.4f, \"rel_rmse\": %.6g, "
+                  "\"weighted_rmse\": %.6g, \"quantize_mb_s\": %.1f, \"dequantize_gb_s\": %.2f}%s\n",
+                  r.method.c_str(), i < n_formats ? "ggml" : "gsq", r.bits_per_weight, r.rmse, r.weighted_rmse,
+                  r.quantize_mbs, r.dequantize_gbs, i + 1 < jobs.size() ? "," : "");
     } else {
-      std::printf("%-7s %8.4f %10.5f %10.5f %11.1f %9.2f\n", r.t->name.data(), r.t->bits_per_weight(), r.rmse,
+      std::printf("%-28s %8.4f %10.5f %10.5f %11.1f %9.2f\n", r.method.c_str(), r.bits_per_weight, r.rmse,
                   r.weighted_rmse, r.quantize_mbs, r.dequantize_gbs);
     }
     std::fflush(stdout);

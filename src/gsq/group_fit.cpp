@@ -13,7 +13,7 @@ namespace {
 // SSE2: adding 1.5 * 2^23 pushes the fraction out under round-to-nearest-even.
 // Valid for |v| < 2^22; callers clamp first (codes never exceed 255 anyway).
 inline float round_even(float v) {
-  v = std::clamp(v, -4096.0f, 4096.0f);
+  v = std::min(std::max(v, -4096.0f), 4096.0f);  // min/max, not clamp: they vectorise
   const float magic = 12582912.0f;
   return (v + magic) - magic;  // not folded: lowbit never builds with -ffast-math
 }
@@ -29,8 +29,47 @@ struct View {
 
 int maxq_of(const GsqConfig& c) { return (1 << c.bits) - 1; }
 
+// sum w (decode(encode(x)) - x)^2 in double, for one scheme: the search's inner
+// loop, written out so it runs without calls or per-element branches. Same
+// arithmetic as encode_value / decode_value.
+template <bool FloatMin, bool Weighted>
+double squared_error(const GroupParams& p, const View& v, float maxq) {
+  const float s = p.scale, m = p.min, z = static_cast<float>(p.zero);
+  constexpr int64_t kChunk = 256;
+  float x[kChunk], dec[kChunk];
+  double lanes[4] = {0, 0, 0, 0};
+  for (int64_t i0 = 0; i0 < v.n; i0 += kChunk) {
+    const int64_t len = std::min(kChunk, v.n - i0);
+    for (int64_t i = 0; i < len; ++i) x[i] = v.at(i0 + i);
+    // Float part first, in a loop the compiler vectorises (no calls, no branches)...
+    for (int64_t i = 0; i < len; ++i) {
+      if (FloatMin) {
+        const float q = std::min(std::max(round_even((x[i] - m) / s), 0.0f), maxq);
+        dec[i] = s * q + m;
+      } else {
+        const float q = std::min(std::max(round_even(x[i] / s) + z, 0.0f), maxq);
+        dec[i] = s * (q - z);
+      }
+    }
+    // ...then the double sum in four interleaved lanes (element i into lane i % 4),
+    // combined as (l0 + l1) + (l2 + l3): a fixed order, so the result is the same on
+    // every machine, without one long chain of dependent additions.
+    for (int64_t i = 0; i < len; ++i) {
+      const double d = static_cast<double>(dec[i]) - x[i];
+      lanes[(i0 + i) & 3] += (Weighted ? v.weight(i0 + i) : 1.0) * (d * d);
+    }
+  }
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
 // sum w |decode(encode(x)) - x|^norm, in double.
 double group_error(const GsqConfig& c, const GroupParams& p, const View& v, double norm) {
+  const bool fmin = c.scheme == GsqScheme::asymmetric_float;
+  if (norm == 2.0 && p.scale != 0.0f) {
+    const auto maxq = static_cast<float>(maxq_of(c));
+    if (fmin) return v.w ? squared_error<true, true>(p, v, maxq) : squared_error<true, false>(p, v, maxq);
+    return v.w ? squared_error<false, true>(p, v, maxq) : squared_error<false, false>(p, v, maxq);
+  }
   double err = 0;
   for (int64_t i = 0; i < v.n; ++i) {
     const float x = v.at(i);

@@ -60,7 +60,7 @@ HfGptqTensors to_hf_gptq(const GsqResult& q, int version) {
     for (int64_t k = 0; k < words_out; ++k) t.qzeros[g * words_out + k] = static_cast<int32_t>(packed[k]);
   }
   t.g_idx.resize(static_cast<size_t>(q.cols));
-  for (int64_t i = 0; i < q.cols; ++i) t.g_idx[i] = static_cast<int32_t>(i / q.group());
+  for (int64_t i = 0; i < q.cols; ++i) t.g_idx[i] = static_cast<int32_t>(q.group_of(i));
   return t;
 }
 
@@ -86,14 +86,18 @@ GsqResult from_hf_gptq(const HfGptqTensors& t) {
           "scales has " + std::to_string(t.scales.size()) + " entries, expected " + dims(groups, t.out_features));
   require(static_cast<int64_t>(t.g_idx.size()) == t.in_features,
           "g_idx has " + std::to_string(t.g_idx.size()) + " entries, expected " + std::to_string(t.in_features));
-  for (int64_t i = 0; i < t.in_features; ++i)
-    require(t.g_idx[i] == i / t.group_size, "g_idx[" + std::to_string(i) + "] = " + std::to_string(t.g_idx[i]) +
-                                                " is not column / group_size: act-order checkpoints are not supported yet");
+  bool contiguous = true;
+  for (int64_t i = 0; i < t.in_features; ++i) {
+    require(t.g_idx[i] >= 0 && t.g_idx[i] < groups, "g_idx[" + std::to_string(i) + "] = " + std::to_string(t.g_idx[i]) +
+                                                        " is outside [0, " + std::to_string(groups) + ")");
+    contiguous = contiguous && t.g_idx[i] == i / t.group_size;
+  }
 
   GsqResult q;
   q.config = c;
   q.rows = t.out_features;
   q.cols = t.in_features;
+  if (!contiguous) q.g_idx = t.g_idx;  // act-order checkpoint
   q.qweight.resize(static_cast<size_t>(q.rows * words_in));
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t k = 0; k < words_in; ++k) q.qweight[r * words_in + k] = static_cast<uint32_t>(t.qweight[k * q.rows + r]);

@@ -138,13 +138,9 @@ void gsq_dequantize(const GsqResult& q, MatrixView<float> out) {
   if (out.rows != q.rows || out.cols != q.cols)
     throw Error("gsq_dequantize: output is " + shape(out.rows, out.cols) + ", the matrix is " + shape(q.rows, q.cols));
   if (q.rows * q.cols > 0 && out.data == nullptr) throw Error("gsq_dequantize: output is null");
-  const int64_t g = q.group(), groups = q.groups();
   parallel_for(q.rows, row_grain(q.cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
-      for (int64_t j = 0; j < groups; ++j) {
-        const GroupParams p = q.params(r, j);
-        for (int64_t c = j * g; c < (j + 1) * g; ++c) out(r, c) = decode_value(q.config, p, q.code(r, c));
-      }
+      for (int64_t c = 0; c < q.cols; ++c) out(r, c) = decode_value(q.config, q.params(r, q.group_of(c)), q.code(r, c));
   });
 }
 
@@ -153,7 +149,8 @@ void gsq_gemv(const GsqResult& q, std::span<const float> x, std::span<float> y) 
     throw Error("gsq_gemv: x has " + std::to_string(x.size()) + " entries and y " + std::to_string(y.size()) +
                 " for a " + shape(q.rows, q.cols) + " matrix");
   const GsqMatrixRef m{q.qweight.data(), q.scales.data(), q.zeros.data(), q.mins.empty() ? nullptr : q.mins.data(),
-                       q.config.bits, q.rows, q.cols, q.group(), q.words_per_row()};
+                       q.g_idx.empty() ? nullptr : q.g_idx.data(), q.config.bits, q.rows, q.cols, q.group(),
+                       q.words_per_row()};
   const GsqGemvFn fn = select_gsq_gemv_kernel().fn;
   parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, x.data(), y.data(), r0, r1); });
 }

@@ -161,6 +161,8 @@ struct Case {
 // ggml's relative RMSE on synthetic_weights(64, 4096, seed 1), measured through
 // libggml-base (llama-cpp-python 0.3.36's vendored ggml); the weighted column is
 // the importance-weighted RMSE with synthetic_importance(4096, 1) as imatrix.
+// These are ggml's numbers, not ours: if synthetic_weights ever changes, measure
+// them again through ggml_quantize_chunk + the type's to_float.
 constexpr Case kCases[] = {
     {Format::Q4_K, Distribution::heavy_tailed, 0.091015, 0.034560},
     {Format::Q4_K, Distribution::gaussian, 0.071224, 0.061743},
@@ -188,8 +190,9 @@ TEST_P(KQuantsQuality, BeatsGgmlAndImportanceHelps) {
   const double wrmse = lowbit::relative_rmse(xv, {weighted.data(), rows, cols}, imp);
   const double wrmse_plain = lowbit::relative_rmse(xv, {plain.data(), rows, cols}, imp);
 
-  // Bounds that fit the bits: uniform b-bit codes on a scale fitted per 16-32
-  // elements leave roughly 2^-b of the signal; every format must also beat ggml.
+  // Bounds that fit the bits: b-bit codes on scales fitted per 16-32 elements leave
+  // a relative RMSE of about 1.5 * 2^-b on these distributions (the bounds allow
+  // 1.6-1.9x). Every format must also beat ggml on the same data.
   const double bits_bound = c.format == Format::Q4_K ? 0.10 : c.format == Format::Q5_K ? 0.05 : 0.03;
   EXPECT_LT(rmse, bits_bound);
   EXPECT_LT(rmse, c.ggml_plain);

@@ -9,6 +9,11 @@
 //   lowbit_interop_tool quantize FORMAT ROWS COLS IN.f32 IMP.f32|- OUT.bin
 //       "-" quantizes without an importance vector
 //   lowbit_interop_tool dequantize FORMAT ROWS COLS IN.bin OUT.f32
+//   lowbit_interop_tool gsq BITS GROUP SCHEME SEARCH ROWS COLS IN.f32 IMP.f32|- CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32
+//       GSQ (SCHEME sym|asym|asym-fmin, SEARCH rtn|mse|importance|hqq, GROUP 0 = per channel);
+//       writes the unpacked codes [ROWS, COLS] and per-group scales, zeros and minimums [ROWS, GROUPS]
+//   lowbit_interop_tool gptq BITS GROUP SCHEME SEARCH ACT STATIC ROWS COLS W.f32 H.f32 CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32 GIDX.i32
+//       GPTQ into GSQ with the full symmetric Hessian H [COLS, COLS]; ACT, STATIC are 0 or 1
 //
 // Any error prints a message on stderr and exits with status 1.
 #include <charconv>
@@ -26,6 +31,9 @@
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/core/synthetic.hpp"
 #include "lowbit/formats/format.hpp"
+#include "lowbit/gptq/solver.hpp"
+#include "lowbit/gptq/target.hpp"
+#include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/kernels/quantize.hpp"
 
 namespace {
@@ -40,7 +48,9 @@ constexpr std::string_view kUsage =
     "  lowbit_interop_tool formats\n"
     "  lowbit_interop_tool gen DIST ROWS COLS SEED OUT.f32 OUT_IMP.f32\n"
     "  lowbit_interop_tool quantize FORMAT ROWS COLS IN.f32 IMP.f32|- OUT.bin\n"
-    "  lowbit_interop_tool dequantize FORMAT ROWS COLS IN.bin OUT.f32\n";
+    "  lowbit_interop_tool dequantize FORMAT ROWS COLS IN.bin OUT.f32\n"
+    "  lowbit_interop_tool gsq BITS GROUP SCHEME SEARCH ROWS COLS IN.f32 IMP.f32|- CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32\n"
+    "  lowbit_interop_tool gptq BITS GROUP SCHEME SEARCH ACT STATIC ROWS COLS W.f32 H.f32 CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32 GIDX.i32\n";
 
 template <class T>
 T parse_int(std::string_view text, std::string_view what) {
@@ -151,6 +161,61 @@ void cmd_dequantize(const std::vector<std::string>& a) {
   write_file(a[5], dst.data(), dst.size() * sizeof(float));
 }
 
+lowbit::GsqConfig parse_gsq(const std::string& bits, const std::string& group, const std::string& scheme,
+                            const std::string& search) {
+  lowbit::GsqConfig c;
+  c.bits = parse_int<int>(bits, "BITS");
+  c.group_size = parse_int<int>(group, "GROUP");
+  bool found_scheme = false, found_search = false;
+  for (auto s : {lowbit::GsqScheme::symmetric, lowbit::GsqScheme::asymmetric, lowbit::GsqScheme::asymmetric_float})
+    if (scheme == lowbit::to_string(s)) c.scheme = s, found_scheme = true;
+  for (auto s : {lowbit::ScaleSearch::rtn, lowbit::ScaleSearch::mse, lowbit::ScaleSearch::importance, lowbit::ScaleSearch::hqq})
+    if (search == lowbit::to_string(s)) c.search = s, found_search = true;
+  if (!found_scheme || !found_search) throw ToolError("unknown GSQ scheme or search '" + scheme + "' / '" + search + "'");
+  return c;
+}
+
+// Unpacked codes, scales, zeros and minimums (zeros for schemes without them).
+void write_gsq(const lowbit::GsqResult& q, const std::vector<std::string>& paths) {
+  std::vector<uint8_t> codes(static_cast<size_t>(q.rows * q.cols));
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t k = 0; k < q.cols; ++k) codes[r * q.cols + k] = static_cast<uint8_t>(q.code(r, k));
+  const std::vector<float> mins = q.mins.empty() ? std::vector<float>(q.scales.size(), 0.0f) : q.mins;
+  write_file(paths[0], codes.data(), codes.size());
+  write_file(paths[1], q.scales.data(), q.scales.size() * sizeof(float));
+  write_file(paths[2], q.zeros.data(), q.zeros.size() * sizeof(int32_t));
+  write_file(paths[3], mins.data(), mins.size() * sizeof(float));
+}
+
+void cmd_gsq(const std::vector<std::string>& a) {
+  check_argc(a, 13);
+  const lowbit::GsqConfig c = parse_gsq(a[1], a[2], a[3], a[4]);
+  const int64_t rows = parse_dim(a[5], "ROWS"), cols = parse_dim(a[6], "COLS");
+  const auto src = read_floats(a[7], rows * cols);
+  std::vector<float> imp;
+  if (a[8] != "-") imp = read_floats(a[8], cols);
+  write_gsq(lowbit::gsq_quantize(c, lowbit::ConstMatrixView<float>(src.data(), rows, cols), imp),
+            {a[9], a[10], a[11], a[12]});
+}
+
+void cmd_gptq(const std::vector<std::string>& a) {
+  check_argc(a, 16);
+  const lowbit::GsqConfig c = parse_gsq(a[1], a[2], a[3], a[4]);
+  lowbit::GptqConfig g;
+  g.act_order = parse_int<int>(a[5], "ACT") != 0;
+  g.static_groups = parse_int<int>(a[6], "STATIC") != 0;
+  const int64_t rows = parse_dim(a[7], "ROWS"), cols = parse_dim(a[8], "COLS");
+  const auto w = read_floats(a[9], rows * cols);
+  const auto h = read_floats(a[10], cols * cols);
+  lowbit::GsqTarget target(c);
+  lowbit::gptq_solve(g, lowbit::ConstMatrixView<float>(w.data(), rows, cols), h, target);
+  const lowbit::GsqResult q = target.result();
+  write_gsq(q, {a[11], a[12], a[13], a[14]});
+  std::vector<int32_t> g_idx(static_cast<size_t>(cols));
+  for (int64_t k = 0; k < cols; ++k) g_idx[k] = static_cast<int32_t>(q.group_of(k));
+  write_file(a[15], g_idx.data(), g_idx.size() * sizeof(int32_t));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -167,6 +232,10 @@ int main(int argc, char** argv) {
       cmd_quantize(args);
     } else if (cmd == "dequantize") {
       cmd_dequantize(args);
+    } else if (cmd == "gsq") {
+      cmd_gsq(args);
+    } else if (cmd == "gptq") {
+      cmd_gptq(args);
     } else {
       throw ToolError("unknown command '" + cmd + "'\n" + std::string(kUsage));
     }

@@ -24,4 +24,10 @@ std::vector<float> synthetic_weights(int64_t rows, int64_t cols, uint64_t seed,
 // outlier columns 30x more important.
 std::vector<float> synthetic_importance(int64_t cols, uint64_t seed);
 
+// Calibration activations [tokens x cols] shaped like an LLM layer's inputs:
+// channels correlated through a shared low-rank component (16 latent factors plus
+// independent noise), and 1 in 64 channels 10x to 100x larger than the rest
+// (the "massive activation" channels of real transformers).
+std::vector<float> synthetic_activations(int64_t tokens, int64_t cols, uint64_t seed);
+
 }  // namespace lowbit

@@ -33,9 +33,9 @@ struct HfGptqTensors {
 // we throw an Error naming the row and group instead — use v2 or a symmetric scheme.
 HfGptqTensors to_hf_gptq(const GsqResult& q, int format_version = 2);
 
-// Imports HF tensors (validated: sizes, bits, group size, g_idx, zero range) into a
-// GSQ result that dequantizes identically. Act-order checkpoints (a g_idx that is
-// not column / group_size) are rejected with an Error for now.
+// Imports HF tensors (validated: sizes, bits, group size, g_idx range, zero range)
+// into a GSQ result that dequantizes identically. An act-order checkpoint (g_idx
+// other than column / group_size) keeps its g_idx in the result.
 GsqResult from_hf_gptq(const HfGptqTensors& t);
 
 }  // namespace lowbit

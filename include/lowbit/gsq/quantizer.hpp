@@ -26,10 +26,14 @@ struct GsqResult {
   // Double quantization: scales[i] == scale_codes[i] * scale_blocks[i / 256].
   std::vector<int8_t> scale_codes;
   std::vector<float> scale_blocks;
+  // Group of each input column; empty means column / group() (contiguous groups).
+  // GPTQ with act-order fills it: groups are then contiguous in processing order.
+  std::vector<int32_t> g_idx;
 
   int64_t group() const { return config.resolved_group(cols); }
   int64_t groups() const { return group() == 0 ? 0 : cols / group(); }
   int64_t words_per_row() const;
+  int64_t group_of(int64_t c) const { return g_idx.empty() ? c / group() : g_idx[static_cast<size_t>(c)]; }
   uint32_t code(int64_t r, int64_t c) const;
   GroupParams params(int64_t r, int64_t g) const;
   // Storage bits per weight: codes, scales, zeros or minimums, second-level scales.

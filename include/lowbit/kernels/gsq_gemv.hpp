@@ -13,6 +13,7 @@ struct GsqMatrixRef {
   const float* scales;      // rows x groups
   const int32_t* zeros;     // rows x groups (ignored when mins != null)
   const float* mins;        // rows x groups, or null
+  const int32_t* g_idx;     // group of each column, or null for column / group
   int bits;
   int64_t rows, cols, group, words_per_row;
 };

@@ -10,6 +10,15 @@ void gsq_gemv__scalar(const GsqMatrixRef& m, const float* x, float* y, int64_t r
   for (int64_t r = r0; r < r1; ++r) {
     const uint32_t* words = m.qweight + r * m.words_per_row;
     double acc = 0;
+    if (m.g_idx) {  // act-order layout: groups scattered over the columns
+      for (int64_t c = 0; c < m.cols; ++c) {
+        const int64_t g = r * groups + m.g_idx[c];
+        const double q = unpack_code(words, m.bits, c);
+        acc += (m.mins ? m.scales[g] * q + m.mins[g] : m.scales[g] * (q - m.zeros[g])) * x[c];
+      }
+      y[r] = static_cast<float>(acc);
+      continue;
+    }
     for (int64_t g = 0; g < groups; ++g) {
       const float scale = m.scales[r * groups + g];
       // Sum codes against x, then apply the group's affine map once: sum s*(q - z)*x

@@ -9,10 +9,10 @@
 //
 // Quantizers. For a fixed scale the best index of every element is simply the
 // nearest code value, so a scale's true error is cheap to measure. We try scales that
-// put the block's extreme on either end of the code book (ggml's quantizer only
-// tries one side), refit each by weighted least squares on the indices it produces,
-// and keep the scale whose error, measured after all rounding (fp16 d, integer
-// sub-block scales), is smallest. IQ4_XS then chooses the super-block scale d among
+// put the block's extreme near either end of the code book (44 trials; ggml's
+// quantizer tries 16 with its heuristic weights), refit each by weighted least
+// squares on the indices it produces, and keep the scale whose true error, measured
+// after all rounding (fp16 d, integer sub-block scales), is smallest. IQ4_XS then chooses the super-block scale d among
 // several candidates and, for each, the better of the two integer sub-block scales
 // around the ideal one, by the sub-block's measured error.
 //
@@ -22,7 +22,6 @@
 #include <array>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "cpu/reference/reference.hpp"
 #include "lowbit/core/half.hpp"
@@ -42,37 +41,30 @@ constexpr std::array<float, 16> make_values() {
 }
 constexpr std::array<float, 16> kValues = make_values();
 
-// Decision thresholds: kBounds[i] and kBounds[i + 1] bracket the values nearest
-// to code i (midpoints between neighbouring codes, infinities at the ends).
-constexpr std::array<float, 17> make_bounds() {
-  std::array<float, 17> b{};
-  b[0] = -std::numeric_limits<float>::infinity();
-  for (int i = 0; i < 15; ++i) b[i + 1] = 0.5f * (kValues[i] + kValues[i + 1]);
-  b[16] = std::numeric_limits<float>::infinity();
-  return b;
-}
-constexpr std::array<float, 17> kBounds = make_bounds();
-
-// Nearest code index for each integer t in [-128, 127] (stored at t + 128). Code
-// values are at least 11 apart, so the index for v is the one for floor(v) or a
-// neighbour: a table look-up and two comparisons replace a binary search.
-constexpr std::array<uint8_t, 256> make_start() {
-  std::array<uint8_t, 256> s{};
-  for (int t = -128; t < 128; ++t) {
+// Nearest code index by table. Decision thresholds (midpoints between neighbouring
+// codes) are integers or half-integers, so no threshold falls strictly inside a
+// half-unit cell [c/2, c/2 + 1/2): the cell alone decides the index, one look-up
+// instead of a binary search. Cell of v is floor(2v) + 256 for v in [-127, 113].
+constexpr int kCells = 2 * 113 + 256 + 1;
+constexpr std::array<uint8_t, kCells> make_cells() {
+  std::array<uint8_t, kCells> t{};
+  for (int c = 0; c < kCells; ++c) {
+    const float lo = 0.5f * static_cast<float>(c - 256);  // the cell's lower end
     int i = 0;
-    while (i < 15 && static_cast<float>(t) > kBounds[i + 1]) ++i;
-    s[t + 128] = static_cast<uint8_t>(i);
+    while (i < 15 && lo >= 0.5f * (kValues[i] + kValues[i + 1])) ++i;
+    t[c] = static_cast<uint8_t>(i);
   }
-  return s;
+  return t;
 }
-constexpr std::array<uint8_t, 256> kStart = make_start();
+constexpr std::array<uint8_t, kCells> kCellIndex = make_cells();
 
-// Index of the code value nearest to v (v in code-book units). Branch-free: the
-// comparisons are data-dependent coin flips a branch predictor would miss.
+// Index of the code value nearest to v (v in code-book units; exact ties go up).
+// The clamp is written so that a NaN (0 * inf from a degenerate trial scale) lands
+// on the table instead of outside it.
 inline int nearest_index(float v) {
-  v = std::min(std::max(v, kValues[0]), kValues[15]);
-  const int i = kStart[static_cast<int>(v + 128.0f)];  // v + 128 >= 1: truncation is floor
-  return i + static_cast<int>(v > kBounds[i + 1]) - static_cast<int>(v < kBounds[i]);
+  v = v > kValues[0] ? v : kValues[0];
+  v = v < kValues[15] ? v : kValues[15];
+  return kCellIndex[static_cast<int>(2.0f * v + 256.0f)];  // >= 2: truncation is floor
 }
 
 inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kMaxHalf, kMaxHalf)); }
@@ -136,11 +128,11 @@ bool objective_weights(const float* importance, int n, float* w) {
 // negative end, ggml's choice) or kValues[15] + t (the positive end), t a few code
 // units either way; each is refit and measured after `round`.
 template <class Round>
-float nl_search(const float* x, const float* w, float max, Round round, float* best_err_out) {
+float nl_search(const float* x, const float* w, float max, Round round) {
   // Rank the trial scales by their least-squares gain with the indices held fixed
   // (one pass each); only the few best are then measured exactly, after rounding
   // and re-choosing the indices (a second pass).
-  constexpr int kKeep = 3;
+  constexpr int kKeep = 4;
   Fit top[kKeep];
   auto rank = [&](Fit f) {
     for (int k = 0; k < kKeep; ++k)
@@ -150,8 +142,8 @@ float nl_search(const float* x, const float* w, float max, Round round, float* b
         return;
       }
   };
-  for (int t = -6; t <= 8; ++t) rank(nl_refit(x, w, (kValues[0] + static_cast<float>(t)) / max));
-  for (int t = -6; t <= 6; t += 2) rank(nl_refit(x, w, (kValues[15] + static_cast<float>(t)) / max));
+  for (int t = -10; t <= 12; ++t) rank(nl_refit(x, w, (kValues[0] + static_cast<float>(t)) / max));
+  for (int t = -10; t <= 10; ++t) rank(nl_refit(x, w, (kValues[15] + static_cast<float>(t)) / max));
 
   float best_d = round(max / kValues[0]);  // ggml's starting scale
   float best_err = nl_error(x, w, best_d);
@@ -168,7 +160,6 @@ float nl_search(const float* x, const float* w, float max, Round round, float* b
     if (f.gain >= 0.0f) consider(f.d);
   // Polish: refit on the winner's own indices.
   if (best_d != 0.0f) consider(nl_refit(x, w, 1.0f / best_d).d);
-  *best_err_out = best_err;
   return best_d;
 }
 
@@ -221,8 +212,8 @@ void quantize_row_iq4_nl__scalar(const float* x, void* y, int64_t n, const float
     const float* xb = x + i * QB;
     objective_weights(importance ? importance + i * QB : nullptr, QB, w);
     const float max = signed_max(xb, QB);
-    float d = 0.0f, err = 0.0f;
-    if (max != 0.0f) d = nl_search(xb, w, max, [](float v) { return fp16_to_fp32(to_half(v)); }, &err);
+    float d = 0.0f;
+    if (max != 0.0f) d = nl_search(xb, w, max, [](float v) { return fp16_to_fp32(to_half(v)); });
     out[i].d = to_half(d);
     nl_indices(xb, d, L);  // d == 0: every index is code 8 (value 1), nearest to 0
     pack_nibbles(L, out[i].qs);
@@ -264,8 +255,7 @@ void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float
     for (int ib = 0; ib < kSub; ++ib) {
       const float* xb = xs + ib * QB;
       const float max = signed_max(xb, QB);
-      float err = 0.0f;
-      scales[ib] = max != 0.0f ? nl_search(xb, w + ib * QB, max, [](float v) { return v; }, &err) : 0.0f;
+      scales[ib] = max != 0.0f ? nl_search(xb, w + ib * QB, max, [](float v) { return v; }) : 0.0f;
       if (std::fabs(scales[ib]) > std::fabs(max_scale)) max_scale = scales[ib];
     }
 
@@ -275,8 +265,8 @@ void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float
     float best_d = 0.0f;
     if (max_scale != 0.0f) {
       // 2. The super-block scale: the largest sub-block scale lands on -32 (ggml's
-      //    choice) or +31, or a little inside so that smaller scales are resolved
-      //    differently; then a least-squares refit of d on the chosen indices.
+      //    choice), -31 (smaller scales then round differently) or +31; then a
+      //    least-squares refit of d on the chosen integer scales and indices.
       bool have = false;
       auto consider = [&](float d) {
         d = fp16_to_fp32(to_half(d));

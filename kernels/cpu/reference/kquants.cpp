@@ -4,22 +4,26 @@
 // operations in the same order; this file is built with -ffp-contract=off).
 //
 // Quantization minimises the true objective, sum_i w_i (x_i - decoded_i)^2, where
-// w is the importance vector (llama.cpp imatrix) or 1. It works in three stages:
-//  1. each sub-block gets a continuous fit (scale, min) from a grid of trial
-//     scales, each refitted by weighted least squares and then polished by
-//     Lloyd iterations (re-round the codes, refit);
+// w is the importance vector (llama.cpp imatrix) or 1. Q4_K, Q5_K and Q6_K work in
+// three stages:
+//  1. each sub-block gets a continuous fit (scale, and min for Q4_K/Q5_K) from a
+//     few trial grids, each refitted by weighted least squares and the best then
+//     polished by Lloyd iterations (re-round the codes, refit);
 //  2. the super-block scales (fp16) and the integer sub-block scales are chosen by
 //     alternating least squares on a quadratic model of each sub-block's error,
 //     from several starting points; every candidate is then scored by its real
 //     error after all rounding, with each element's code re-picked for the
 //     decoded scales;
 //  3. a local search moves each sub-block's integer scale (and min) by +-1 while
-//     the real error drops, and the super-block scale is refitted with the codes
-//     fixed.
+//     the real error drops, then the super-block scales are refitted by least
+//     squares with the codes fixed, and the local search runs again if that won.
+// Q8_K (fp32 scale, one per 256) runs Lloyd steps from a few scales around
+// ggml's absmax scale and keeps the best.
 // Everything is deterministic: fixed candidate lists and fixed summation order.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "cpu/reference/kquant_scales.hpp"
 #include "cpu/reference/reference.hpp"
@@ -30,8 +34,14 @@ namespace lowbit::kernels {
 namespace {
 
 // Round half to even for |v| < 2^22 under the default rounding mode. Unlike
-// std::nearbyint this is two additions, so the loops around it vectorise.
+// std::nearbyint this is two additions, so the loops around it vectorise. It is
+// monotone everywhere, so clamping its result to an integer range afterwards
+// equals rounding the clamped value (and that order is the one GCC vectorises).
 inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+// std::clamp's nested conditional keeps GCC from vectorising; min(max()) maps to
+// minps/maxps.
+inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
 // Sums v[0..N) (N a power of two) by halving: a fixed order that vectorises,
 // where a running float sum would be a serial dependency chain. Clobbers v.
@@ -52,13 +62,14 @@ float to_half(float v, uint16_t& bits) {
   return fp16_to_fp32(bits);
 }
 float to_half_signed(float v, uint16_t& bits) {
-  bits = fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax));
+  bits = fp32_to_fp16(clampf(v, -kHalfMax, kHalfMax));
   return fp16_to_fp32(bits);
 }
 
-// Blocks whose largest magnitude is below this are stored as zeros: every scale
-// derived from them would underflow (fp16 cannot even hold 1e-8).
-constexpr float kTiny = 1e-30f;
+// Blocks (or sub-blocks) whose magnitude is below this are treated as zeros: the
+// reciprocal of any scale derived from them would overflow a float. (The fp16
+// scales of Q4_K..Q6_K flush anything below about 1e-8 to zero anyway.)
+constexpr float kTiny = 1e-36f;
 
 // Per-element weights of one super-block's objective: the importance normalised to
 // mean 1 (the objective is invariant to that), plus a negligible floor so that
@@ -100,7 +111,7 @@ float affine_codes(const float* x, const float* w, float ds, float dm, uint8_t* 
   }
   const float inv = 1.0f / ds;
   for (int i = 0; i < kAffSub; ++i) {
-    const float q = round_even(std::clamp((x[i] + dm) * inv, 0.0f, static_cast<float>(NMAX)));
+    const float q = clampf(round_even((x[i] + dm) * inv), 0.0f, static_cast<float>(NMAX));
     L[i] = static_cast<uint8_t>(q);
     const float r = ds * q - dm - x[i];
     e[i] = w[i] * r * r;
@@ -114,14 +125,17 @@ float affine_codes(const float* x, const float* w, float ds, float dm, uint8_t* 
 struct AffineFit {
   float s = 0, m = 0;
   float a = 0, b = 0, c = 0;
+  float b_over_c = 0;  // b/c, the offset shift that best absorbs a unit scale error
 };
 
-// Weighted least squares x ≈ s*L + mn with the constraint mn <= 0 (dmin >= 0 makes
-// every sub-block offset non-positive). Returns the error of the solution.
+// Weighted sums for fitting x ≈ s*L + mn.
 struct AffineSums {
   double sw, swx, swx2;  // of the data
   double sl, sl2, sxl;   // of the codes
 };
+
+// Weighted least squares x ≈ s*L + mn with the constraint mn <= 0 (dmin >= 0 makes
+// every sub-block offset non-positive). Returns the error of the solution.
 double solve_affine(const AffineSums& t, double& s, double& mn) {
   const double det = t.sw * t.sl2 - t.sl * t.sl;
   s = 0;
@@ -179,19 +193,21 @@ AffineFit fit_affine(const float* x, const float* w) {
   }
 
   // Trial grids: the lower anchor at lo or raised by 0.3 or 0.6 of a step (clipping
-  // the smallest values), [anchor, xmax] stretched over NMAX-0.9 .. NMAX+0.9 steps.
+  // the smallest values), [anchor, xmax] stretched over NMAX-0.9 .. NMAX+0.9 steps
+  // (NMAX-1.8 .. NMAX+1.8 for 5 bits, whose optimum strays further).
   // Sweeping the anchor as well as the scale finds fits that a scale-only sweep
   // misses; every trial is scored after its least-squares refit.
   float q[kAffSub];
   double best_err = INFINITY, best_s = 0, best_mn = 0;
   AffineSums best_t = t;
   const float range = xmax - lo;
+  constexpr float kStep = NMAX > 15 ? 0.6f : 0.3f;
   for (int a = 0; a < 3; ++a) {
     const float anchor = lo + 0.3f * static_cast<float>(a) * range / static_cast<float>(NMAX);
     for (int k = -3; k <= 3; ++k) {
-      const float iscale = (static_cast<float>(NMAX) + 0.3f * static_cast<float>(k)) / range;
+      const float iscale = (static_cast<float>(NMAX) + kStep * static_cast<float>(k)) / range;
       for (int i = 0; i < kAffSub; ++i)
-        q[i] = round_even(std::clamp((x[i] - anchor) * iscale, 0.0f, static_cast<float>(NMAX)));
+        q[i] = clampf(round_even((x[i] - anchor) * iscale), 0.0f, static_cast<float>(NMAX));
       code_sums(x, w, q, t);
       double s, mn;
       const double err = solve_affine(t, s, mn);
@@ -208,7 +224,7 @@ AffineFit fit_affine(const float* x, const float* w) {
     const float s = static_cast<float>(best_s), mn = static_cast<float>(best_mn);
     const float inv = 1.0f / s;
     for (int i = 0; i < kAffSub; ++i)
-      q[i] = round_even(std::clamp((x[i] - mn) * inv, 0.0f, static_cast<float>(NMAX)));
+      q[i] = clampf(round_even((x[i] - mn) * inv), 0.0f, static_cast<float>(NMAX));
     code_sums(x, w, q, t);
     double ns, nmn;
     const double err = solve_affine(t, ns, nmn);
@@ -223,6 +239,7 @@ AffineFit fit_affine(const float* x, const float* w) {
   fit.a = static_cast<float>(best_t.sl2);
   fit.b = static_cast<float>(best_t.sl);
   fit.c = static_cast<float>(best_t.sw);
+  fit.b_over_c = best_t.sw > 0 ? static_cast<float>(best_t.sl / best_t.sw) : 0.0f;
   return fit;
 }
 
@@ -240,38 +257,37 @@ struct AffineChoice {
   }
 };
 
-// Integer candidates around v/step: floor and ceil, within [0, kScaleMax].
-int int_candidates(float v, float step, int out[2]) {
-  if (!(step > 0)) {
-    out[0] = 0;
-    return 1;
-  }
-  const float f = std::floor(std::min(v / step, static_cast<float>(kScaleMax)));
-  const int lo = std::clamp(static_cast<int>(f), 0, kScaleMax);
-  const int hi = std::min(lo + 1, kScaleMax);
-  out[0] = lo;
-  out[1] = hi;
-  return hi == lo ? 1 : 2;
-}
-
 // For decoded d, dmin, the integer scale and min of every sub-block that the
-// quadratic error model prefers.
+// quadratic error model prefers. For each rounding of the scale the min is rounded
+// around the offset that best absorbs that scale error (em = -b*es/c), not around
+// the unperturbed one: a clipped or coarsely rounded scale is partly made good by
+// shifting the offset.
 void pick_integers(const AffineFit* f, float d, float dmin, uint8_t* sc, uint8_t* mm) {
+  const float inv_d = d > 0 ? 1.0f / d : 0.0f, inv_dmin = dmin > 0 ? 1.0f / dmin : 0.0f;
+  constexpr float kMax = static_cast<float>(kScaleMax);
   for (int j = 0; j < kAffSubs; ++j) {
-    int cs[2], cm[2];
-    const int ns = int_candidates(f[j].s, d, cs), nm = int_candidates(f[j].m, dmin, cm);
+    // Floor and ceil (truncation floors: the targets are non-negative), clamped to
+    // [0, 63]; duplicates at the clamp are harmless. Written without early exits so
+    // the comparisons become conditional moves.
     float best = INFINITY;
-    for (int a = 0; a < ns; ++a)
-      for (int b = 0; b < nm; ++b) {
-        const float es = d * static_cast<float>(cs[a]) - f[j].s;
-        const float em = f[j].m - dmin * static_cast<float>(cm[b]);
+    int best_s = 0, best_m = 0;
+    const int s_lo = static_cast<int>(clampf(f[j].s * inv_d, 0.0f, kMax));
+    for (int s = s_lo; s <= s_lo + 1; ++s) {
+      const int sv = std::min(s, kScaleMax);
+      const float es = d * static_cast<float>(sv) - f[j].s;
+      const int m_lo = static_cast<int>(clampf((f[j].m + f[j].b_over_c * es) * inv_dmin, 0.0f, kMax));
+      for (int m = m_lo; m <= m_lo + 1; ++m) {
+        const int mv = std::min(m, kScaleMax);
+        const float em = f[j].m - dmin * static_cast<float>(mv);
         const float q = f[j].a * es * es + 2 * f[j].b * es * em + f[j].c * em * em;
-        if (q < best) {
-          best = q;
-          sc[j] = static_cast<uint8_t>(cs[a]);
-          mm[j] = static_cast<uint8_t>(cm[b]);
-        }
+        const bool better = q < best;
+        best = better ? q : best;
+        best_s = better ? sv : best_s;
+        best_m = better ? mv : best_m;
       }
+    }
+    sc[j] = static_cast<uint8_t>(best_s);
+    mm[j] = static_cast<uint8_t>(best_m);
   }
 }
 
@@ -311,6 +327,65 @@ void score_choice(const float* x, const float* w, AffineChoice& c) {
   }
 }
 
+// Moves each sub-block's integer scale and min by +-1 while its real error drops.
+template <int NMAX>
+void local_search(const float* x, const float* w, AffineChoice& c) {
+  uint8_t L[kAffSub];
+  for (int j = 0; j < kAffSubs; ++j) {
+    const float* xj = x + kAffSub * j;
+    const float* wj = w + kAffSub * j;
+    for (int round = 0; round < 3; ++round) {
+      const int s0 = c.sc[j], m0 = c.mm[j];
+      bool moved = false;
+      for (int ds = -1; ds <= 1; ++ds)
+        for (int dm = -1; dm <= 1; ++dm) {
+          const int s = s0 + ds, m = m0 + dm;
+          if ((ds == 0 && dm == 0) || s < 0 || s > kScaleMax || m < 0 || m > kScaleMax) continue;
+          const float e = affine_codes<NMAX>(xj, wj, c.d * static_cast<float>(s), c.dmin * static_cast<float>(m), L);
+          if (e < c.err[j]) {
+            c.err[j] = e;
+            c.sc[j] = static_cast<uint8_t>(s);
+            c.mm[j] = static_cast<uint8_t>(m);
+            std::memcpy(c.L + kAffSub * j, L, kAffSub);
+            moved = true;
+          }
+        }
+      if (!moved) break;
+    }
+  }
+}
+
+// Weighted least squares for d and dmin with every code and integer fixed
+// (x ≈ d*(sc*q) - dmin*m), kept if the real error after re-rounding drops.
+template <int NMAX>
+bool refit_super_scales(const float* x, const float* w, AffineChoice& c) {
+  double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
+  for (int j = 0; j < kAffSubs; ++j)
+    for (int i = 0; i < kAffSub; ++i) {
+      const double wi = w[kAffSub * j + i], xi = x[kAffSub * j + i];
+      const double a = static_cast<double>(c.sc[j]) * c.L[kAffSub * j + i], b = c.mm[j];
+      aa += wi * a * a;
+      ab += wi * a * b;
+      bb += wi * b * b;
+      ax += wi * a * xi;
+      bx += wi * b * xi;
+    }
+  // Normal equations of min sum w (d*a - v*b - x)^2: [aa -ab; ab -bb] [d; v] = [ax; bx].
+  // Without any min in use (bb = 0) only d is free.
+  const double det = ab * ab - aa * bb;
+  if (!(aa > 0)) return false;
+  const double d = bb > 0 ? (ab * bx - ax * bb) / det : ax / aa;
+  const double v = bb > 0 ? (aa * bx - ab * ax) / det : c.dmin;
+  if (!(d >= 0 && v >= 0)) return false;
+  AffineChoice n = c;
+  n.d = to_half(static_cast<float>(d), n.d_bits);
+  n.dmin = to_half(static_cast<float>(v), n.dmin_bits);
+  score_choice<NMAX>(x, w, n);
+  if (!(n.total() < c.total())) return false;
+  c = n;
+  return true;
+}
+
 template <int NMAX>
 void quantize_affine_block(const float* x, const float* w, AffineChoice& best) {
   AffineFit fits[kAffSubs];
@@ -321,15 +396,21 @@ void quantize_affine_block(const float* x, const float* w, AffineChoice& best) {
     max_m = std::max(max_m, fits[j].m);
   }
 
-  // Stage 2: alternating least squares from several starting super-block scales;
-  // a smaller d than max_s/63 trades clipping the widest sub-block for finer
-  // integer scales everywhere else.
-  static constexpr float kStarts[][2] = {{1.0f, 1.0f}, {0.96f, 1.0f}, {0.92f, 1.0f}, {0.88f, 1.0f},
-                                         {1.0f, 0.9f}, {0.94f, 0.9f}};
+  // Stage 2: alternating least squares from several starting super-block scales
+  // around max_s/63. Different starts round the sub-block scales differently; the
+  // real error picks the winner. The last start puts the median sub-block near
+  // scale 32: it rescues blocks where one or two sub-blocks drifted to a large,
+  // nearly arbitrary scale (data far from zero, whose fits are ill-conditioned),
+  // which would otherwise leave every other sub-block a coarse scale.
+  float sorted[kAffSubs];
+  for (int j = 0; j < kAffSubs; ++j) sorted[j] = fits[j].s;
+  std::sort(sorted, sorted + kAffSubs);
+  const float median_s = 0.5f * (sorted[kAffSubs / 2 - 1] + sorted[kAffSubs / 2]);
+  static constexpr float kStarts[] = {1.06f, 1.04f, 1.02f, 1.0f, 0.97f, 0.94f};
   AffineChoice cand;
-  best.err[0] = INFINITY;
-  for (const auto& start : kStarts) {
-    float d = max_s / kScaleMax * start[0], dmin = max_m / kScaleMax * start[1];
+  for (size_t k = 0; k <= std::size(kStarts); ++k) {
+    float d = k < std::size(kStarts) ? max_s / kScaleMax * kStarts[k] : median_s / 32;
+    float dmin = max_m / kScaleMax;
     cand.d = to_half(d, cand.d_bits);
     cand.dmin = to_half(dmin, cand.dmin_bits);
     for (int it = 0; it < 4; ++it) {
@@ -342,34 +423,13 @@ void quantize_affine_block(const float* x, const float* w, AffineChoice& best) {
     }
     pick_integers(fits, cand.d, cand.dmin, cand.sc, cand.mm);
     score_choice<NMAX>(x, w, cand);
-    if (cand.total() < best.total()) best = cand;
+    if (k == 0 || cand.total() < best.total()) best = cand;
   }
 
-  // Stage 3: local search on each sub-block's integers by real error.
-  uint8_t L[kAffSub];
-  for (int j = 0; j < kAffSubs; ++j) {
-    const float* xj = x + kAffSub * j;
-    const float* wj = w + kAffSub * j;
-    for (int round = 0; round < 3; ++round) {
-      const int s0 = best.sc[j], m0 = best.mm[j];
-      bool moved = false;
-      for (int ds = -1; ds <= 1; ++ds)
-        for (int dm = -1; dm <= 1; ++dm) {
-          const int s = s0 + ds, m = m0 + dm;
-          if ((ds == 0 && dm == 0) || s < 0 || s > kScaleMax || m < 0 || m > kScaleMax) continue;
-          const float e = affine_codes<NMAX>(xj, wj, best.d * static_cast<float>(s),
-                                             best.dmin * static_cast<float>(m), L);
-          if (e < best.err[j]) {
-            best.err[j] = e;
-            best.sc[j] = static_cast<uint8_t>(s);
-            best.mm[j] = static_cast<uint8_t>(m);
-            std::memcpy(best.L + kAffSub * j, L, kAffSub);
-            moved = true;
-          }
-        }
-      if (!moved) break;
-    }
-  }
+  // Stage 3: local search on the integers, then one exact least-squares refit of
+  // d and dmin for the chosen codes, and the local search again if that helped.
+  local_search<NMAX>(x, w, best);
+  if (refit_super_scales<NMAX>(x, w, best)) local_search<NMAX>(x, w, best);
 }
 
 template <int NMAX>
@@ -431,7 +491,7 @@ float sym_codes(const float* x, const float* w, float ds, int8_t* L) {
   }
   const float inv = 1.0f / ds;
   for (int i = 0; i < kSymSub; ++i) {
-    const float q = round_even(std::clamp(x[i] * inv, -32.0f, 31.0f));
+    const float q = clampf(round_even(x[i] * inv), -32.0f, 31.0f);
     L[i] = static_cast<int8_t>(q);
     const float r = ds * q - x[i];
     e[i] = w[i] * r * r;
@@ -463,7 +523,7 @@ SymFit fit_sym(const float* x, const float* w) {
   double best_err = INFINITY, best_s = 0, best_a = 0;
   auto try_codes = [&](float iscale) {
     for (int i = 0; i < kSymSub; ++i) {
-      q[i] = round_even(std::clamp(x[i] * iscale, -32.0f, 31.0f));
+      q[i] = clampf(round_even(x[i] * iscale), -32.0f, 31.0f);
       wq2[i] = w[i] * q[i] * q[i];
       wxq[i] = w[i] * x[i] * q[i];
     }
@@ -474,10 +534,14 @@ SymFit fit_sym(const float* x, const float* w) {
     best_err = err, best_s = s, best_a = sq2;
     return true;
   };
-  // The largest element on code -32 (the longer side) or on +31, with some slack.
-  for (int k = -10; k <= 10; ++k) {
-    try_codes(-(32.0f + 0.1f * static_cast<float>(k)) / vmax);
-    try_codes((31.0f + 0.1f * static_cast<float>(k)) / vmax);
+  // Trial grids put the largest element on code -32 (the longer side) or +31, or
+  // up to four codes beyond (clipping it, which with 16 elements often pays for a
+  // finer grid), or up to eight codes inside: a coarse first rounding from which
+  // the least-squares refit and the Lloyd steps reach optima that the tight grids
+  // miss. Each trial is scored after its refit.
+  for (int k = -8; k <= 4; ++k) {
+    try_codes(-(32.0f + static_cast<float>(k)) / vmax);
+    try_codes((31.0f + static_cast<float>(k)) / vmax);
   }
   for (int it = 0; it < 4 && best_s != 0; ++it)
     if (!try_codes(static_cast<float>(1.0 / best_s))) break;
@@ -505,6 +569,47 @@ void score_sym(const float* x, const float* w, SymChoice& c) {
                          c.L + kSymSub * j);
 }
 
+// Moves each sub-block's integer scale by +-1 while its real error drops.
+void local_search_sym(const float* x, const float* w, SymChoice& c) {
+  int8_t L[kSymSub];
+  for (int j = 0; j < kSymSubs; ++j) {
+    for (int round = 0; round < 3; ++round) {
+      const int s0 = c.sc[j];
+      bool moved = false;
+      for (int s : {s0 - 1, s0 + 1}) {
+        if (s < -128 || s > 127) continue;
+        const float e = sym_codes(x + kSymSub * j, w + kSymSub * j, c.d * static_cast<float>(s), L);
+        if (e < c.err[j]) {
+          c.err[j] = e;
+          c.sc[j] = static_cast<int8_t>(s);
+          std::memcpy(c.L + kSymSub * j, L, kSymSub);
+          moved = true;
+        }
+      }
+      if (!moved) break;
+    }
+  }
+}
+
+// Weighted least-squares d with every code and integer scale fixed (x ≈ d*(sc*q)),
+// kept if the real error after re-rounding drops.
+bool refit_sym_scale(const float* x, const float* w, SymChoice& c) {
+  double aa = 0, ax = 0;
+  for (int i = 0; i < QK_K; ++i) {
+    const double a = static_cast<double>(c.sc[i / kSymSub]) * c.L[i];
+    aa += w[i] * a * a;
+    ax += w[i] * a * x[i];
+  }
+  if (!(aa > 0)) return false;
+  SymChoice n = c;
+  n.d = to_half_signed(static_cast<float>(ax / aa), n.d_bits);
+  if (n.d == 0) return false;
+  score_sym(x, w, n);
+  if (!(n.total() < c.total())) return false;
+  c = n;
+  return true;
+}
+
 void quantize_q6_K_block(const float* x, const float* w, SymChoice& best) {
   SymFit fits[kSymSubs];
   float smax = 0;
@@ -512,8 +617,9 @@ void quantize_q6_K_block(const float* x, const float* w, SymChoice& best) {
     fits[j] = fit_sym(x + kSymSub * j, w + kSymSub * j);
     if (std::fabs(fits[j].s) > std::fabs(smax)) smax = fits[j].s;
   }
+  // An all-zero block is stored as all-zero bytes (q = 0, d = 0), like ggml's.
   best = SymChoice{};
-  if (smax == 0) {  // all zero: stored as all-zero bytes (q = 0, d = 0), like ggml
+  if (smax == 0) {
     std::fill(best.L, best.L + QK_K, static_cast<int8_t>(-32));
     return;
   }
@@ -522,14 +628,14 @@ void quantize_q6_K_block(const float* x, const float* w, SymChoice& best) {
   // alternating least squares: integers by rounding, d = sum a sc s / sum a sc^2.
   static constexpr float kStarts[] = {-1.0f / 128, 1.0f / 127, -0.97f / 128, 0.97f / 127};
   SymChoice cand;
-  best.err[0] = INFINITY;
+  bool have = false;
   for (float start : kStarts) {
     cand.d = to_half_signed(smax * start, cand.d_bits);
-    if (cand.d == 0) continue;  // scales below fp16 resolution
+    if (cand.d == 0) continue;  // scales below fp16 resolution: keep the zero block
     for (int it = 0; it < 4; ++it) {
       double num = 0, den = 0;
       for (int j = 0; j < kSymSubs; ++j) {
-        const float v = round_even(std::clamp(fits[j].s / cand.d, -128.0f, 127.0f));
+        const float v = clampf(round_even(fits[j].s / cand.d), -128.0f, 127.0f);
         cand.sc[j] = static_cast<int8_t>(v);
         num += static_cast<double>(fits[j].a) * v * fits[j].s;
         den += static_cast<double>(fits[j].a) * v * v;
@@ -541,30 +647,21 @@ void quantize_q6_K_block(const float* x, const float* w, SymChoice& best) {
       cand.d = nd, cand.d_bits = db;
     }
     for (int j = 0; j < kSymSubs; ++j)
-      cand.sc[j] = static_cast<int8_t>(round_even(std::clamp(fits[j].s / cand.d, -128.0f, 127.0f)));
+      cand.sc[j] = static_cast<int8_t>(clampf(round_even(fits[j].s / cand.d), -128.0f, 127.0f));
     score_sym(x, w, cand);
-    if (cand.total() < best.total()) best = cand;
+    if (!have || cand.total() < best.total()) best = cand;
+    have = true;
+  }
+  if (!have) {
+    std::fill(best.L, best.L + QK_K, static_cast<int8_t>(-32));
+    return;
   }
 
-  // Local search on each integer scale by real error.
-  int8_t L[kSymSub];
-  for (int j = 0; j < kSymSubs; ++j) {
-    for (int round = 0; round < 3; ++round) {
-      const int s0 = best.sc[j];
-      bool moved = false;
-      for (int s : {s0 - 1, s0 + 1}) {
-        if (s < -128 || s > 127) continue;
-        const float e = sym_codes(x + kSymSub * j, w + kSymSub * j, best.d * static_cast<float>(s), L);
-        if (e < best.err[j]) {
-          best.err[j] = e;
-          best.sc[j] = static_cast<int8_t>(s);
-          std::memcpy(best.L + kSymSub * j, L, kSymSub);
-          moved = true;
-        }
-      }
-      if (!moved) break;
-    }
-  }
+  // Local search on the integer scales by real error, then one exact
+  // least-squares refit of d for the chosen codes, and the search again if that
+  // helped.
+  local_search_sym(x, w, best);
+  if (refit_sym_scale(x, w, best)) local_search_sym(x, w, best);
 }
 
 void store_q6_K(const SymChoice& c, block_q6_K& b) {
@@ -595,7 +692,7 @@ float q8_codes(const float* x, const float* w, float d, int8_t* q) {
   float e[QK_K];
   const float inv = 1.0f / d;
   for (int i = 0; i < QK_K; ++i) {
-    const float v = round_even(std::clamp(x[i] * inv, -127.0f, 127.0f));
+    const float v = clampf(round_even(x[i] * inv), -127.0f, 127.0f);
     q[i] = static_cast<int8_t>(v);
     const float r = d * v - x[i];
     e[i] = w[i] * r * r;
@@ -610,17 +707,20 @@ void quantize_q8_K_block(const float* x, const float* w, block_q8_K& b) {
     std::memset(&b, 0, sizeof b);
     return;
   }
-  // ggml's absmax scale, then slightly smaller ones; each is refined by Lloyd
-  // steps (weighted least-squares scale for its codes, re-round) and the best
-  // real error wins, so the result is never worse than absmax.
+  // ggml's absmax scale (the first candidate, always kept unless beaten), then
+  // scales a little above and below it; each is refined by Lloyd steps (weighted
+  // least-squares scale for its codes, re-round), which from these nearby starts
+  // settle in different optima, and the best real error wins.
   int8_t q[QK_K];
   float best_d = amax / 127.0f;
-  float best_err = q8_codes(x, w, best_d, b.qs);
-  for (float shrink : {1.0f, 0.995f, 0.99f, 0.98f}) {
-    float d = amax / 127.0f * shrink;
+  float best_err = INFINITY;
+  bool have = false;
+  for (float start : {1.0f, 1.01f, 1.02f, 1.03f, 0.995f, 0.99f}) {
+    float d = amax / 127.0f * start;
     for (int it = 0; it < 3; ++it) {
       const float err = q8_codes(x, w, d, q);
-      if (err < best_err) {
+      if (!have || err < best_err) {
+        have = true;
         best_err = err;
         best_d = d;
         std::memcpy(b.qs, q, QK_K);

@@ -7,8 +7,8 @@
 //   Q3_K  x = (d*(sc-32))*q         q in -4..3, sc 6-bit, d fp16
 // The quantizers search for the parameters that minimise the (importance-weighted)
 // squared error of what will actually be decoded:
-//   1. per sub-block, the best unconstrained (float) scale (and offset), searched
-//      over every code assignment a rounding can produce (Q3_K: exactly),
+//   1. per sub-block, the best unconstrained (float) scale (and offset): trial
+//      grids, each refitted by least squares, then a few code/refit alternations,
 //   2. per block, several candidate super-scales d (and dmin); for each, every
 //      sub-block tries its neighbouring integer scales with codes re-picked against
 //      the decoded scale, and the candidate with the lowest real error wins,
@@ -30,11 +30,6 @@ constexpr int kSub = 16;              // elements per sub-block
 constexpr int kNumSub = kBlock / kSub;
 constexpr float kMaxHalf = 65504.0f;  // largest finite fp16: super-scales saturate here
 
-// Round half to even for |v| < 2^22: adding 1.5*2^23 pushes the fraction out of the
-// float's mantissa, so the FPU's default rounding (to nearest even) does the work.
-// Unlike nearbyint this is branch-free and vectorises.
-inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
-
 inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
 // Four float lanes (GCC/Clang vector extension). The hot loops run over a 16-element
@@ -51,27 +46,47 @@ inline F4 clamp4(F4 v, float lo, float hi) {
   v = v < splat(lo) ? splat(lo) : v;
   return v > splat(hi) ? splat(hi) : v;
 }
+// Round half to even for |v| < 2^22 (callers clamp first): adding 1.5*2^23 pushes the
+// fraction out of the float's mantissa, so the FPU's default rounding (to nearest
+// even, as nearbyint) does the work, branch-free.
 inline F4 round_even4(F4 v) { return (v + splat(12582912.0f)) - splat(12582912.0f); }
 inline float hsum(F4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-
-// The weights of one block's squared error: the importance vector, or 1 where there
-// is none (or where the block's importance is all zero, so it still gets quantized
-// sensibly rather than arbitrarily). Returns whether the weights are non-uniform.
-bool block_weights(const float* importance, float* w) {
-  bool any = false;
-  if (importance) {
-    for (int i = 0; i < kBlock; ++i) {
-      w[i] = importance[i];
-      any |= importance[i] > 0.0f;
-    }
-  }
-  if (!any) std::fill(w, w + kBlock, 1.0f);
-  return any;
-}
 
 // fp16 value nearest to a (non-negative) super-scale, saturating instead of
 // overflowing to Inf.
 inline uint16_t half_scale(float d) { return fp32_to_fp16(std::min(d, kMaxHalf)); }
+
+// One block prepared for the search. The weights of its squared error are the
+// importance vector, or 1 where there is none (or where the block's importance is
+// all zero, so it still gets quantized sensibly rather than arbitrarily). Values and
+// weights are scaled by powers of two so that the largest |x| and the largest
+// weight lie in [0.5, 1): that scaling is exact, so every comparison comes out as on
+// the raw block, but neither tiny nor huge inputs under- or overflow the float error
+// sums. Only the fp16 super-scales meet the true magnitude, through half()/unhalf().
+struct Block {
+  float x[kBlock], w[kBlock];
+  int exp = 0;            // x[i] = raw[i] * 2^-exp
+  bool weighted = false;  // the weights are not all equal
+
+  Block(const float* raw, const float* importance) {
+    float amax = 0.0f, wmax = 0.0f;
+    for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(raw[i]));
+    if (amax > 0.0f) std::frexp(amax, &exp);
+    for (int i = 0; i < kBlock; ++i) x[i] = std::ldexp(raw[i], -exp);
+    if (importance)
+      for (int i = 0; i < kBlock; ++i) wmax = std::max(wmax, importance[i]);
+    weighted = wmax > 0.0f;
+    if (weighted) {
+      int wexp = 0;
+      std::frexp(wmax, &wexp);
+      for (int i = 0; i < kBlock; ++i) w[i] = std::ldexp(importance[i], -wexp);
+    } else {
+      std::fill(w, w + kBlock, 1.0f);
+    }
+  }
+  uint16_t half(float d) const { return half_scale(std::ldexp(d, exp)); }
+  float unhalf(uint16_t h) const { return std::ldexp(fp16_to_fp32(h), -exp); }
+};
 
 // Both formats keep the low two bits of element 128*h + 32*s + l in bits 2*s of
 // qs[32*h + l].
@@ -115,20 +130,20 @@ struct Q3SubFit {
 
 // The scale S of sign `sign` that best fits x ~= S*q, q = clamp(round(x/S), -4, 3):
 // trial grids putting the largest |x| at 2.0 .. 4.8 (clipping it beyond 4), and with
-// an importance vector on out to 7 (a large but unimportant element may be worth
+// an importance vector on out to 7.3 (a large but unimportant element may be worth
 // clipping hard), each with the least-squares scale sum(w x q)/sum(w q^2) for its
 // codes; then a few alternations of re-picking codes and refitting. Returns the
 // error reduction sum(w x q)^2/sum(w q^2) and sets *scale. Near-ties go to the
 // smallest scale (a lone large element fits equally well at q = 1..4), which
 // leaves the block's super-scale the finest resolution.
 float q3_fit_sign(const float* x, const float* w, float amax, float sign, bool weighted, float* scale) {
-  constexpr int kFine = 29, kWide = 8, kRefits = 3;
+  constexpr int kFine = 8, kWide = 5, kRefits = 3;
   const int ngrid = weighted ? kFine + kWide : kFine;
   float best = 0.0f;
   *scale = 0.0f;
   for (int k = 0; k < ngrid + kRefits; ++k) {
     if (k >= ngrid && *scale == 0.0f) break;
-    const float r = k < kFine ? 2.0f + 0.1f * k : 4.75f + 0.25f * (k - kFine + 1);
+    const float r = k < kFine ? 2.0f + 0.4f * k : 4.8f + 0.5f * (k - kFine + 1);
     const float t = k < ngrid ? sign * r / amax : 1.0f / *scale;
     F4 sxq = splat(0.0f), sq2 = splat(0.0f);
     for (int i = 0; i < kSub; i += 4) {
@@ -187,9 +202,10 @@ float q3_eval(const float* x, const float* w, const Q3SubFit* fits, float d, int
   return total;
 }
 
-void quantize_block_q3_K(const float* x, const float* importance, block_q3_K* y) {
-  float w[kBlock];
-  const bool weighted = block_weights(importance, w);
+void quantize_block_q3_K(const float* raw, const float* importance, block_q3_K* y) {
+  const Block blk(raw, importance);
+  const float* x = blk.x;
+  const float* w = blk.w;
   std::memset(y, 0, sizeof *y);
 
   Q3SubFit fits[kNumSub];
@@ -197,31 +213,34 @@ void quantize_block_q3_K(const float* x, const float* importance, block_q3_K* y)
   // -32 for negative scales, +31 for positive ones.
   float dmax = 0.0f;
   for (int j = 0; j < kNumSub; ++j) {
-    fits[j] = q3_fit_sub(x + kSub * j, w + kSub * j, weighted);
+    fits[j] = q3_fit_sub(x + kSub * j, w + kSub * j, blk.weighted);
     const Q3SubFit& f = fits[j];
     dmax = std::max(dmax, f.gain[0] >= f.gain[1] ? f.scale[0] / 31.0f : -f.scale[1] / 32.0f);
   }
-  if (dmax == 0.0f) return;  // all zero: every byte 0 decodes to 0
+  if (dmax == 0.0f) return;  // nothing to fit: all-zero bytes decode to zeros
 
   int8_t sc[kNumSub], sc_try[kNumSub];
   float best = INFINITY;
   uint16_t best_d = 0;
-  auto consider = [&](float dcand) {
-    const uint16_t h = half_scale(dcand);
-    const float d = fp16_to_fp32(h);
+  auto consider = [&](float dcand, int reach) {
+    const uint16_t h = blk.half(dcand);
+    const float d = blk.unhalf(h);
     if (!(d > 0.0f)) return;
-    const float e = q3_eval(x, w, fits, d, 1, sc_try);
+    const float e = q3_eval(x, w, fits, d, reach, sc_try);
     if (e < best) {
       best = e;
       best_d = h;
       std::copy(sc_try, sc_try + kNumSub, sc);
     }
   };
-  for (int k = 0; k <= 12; ++k) consider(dmax * (1.0f - 0.02f * k));
+  for (int k = 0; k <= 8; ++k) consider(dmax * (1.0f - 0.03f * k), 1);
+  if (best == INFINITY) return;  // every candidate underflows fp16: decode as zeros
 
-  // Least-squares refit of d for the chosen integer scales and codes.
+  // From here on each sub-block looks wider around its float optima: first at the
+  // best d found, then at least-squares refits of d for the chosen scales and codes.
+  consider(blk.unhalf(best_d), 3);
   for (int iter = 0; iter < 2 && best > 0.0f; ++iter) {
-    const float d = fp16_to_fp32(best_d);
+    const float d = blk.unhalf(best_d);
     float num = 0.0f, den = 0.0f;
     uint8_t L[kSub];
     for (int j = 0; j < kNumSub; ++j) {
@@ -234,14 +253,11 @@ void quantize_block_q3_K(const float* x, const float* importance, block_q3_K* y)
     }
     if (!(den > 0.0f) || !(num > 0.0f)) break;
     const uint16_t before = best_d;
-    consider(num / den);
+    consider(num / den, 3);
     if (best_d == before) break;
   }
 
-  // A wider look at each sub-block's scale for the final d.
-  const float d = fp16_to_fp32(best_d);
-  q3_eval(x, w, fits, d, 3, sc);
-
+  const float d = blk.unhalf(best_d);
   // Write: 6-bit scales (offset 32) and the codes for the decoded scales.
   y->d = best_d;
   uint8_t L[kBlock];
@@ -344,11 +360,13 @@ Q2SubFit q2_fit_sub(const float* x, const float* w) {
   float best_err = q2_error(x, w, 0.0f, -mn, nullptr);
   // Trial grids spanning [mn, mx] in 2 to 4 steps, then a few alternations of
   // re-picking codes for the best fit and refitting.
-  constexpr int kGrid = 21, kRefits = 3;
+  constexpr int kGrid = 11, kRefits = 3;
   for (int k = 0; k < kGrid + kRefits; ++k) {
+    if (k >= kGrid && best.scale == 0.0f) break;
     float S, M;
-    const float e = k < kGrid ? q2_trial(x, w, t, (mx - mn) / (2.0f + 0.1f * k), -mn, &S, &M)
-                              : q2_trial(x, w, t, best.scale, best.min, &S, &M);
+    float e = k < kGrid ? q2_trial(x, w, t, (mx - mn) / (2.0f + 0.2f * k), -mn, &S, &M)
+                        : q2_trial(x, w, t, best.scale, best.min, &S, &M);
+    if (e != INFINITY) e = q2_error(x, w, S, M, nullptr);
     if (e < best_err) {
       best_err = e;
       best = {S, M};
@@ -359,26 +377,24 @@ Q2SubFit q2_fit_sub(const float* x, const float* w) {
   return best;
 }
 
-// Floor and floor+1 of v clamped into 0..15, deduplicated.
-int nibble_candidates(float v, int* out) {
+// The nibbles floor(v) - reach + 1 .. floor(v) + reach within 0..15 (reach 1: floor
+// and ceil); returns how many.
+int nibble_candidates(float v, int reach, int* out) {
   const int r = static_cast<int>(std::floor(clampf(v, 0.0f, 15.0f)));
-  out[0] = r;
-  if (r < 15) {
-    out[1] = r + 1;
-    return 2;
-  }
-  return 1;
+  int n = 0;
+  for (int c = std::max(r - reach + 1, 0); c <= std::min(r + reach, 15); ++c) out[n++] = c;
+  return n;
 }
 
 // For decoded super-scales d, dmin, every sub-block's best (scale, min) nibbles among
 // the neighbours of its float fit; returns the block's total error.
-float q2_eval(const float* x, const float* w, const Q2SubFit* fits, float d, float dmin, uint8_t* sc_out,
-              uint8_t* m_out) {
+float q2_eval(const float* x, const float* w, const Q2SubFit* fits, float d, float dmin, int reach,
+              uint8_t* sc_out, uint8_t* m_out) {
   float total = 0.0f;
   for (int j = 0; j < kNumSub; ++j) {
-    int sc[2], mc[2];
-    const int ns = d > 0.0f ? nibble_candidates(fits[j].scale / d, sc) : (sc[0] = 0, 1);
-    const int nm = dmin > 0.0f ? nibble_candidates(fits[j].min / dmin, mc) : (mc[0] = 0, 1);
+    int sc[16], mc[16];
+    const int ns = d > 0.0f ? nibble_candidates(fits[j].scale / d, reach, sc) : (sc[0] = 0, 1);
+    const int nm = dmin > 0.0f ? nibble_candidates(fits[j].min / dmin, reach, mc) : (mc[0] = 0, 1);
     float best = INFINITY;
     for (int a = 0; a < ns; ++a)
       for (int b = 0; b < nm; ++b) {
@@ -395,9 +411,10 @@ float q2_eval(const float* x, const float* w, const Q2SubFit* fits, float d, flo
   return total;
 }
 
-void quantize_block_q2_K(const float* x, const float* importance, block_q2_K* y) {
-  float w[kBlock];
-  block_weights(importance, w);
+void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* y) {
+  const Block blk(raw, importance);
+  const float* x = blk.x;
+  const float* w = blk.w;
   std::memset(y, 0, sizeof *y);
 
   Q2SubFit fits[kNumSub];
@@ -407,14 +424,14 @@ void quantize_block_q2_K(const float* x, const float* importance, block_q2_K* y)
     smax = std::max(smax, fits[j].scale);
     mmax = std::max(mmax, fits[j].min);
   }
-  if (smax == 0.0f && mmax == 0.0f) return;  // all zero
+  if (smax == 0.0f && mmax == 0.0f) return;  // nothing to fit: all-zero bytes decode to zeros
 
   uint8_t sc[kNumSub], mn[kNumSub], sc_try[kNumSub], mn_try[kNumSub];
   float best = INFINITY;
   uint16_t best_d = 0, best_m = 0;
-  auto consider = [&](float dc, float mc) {
-    const uint16_t hd = half_scale(std::max(dc, 0.0f)), hm = half_scale(std::max(mc, 0.0f));
-    const float e = q2_eval(x, w, fits, fp16_to_fp32(hd), fp16_to_fp32(hm), sc_try, mn_try);
+  auto consider = [&](float dc, float mc, int reach) {
+    const uint16_t hd = blk.half(std::max(dc, 0.0f)), hm = blk.half(std::max(mc, 0.0f));
+    const float e = q2_eval(x, w, fits, blk.unhalf(hd), blk.unhalf(hm), reach, sc_try, mn_try);
     if (e < best) {
       best = e;
       best_d = hd;
@@ -423,16 +440,19 @@ void quantize_block_q2_K(const float* x, const float* importance, block_q2_K* y)
       std::copy(mn_try, mn_try + kNumSub, mn);
     }
   };
-  // Coordinate search: d with dmin at its natural value, then dmin, then d again.
+  // Coordinate search: d with dmin at its natural value, then dmin for the best d.
   const float d0 = smax / 15.0f, m0 = mmax / 15.0f;
-  for (int k = 0; k <= 8; ++k) consider(d0 * (1.0f - 0.03f * k), m0);
+  for (int k = 0; k <= 8; ++k) consider(d0 * (1.0f - 0.03f * k), m0, 1);
   {
-    const float d = fp16_to_fp32(best_d);
-    for (int k = 1; k <= 6; ++k) consider(d, m0 * (1.0f - 0.03f * k));
+    const float d = blk.unhalf(best_d);
+    for (int k = 1; k <= 6; ++k) consider(d, m0 * (1.0f - 0.03f * k), 1);
   }
-  // Least-squares refit of (d, dmin) for the chosen nibbles and codes.
+  // From here on each sub-block looks wider around its float fit: first at the best
+  // super-scales found, then at least-squares refits of (d, dmin) for the chosen
+  // nibbles and codes.
+  consider(blk.unhalf(best_d), blk.unhalf(best_m), 2);
   for (int iter = 0; iter < 2 && best > 0.0f; ++iter) {
-    const float d = fp16_to_fp32(best_d), dm = fp16_to_fp32(best_m);
+    const float d = blk.unhalf(best_d), dm = blk.unhalf(best_m);
     float saa = 0, sab = 0, sbb = 0, sxa = 0, sxb = 0;
     uint8_t L[kSub];
     for (int j = 0; j < kNumSub; ++j) {
@@ -460,11 +480,11 @@ void quantize_block_q2_K(const float* x, const float* importance, block_q2_K* y)
       break;
     }
     const uint16_t bd = best_d, bm = best_m;
-    consider(nd, nm);
+    consider(nd, nm, 2);
     if (best_d == bd && best_m == bm) break;
   }
 
-  const float d = fp16_to_fp32(best_d), dm = fp16_to_fp32(best_m);
+  const float d = blk.unhalf(best_d), dm = blk.unhalf(best_m);
   y->d = best_d;
   y->dmin = best_m;
   uint8_t L[kBlock];

@@ -35,7 +35,7 @@ namespace {
 constexpr int QK = QK_LEGACY;
 constexpr float kMaxHalf = 65504.0f;
 
-// Round to nearest, ties to even, for |v| < 2^22 (callers clamp first). Adding
+// Round to nearest, ties to even, for |v| <= 2^21 (see safe_inverse). Adding
 // 1.5 * 2^23 pushes the fraction out of the mantissa under the default rounding
 // mode; unlike nearbyintf this stays branch-free and vectorisable on plain SSE2.
 inline int rne(float v) {
@@ -43,6 +43,38 @@ inline int rne(float v) {
   int32_t i;
   std::memcpy(&i, &t, sizeof i);
   return i - 0x4B400000;
+}
+
+// The level nearest to v within [lo, hi]. Clamping the integer rather than the
+// float keeps the loops vectorisable (GCC will not if-convert a float clamp
+// against constants without -ffinite-math-only).
+inline int level(float v, int lo, int hi) {
+  int l = rne(v);
+  l = l < lo ? lo : l;
+  return l > hi ? hi : l;
+}
+
+// 1/d, shrunk where needed so that |span * id| <= 2^21 and level() stays exact for
+// every element within `span` of the origin. Only a degenerate (tiny) d is
+// affected; evaluation and packing use the same inverse, so what is measured is
+// what is stored.
+inline float safe_inverse(float d, float span) {
+  if (d == 0.0f) return 0.0f;
+  const float id = 1.0f / d;
+  constexpr float kLimit = 2097152.0f;  // 2^21
+  return std::fabs(id) * span > kLimit ? std::copysign(kLimit / span, id) : id;
+}
+
+struct Range {
+  float min, max;
+};
+Range block_range(const float* x) {
+  Range r{x[0], x[0]};
+  for (int j = 1; j < QK_LEGACY; ++j) {
+    r.min = std::min(r.min, x[j]);
+    r.max = std::max(r.max, x[j]);
+  }
+  return r;
 }
 
 // Sums run in kLanes independent partial sums (a fixed order, so results are
@@ -57,6 +89,30 @@ inline float lane_sum(const float* a) {
 inline uint16_t to_half(float v) {
   return fp32_to_fp16(std::clamp(v, -kMaxHalf, kMaxHalf));
 }
+
+// The K candidates with the largest least-squares gain (how much their refit lowers
+// the error with the levels held fixed). Ranking costs one pass per trial; only the
+// survivors are then measured exactly after fp16 rounding and re-rounding.
+template <class T, int K>
+struct TopK {
+  T item[K];
+  float gain[K];
+  int n = 0;
+  void push(const T& t, float g) {
+    int i = n < K ? n++ : K;
+    while (i > 0 && gain[i - 1] < g) {
+      if (i < K) {
+        item[i] = item[i - 1];
+        gain[i] = gain[i - 1];
+      }
+      --i;
+    }
+    if (i < K) {
+      item[i] = t;
+      gain[i] = g;
+    }
+  }
+};
 
 // The objective's per-element weights for one block: the importance when given and
 // not all zero, else ones (plain squared error).
@@ -76,33 +132,36 @@ struct SymSpec {
 
 // Weighted squared error of the block stored with scale d (already fp16-exact),
 // every element at its nearest level.
-float sym_error(const float* x, const float* w, float d, SymSpec s) {
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const float lo = static_cast<float>(s.lo), hi = static_cast<float>(s.hi);
+float sym_error(const float* x, const float* w, Range r, float d, SymSpec s) {
+  const float id = safe_inverse(d, std::max(-r.min, r.max));
   float acc[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const int l = rne(std::min(std::max(x[j] * id, lo), hi));
+      const int l = level(x[j] * id, s.lo, s.hi);
       const float e = x[j] - static_cast<float>(l) * d;
       acc[k] += w[j] * e * e;
     }
   return lane_sum(acc);
 }
 
-// Least-squares scale for the levels that inverse scale `id` rounds the block to.
-float sym_refit(const float* x, const float* w, float id, SymSpec s) {
-  const float lo = static_cast<float>(s.lo), hi = static_cast<float>(s.hi);
+// Least-squares scale for the levels that inverse scale `id` rounds the block to,
+// and its gain sumlx^2 / suml2 (the error it removes with those levels).
+struct SymFit {
+  float d = 0.0f, gain = -1.0f;
+};
+SymFit sym_refit(const float* x, const float* w, float id, SymSpec s) {
   float lx[kLanes] = {}, l2[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const float l = static_cast<float>(rne(std::min(std::max(x[j] * id, lo), hi)));
+      const float l = static_cast<float>(level(x[j] * id, s.lo, s.hi));
       lx[k] += w[j] * x[j] * l;
       l2[k] += w[j] * l * l;
     }
   const float sumlx = lane_sum(lx), suml2 = lane_sum(l2);
-  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+  if (!(suml2 > 0.0f)) return {};
+  return {sumlx / suml2, sumlx * sumlx / suml2};
 }
 
 // Candidate inverse scales, in units of 1/max where max is the block's signed
@@ -110,7 +169,7 @@ float sym_refit(const float* x, const float* w, float id, SymSpec s) {
 // does, positive ones on the high side; offsets of a fraction of a level trade
 // clipping the extreme against resolution for the rest.
 struct SymSearch {
-  float base_lo_offsets[32];
+  float base_lo_offsets[64];
   int n_lo;
   float base_hi_offsets[16];
   int n_hi;
@@ -126,26 +185,34 @@ uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, con
       max = x[j];
     }
   if (amax == 0.0f) return 0;
+  const Range r = block_range(x);
 
   uint16_t best_h = to_half(ggml_d);
-  float best_err = sym_error(x, w, fp16_to_fp32(best_h), s);
+  float best_err = sym_error(x, w, r, fp16_to_fp32(best_h), s);
   auto consider = [&](float d) {
     const uint16_t h = to_half(d);
     if (h == best_h) return;
-    const float e = sym_error(x, w, fp16_to_fp32(h), s);
+    const float e = sym_error(x, w, r, fp16_to_fp32(h), s);
     if (e < best_err) {
       best_err = e;
       best_h = h;
     }
   };
-  for (int k = 0; k < search.n_lo; ++k)
-    consider(sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s));
-  for (int k = 0; k < search.n_hi; ++k)
-    consider(sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s));
+  TopK<float, 4> top;
+  for (int k = 0; k < search.n_lo; ++k) {
+    const SymFit f = sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s);
+    top.push(f.d, f.gain);
+  }
+  for (int k = 0; k < search.n_hi; ++k) {
+    const SymFit f = sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s);
+    top.push(f.d, f.gain);
+  }
+  for (int k = 0; k < top.n; ++k)
+    if (top.gain[k] > 0.0f) consider(top.item[k]);
 
   // Polish: refit on the winner's own levels, then its fp16 neighbours.
   const float bd = fp16_to_fp32(best_h);
-  if (bd != 0.0f) consider(sym_refit(x, w, 1.0f / bd, s));
+  if (bd != 0.0f) consider(sym_refit(x, w, safe_inverse(bd, amax), s).d);
   const uint16_t h0 = best_h;
   if ((h0 & 0x7fffu) != 0 && (h0 & 0x7fffu) < 0x7bffu) {
     consider(fp16_to_fp32(static_cast<uint16_t>(h0 + 1)));
@@ -154,28 +221,29 @@ uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, con
   return best_h;
 }
 
-// Levels (offset by -lo, so 0..hi-lo) for the stored scale: the nearest for each element.
+// Signed levels for the stored scale: the nearest for each element.
 void sym_levels(const float* x, float d, SymSpec s, int* q) {
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const float lo = static_cast<float>(s.lo), hi = static_cast<float>(s.hi);
-  for (int j = 0; j < QK; ++j) q[j] = rne(std::min(std::max(x[j] * id, lo), hi));
+  const Range r = block_range(x);
+  const float id = safe_inverse(d, std::max(-r.min, r.max));
+  for (int j = 0; j < QK; ++j) q[j] = level(x[j] * id, s.lo, s.hi);
 }
 
 constexpr SymSearch make_search(float lo_from, float lo_to, float lo_step, float hi_from, float hi_to,
                                 float hi_step) {
   SymSearch s{};
   s.n_lo = 0;
-  for (float o = lo_from; o <= lo_to + 1e-4f && s.n_lo < 32; o += lo_step) s.base_lo_offsets[s.n_lo++] = o;
+  for (float o = lo_from; o <= lo_to + 1e-4f && s.n_lo < 64; o += lo_step) s.base_lo_offsets[s.n_lo++] = o;
   s.n_hi = 0;
   for (float o = hi_from; o <= hi_to + 1e-4f && s.n_hi < 16; o += hi_step) s.base_hi_offsets[s.n_hi++] = o;
   return s;
 }
 
-// 4 and 5 bits: the extreme mapped anywhere from one level beyond the grid (clipped)
-// to one and a half levels inside it, plus a few grids flipped to the other side.
-constexpr SymSearch kSearchQ4 = make_search(-1.0f, 1.5f, 0.1f, -1.0f, 0.5f, 0.25f);
-constexpr SymSearch kSearchQ5 = make_search(-1.0f, 1.5f, 0.1f, -1.0f, 0.5f, 0.25f);
-// 8 bits: rounding error dominates clipping; a few nearby scales suffice.
+// 4 and 5 bits: the extreme mapped anywhere from two levels beyond the grid
+// (clipped) to three levels inside it in tenths of a level, plus grids flipped so
+// the extreme lands on the short (positive) side.
+constexpr SymSearch kSearch4And5 = make_search(-2.0f, 3.0f, 0.1f, -2.0f, 1.0f, 0.25f);
+// 8 bits: rounding error dominates clipping, so a few nearby scales suffice; the
+// grid [-127, 127] is symmetric, so there is no flipped side (empty range).
 constexpr SymSearch kSearchQ8 = make_search(-1.0f, 3.0f, 0.5f, 0.0f, -1.0f, 1.0f);
 
 // ggml's reference scale for a symmetric 4/5-bit block: signed max / -nmax.
@@ -198,14 +266,13 @@ float ggml_q8_d(const float* x) {
 // ---------------------------------------------------------------- asymmetric: x = d * l + m
 
 // Weighted squared error with stored (fp16-exact) d and m, levels in [0, nmax].
-float asym_error(const float* x, const float* w, float d, float m, int nmax) {
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const float top = static_cast<float>(nmax);
+float asym_error(const float* x, const float* w, Range r, float d, float m, int nmax) {
+  const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
   float acc[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const int l = rne(std::min(std::max((x[j] - m) * id, 0.0f), top));
+      const int l = level((x[j] - m) * id, 0, nmax);
       const float e = x[j] - (static_cast<float>(l) * d + m);
       acc[k] += w[j] * e * e;
     }
@@ -214,27 +281,28 @@ float asym_error(const float* x, const float* w, float d, float m, int nmax) {
 
 struct Affine {
   float d, m;
+  float gain;  // error removed by the fit with its levels held fixed: d*sxl + m*sx
 };
 
-// Weighted least-squares (d, m) for the levels that rounding (x - origin) * id gives.
-bool asym_refit(const float* x, const float* w, float origin, float id, int nmax, Affine* out) {
-  const float top = static_cast<float>(nmax);
-  float a_w[kLanes] = {}, a_l[kLanes] = {}, a_ll[kLanes] = {}, a_x[kLanes] = {}, a_xl[kLanes] = {};
+// Weighted least-squares (d, m) for the levels that rounding (x - origin) * id
+// gives. sw = sum(w) and sx = sum(w*x) do not depend on the levels.
+bool asym_refit(const float* x, const float* w, float sw, float sx, float origin, float id, int nmax,
+                Affine* out) {
+  float a_l[kLanes] = {}, a_ll[kLanes] = {}, a_xl[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const float l = static_cast<float>(rne(std::min(std::max((x[j] - origin) * id, 0.0f), top)));
-      a_w[k] += w[j];
+      const float l = static_cast<float>(level((x[j] - origin) * id, 0, nmax));
       a_l[k] += w[j] * l;
       a_ll[k] += w[j] * l * l;
-      a_x[k] += w[j] * x[j];
       a_xl[k] += w[j] * x[j] * l;
     }
-  const float sw = lane_sum(a_w), sl = lane_sum(a_l), sll = lane_sum(a_ll), sx = lane_sum(a_x), sxl = lane_sum(a_xl);
+  const float sl = lane_sum(a_l), sll = lane_sum(a_ll), sxl = lane_sum(a_xl);
   const float det = sw * sll - sl * sl;
   if (!(det > 0.0f)) return false;
   out->d = (sw * sxl - sx * sl) / det;
   out->m = (sll * sx - sl * sxl) / det;
+  out->gain = out->d * sxl + out->m * sx;
   return out->d > 0.0f;
 }
 
@@ -243,18 +311,15 @@ struct AffineHalf {
 };
 
 AffineHalf asym_search(const float* x, const float* w, int nmax) {
-  float min = x[0], max = x[0];
-  for (int j = 1; j < QK; ++j) {
-    min = std::min(min, x[j]);
-    max = std::max(max, x[j]);
-  }
+  const Range r = block_range(x);
+  const float min = r.min, max = r.max;
   // ggml's reference: d = (max - min) / nmax, m = min.
   AffineHalf best{to_half((max - min) / static_cast<float>(nmax)), to_half(min)};
   if (max == min) return best;
-  float best_err = asym_error(x, w, fp16_to_fp32(best.d), fp16_to_fp32(best.m), nmax);
+  float best_err = asym_error(x, w, r, fp16_to_fp32(best.d), fp16_to_fp32(best.m), nmax);
   auto consider_half = [&](AffineHalf h) {
     if (h.d == best.d && h.m == best.m) return;
-    const float e = asym_error(x, w, fp16_to_fp32(h.d), fp16_to_fp32(h.m), nmax);
+    const float e = asym_error(x, w, r, fp16_to_fp32(h.d), fp16_to_fp32(h.m), nmax);
     if (e < best_err) {
       best_err = e;
       best = h;
@@ -262,18 +327,27 @@ AffineHalf asym_search(const float* x, const float* w, int nmax) {
   };
   auto consider = [&](Affine a) { consider_half({to_half(a.d), to_half(a.m)}); };
 
-  // Grids anchored at the minimum with the range spread over nmax + delta levels;
-  // the refit then moves both d and m to where those levels fit best.
+  // Grids anchored at the minimum, and at the maximum, with the range spread over
+  // nmax + delta levels; the refit then moves d and m to where those levels fit best.
   const float range = max - min;
-  Affine a;
-  for (int k = -10; k <= 10; ++k) {
-    const float id = (static_cast<float>(nmax) + 0.1f * static_cast<float>(k)) / range;
-    if (asym_refit(x, w, min, id, nmax, &a)) consider(a);
+  float sw = 0.0f, sx = 0.0f;
+  for (int j = 0; j < QK; ++j) {
+    sw += w[j];
+    sx += w[j] * x[j];
   }
+  Affine a;
+  TopK<Affine, 4> top;
+  for (int k = -10; k <= 10; ++k) {
+    const float id = (static_cast<float>(nmax) + 0.2f * static_cast<float>(k)) / range;
+    if (asym_refit(x, w, sw, sx, min, id, nmax, &a)) top.push(a, a.gain);
+    if (asym_refit(x, w, sw, sx, max - static_cast<float>(nmax) / id, id, nmax, &a)) top.push(a, a.gain);
+  }
+  for (int k = 0; k < top.n; ++k) consider(top.item[k]);
   // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
   for (int iter = 0; iter < 2; ++iter) {
     const float d = fp16_to_fp32(best.d), m = fp16_to_fp32(best.m);
-    if (d > 0.0f && asym_refit(x, w, m, 1.0f / d, nmax, &a)) consider(a);
+    if (d > 0.0f && asym_refit(x, w, sw, sx, m, safe_inverse(d, std::max(max - m, m - min)), nmax, &a))
+      consider(a);
   }
   const AffineHalf c = best;
   for (int dd = -1; dd <= 1; ++dd)
@@ -286,9 +360,9 @@ AffineHalf asym_search(const float* x, const float* w, int nmax) {
 }
 
 void asym_levels(const float* x, float d, float m, int nmax, int* q) {
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const float top = static_cast<float>(nmax);
-  for (int j = 0; j < QK; ++j) q[j] = rne(std::min(std::max((x[j] - m) * id, 0.0f), top));
+  const Range r = block_range(x);
+  const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
+  for (int j = 0; j < QK; ++j) q[j] = level((x[j] - m) * id, 0, nmax);
 }
 
 // ---------------------------------------------------------------- packing
@@ -332,7 +406,7 @@ void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* 
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     block_weights(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearchQ4);
+    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearch4And5);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 8;
     out[i].d = h;
@@ -390,7 +464,7 @@ void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* 
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     block_weights(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearchQ5);
+    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearch4And5);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 16;
     out[i].d = h;

@@ -1,0 +1,77 @@
+#include <string>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/gptq/target.hpp"
+#include "lowbit/gsq/packing.hpp"
+
+namespace lowbit {
+
+GsqTarget::GsqTarget(const GsqConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  if (cfg_.search == ScaleSearch::importance)
+    throw Error("GPTQ into GSQ: the importance search is redundant under GPTQ (the Hessian already weighs columns); "
+                "use rtn (min/max) or mse for the group parameters");
+  if (cfg_.double_quant)
+    throw Error("GPTQ into GSQ: double quantization would change the scales after GPTQ chose the codes");
+}
+
+void GsqTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm, bool static_groups) {
+  rows_ = rows;
+  cols_ = cols;
+  group_ = cfg_.resolved_group(cols);
+  if (cols % group_ != 0)
+    throw Error("GPTQ into GSQ " + cfg_.describe() + ": group size does not divide the " + std::to_string(cols) + " columns");
+  const int64_t groups = cols / group_;
+  codes_.assign(static_cast<size_t>(rows * cols), 0);
+  out_ = GsqResult{};
+  out_.config = cfg_;
+  out_.rows = rows;
+  out_.cols = cols;
+  out_.scales.assign(static_cast<size_t>(rows * groups), 0.0f);
+  out_.zeros.assign(static_cast<size_t>(rows * groups), 0);
+  if (cfg_.scheme == GsqScheme::asymmetric_float) out_.mins.assign(static_cast<size_t>(rows * groups), 0.0f);
+  bool identity = true;
+  for (size_t p = 0; p < perm.size(); ++p) identity = identity && perm[p] == static_cast<int32_t>(p);
+  if (!identity && !static_groups) {
+    // Groups are contiguous in processing order: column perm[p] belongs to group p / G.
+    out_.g_idx.assign(static_cast<size_t>(cols), 0);
+    for (size_t p = 0; p < perm.size(); ++p) out_.g_idx[perm[p]] = static_cast<int32_t>(p / group_);
+  }
+}
+
+int64_t GsqTarget::group_columns() const { return group_; }
+
+void GsqTarget::fit_group(int64_t group, std::span<const int32_t> columns, int64_t r0, int64_t r1,
+                          const float* values, int64_t ld) {
+  const int64_t groups = cols_ / group_;
+  for (int64_t r = r0; r < r1; ++r) {
+    const GroupParams p =
+        lowbit::fit_group(cfg_, values + (r - r0), static_cast<int64_t>(columns.size()), ld);
+    const size_t i = static_cast<size_t>(r * groups + group);
+    out_.scales[i] = p.scale;
+    out_.zeros[i] = p.zero;
+    if (!out_.mins.empty()) out_.mins[i] = p.min;
+  }
+}
+
+void GsqTarget::quantize_column(int64_t column, int64_t group, int64_t r0, int64_t r1, const float* w, float* q) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const GroupParams p = out_.params(r, group);
+    const uint32_t code = encode_value(cfg_, p, w[r - r0]);
+    codes_[static_cast<size_t>(r * cols_ + column)] = static_cast<uint8_t>(code);
+    q[r - r0] = decode_value(cfg_, p, code);
+  }
+}
+
+GsqResult GsqTarget::result() {
+  const int64_t words = out_.words_per_row();
+  out_.qweight.assign(static_cast<size_t>(rows_ * words), 0u);
+  std::vector<uint32_t> row(static_cast<size_t>(cols_));
+  for (int64_t r = 0; r < rows_; ++r) {
+    for (int64_t c = 0; c < cols_; ++c) row[c] = codes_[static_cast<size_t>(r * cols_ + c)];
+    pack_codes(row, cfg_.bits, std::span<uint32_t>(out_.qweight.data() + r * words, static_cast<size_t>(words)));
+  }
+  return out_;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,244 @@
+#include "lowbit/gptq/solver.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "gptq/blas.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/log.hpp"
+#include "lowbit/core/parallel.hpp"
+#include "lowbit/gptq/target.hpp"
+
+namespace lowbit {
+namespace {
+
+// Rows per independent task. Fixed (not derived from the thread count) so that every
+// BLAS call sees the same shapes, whatever the number of threads: same bytes out.
+constexpr int64_t kRowChunk = 128;
+
+std::string dims(int64_t a, int64_t b) { return std::to_string(a) + " x " + std::to_string(b); }
+
+// Columns per lazy block: at least the configured size, aligned to the target's
+// groups so that a group never straddles a block boundary.
+int64_t effective_block(int64_t block, int64_t group, int64_t cols) {
+  if (group >= cols) return std::min(block, cols);
+  if (group >= block) return group;
+  return (block + group - 1) / group * group;
+}
+
+struct Problem {
+  const GptqConfig& cfg;
+  ConstMatrixView<float> w;
+  std::span<const int32_t> perm;  // processing position -> original column
+  std::vector<uint8_t> dead;      // by original column
+  std::vector<float> hinv;        // upper factor of H^-1 in processing order, cols x cols
+  int64_t cols, block, group;
+};
+
+// The whole GPTQ sweep for rows [r0, r1): every row is independent of the others
+// once H^-1 is known, so row chunks run in parallel with no shared state.
+void solve_rows(const Problem& pb, GptqTarget& target, int64_t r0, int64_t r1) {
+  const int64_t nr = r1 - r0, n = pb.cols, G = pb.group;
+  // wt[p * nr + (r - r0)]: the current weight of row r at processing position p.
+  std::vector<float> wt(static_cast<size_t>(n * nr));
+  for (int64_t p = 0; p < n; ++p) {
+    const int32_t c = pb.perm[p];
+    for (int64_t r = r0; r < r1; ++r) wt[p * nr + (r - r0)] = pb.dead[c] ? 0.0f : pb.w(r, c);
+  }
+  std::vector<int32_t> columns;
+  if (pb.cfg.static_groups && G < n) {
+    // Every group's parameters from the original weights, in original column order.
+    std::vector<float> vals(static_cast<size_t>(G * nr));
+    for (int64_t g = 0; g < n / G; ++g) {
+      columns.resize(static_cast<size_t>(G));
+      std::iota(columns.begin(), columns.end(), static_cast<int32_t>(g * G));
+      for (int64_t k = 0; k < G; ++k)
+        for (int64_t r = r0; r < r1; ++r) vals[k * nr + (r - r0)] = pb.dead[g * G + k] ? 0.0f : pb.w(r, g * G + k);
+      target.fit_group(g, columns, r0, r1, vals.data(), nr);
+    }
+  }
+  std::vector<float> q(static_cast<size_t>(nr)), err(static_cast<size_t>(pb.block * nr)), start;
+  for (int64_t i1 = 0; i1 < n; i1 += pb.block) {
+    const int64_t i2 = std::min(n, i1 + pb.block), count = i2 - i1;
+    if (pb.cfg.reference_group_fit) start.assign(wt.begin() + i1 * nr, wt.begin() + i2 * nr);
+    for (int64_t p = i1; p < i2; ++p) {
+      int64_t group;
+      if (pb.cfg.static_groups && G < n) {
+        group = pb.perm[p] / G;
+      } else {
+        group = p / G;
+        if (p % G == 0) {
+          const int64_t len = std::min(G, n - p);
+          columns.assign(pb.perm.begin() + p, pb.perm.begin() + p + len);
+          // Our default fits on the weights as updated so far; the reference fits a
+          // group that starts inside the block on the block's starting values.
+          const bool quirk = pb.cfg.reference_group_fit && p > i1 && p + len <= i2;
+          const float* values = quirk ? &start[(p - i1) * nr] : &wt[p * nr];
+          target.fit_group(group, columns, r0, r1, values, nr);
+        }
+      }
+      float* w = &wt[p * nr];
+      target.quantize_column(pb.perm[p], group, r0, r1, w, q.data());
+      const float d = pb.hinv[p * n + p];
+      float* e = &err[(p - i1) * nr];
+      for (int64_t r = 0; r < nr; ++r) e[r] = (w[r] - q[r]) / d;
+      // Push this column's error onto the rest of the block.
+      for (int64_t j = p + 1; j < i2; ++j) {
+        const float h = pb.hinv[p * n + j];
+        float* wj = &wt[j * nr];
+        for (int64_t r = 0; r < nr; ++r) wj[r] -= e[r] * h;
+      }
+    }
+    // One GEMM pushes the block's errors onto every later column:
+    // wt[i2:, :] -= Hinv[i1:i2, i2:]^T * err.
+    if (i2 < n)
+      cblas_sgemm(LowbitRowMajor, LowbitTrans, LowbitNoTrans, static_cast<int>(n - i2), static_cast<int>(nr),
+                  static_cast<int>(count), -1.0f, &pb.hinv[i1 * n + i2], static_cast<int>(n), err.data(),
+                  static_cast<int>(nr), 1.0f, &wt[i2 * nr], static_cast<int>(nr));
+  }
+}
+
+}  // namespace
+
+void GptqConfig::validate() const {
+  auto fail = [](const std::string& m) { throw Error("GPTQ config: " + m); };
+  if (!(damp_percent > 0) || !std::isfinite(damp_percent)) fail("damp_percent must be positive");
+  if (max_damp_retries < 0) fail("max_damp_retries must be >= 0");
+  if (!(damp_step > 0)) fail("damp_step must be positive");
+  if (block_size < 1) fail("block_size must be >= 1");
+}
+
+double layer_output_error(ConstMatrixView<float> w, ConstMatrixView<float> q, std::span<const float> hu) {
+  const int64_t rows = w.rows, n = w.cols;
+  if (q.rows != rows || q.cols != n || static_cast<int64_t>(hu.size()) != n * n)
+    throw Error("layer_output_error: shapes " + dims(rows, n) + ", " + dims(q.rows, q.cols) + " and a Hessian of " +
+                std::to_string(hu.size()) + " entries do not match");
+  std::vector<double> h(static_cast<size_t>(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i; j < n; ++j) h[i * n + j] = h[j * n + i] = hu[i * n + j];
+  std::vector<double> num(static_cast<size_t>(rows)), den(static_cast<size_t>(rows));
+  parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<double> e(static_cast<size_t>(n)), x(static_cast<size_t>(n));
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t c = 0; c < n; ++c) x[c] = w(r, c), e[c] = x[c] - q(r, c);
+      double a = 0, b = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        double he = 0, hx = 0;
+        for (int64_t j = 0; j < n; ++j) he += h[i * n + j] * e[j], hx += h[i * n + j] * x[j];
+        a += e[i] * he, b += x[i] * hx;
+      }
+      num[r] = a, den[r] = b;
+    }
+  });
+  double sn = 0, sd = 0;
+  for (int64_t r = 0; r < rows; ++r) sn += num[r], sd += den[r];
+  return sd > 0 ? sn / sd : 0.0;
+}
+
+bool inverse_cholesky_upper(std::span<const float> h, int64_t n, std::vector<float>& out) {
+  // a = J H J, column-major (H is symmetric, so the reversal is all there is to do).
+  std::vector<float> a(static_cast<size_t>(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  const int ni = static_cast<int>(n);
+  int info = 0;
+  spotrf_("L", &ni, a.data(), &ni, &info);
+  if (info != 0) return false;
+  strtri_("L", "N", &ni, a.data(), &ni, &info);
+  if (info != 0) return false;
+  out.assign(static_cast<size_t>(n * n), 0.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i; j < n; ++j) out[i * n + j] = a[(n - 1 - i) + (n - 1 - j) * n];  // U(i,j) = Linv(n-1-i, n-1-j)
+  for (int64_t i = 0; i < n; ++i)
+    if (!(out[i * n + i] > 0) || !std::isfinite(out[i * n + i])) return false;
+  return true;
+}
+
+GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span<const float> hu, GptqTarget& target) {
+  cfg.validate();
+  const int64_t rows = w.rows, n = w.cols;
+  if (rows < 1 || n < 1 || w.data == nullptr || w.stride < n)
+    throw Error("GPTQ: bad weight matrix " + dims(rows, n));
+  if (static_cast<int64_t>(hu.size()) != n * n)
+    throw Error("GPTQ: the Hessian has " + std::to_string(hu.size()) + " entries, a layer with " + std::to_string(n) +
+                " inputs needs " + dims(n, n));
+  check_memory_fits(4.0 * (3.0 * n * n + 2.0 * rows * n),
+                    "GPTQ on a " + dims(rows, n) + " layer (Hessian, its inverse factor, weights)");
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < n; ++c)
+      if (!std::isfinite(w(r, c)))
+        throw Error("GPTQ: weight [" + std::to_string(r) + ", " + std::to_string(c) + "] is not finite");
+
+  // Symmetric H from its upper triangle; dead columns (zero diagonal) get H[i,i] = 1
+  // and zero weights, as in the reference.
+  GptqReport report;
+  std::vector<float> h(static_cast<size_t>(n * n));
+  std::vector<uint8_t> dead(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i; j < n; ++j) {
+      const float v = hu[i * n + j];
+      if (!std::isfinite(v)) throw Error("GPTQ: Hessian entry [" + std::to_string(i) + ", " + std::to_string(j) + "] is not finite");
+      h[i * n + j] = h[j * n + i] = v;
+    }
+  for (int64_t i = 0; i < n; ++i)
+    if (h[i * n + i] == 0.0f) {
+      dead[i] = 1;
+      h[i * n + i] = 1.0f;
+      ++report.dead_columns;
+    } else if (h[i * n + i] < 0.0f) {
+      throw Error("GPTQ: Hessian diagonal [" + std::to_string(i) + "] is negative: not a Hessian of real activations");
+    }
+
+  report.perm.resize(static_cast<size_t>(n));
+  std::iota(report.perm.begin(), report.perm.end(), 0);
+  if (cfg.act_order)
+    std::stable_sort(report.perm.begin(), report.perm.end(),
+                     [&](int32_t a, int32_t b) { return h[a * n + a] > h[b * n + b]; });
+  std::vector<float> hp(static_cast<size_t>(n * n));
+  double mean_diag = 0;
+  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
+  mean_diag /= static_cast<double>(n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) hp[i * n + j] = h[report.perm[i] * n + report.perm[j]];
+
+  target.begin(rows, n, report.perm, cfg.static_groups);
+  Problem pb{cfg, w, report.perm, std::move(dead), {}, n, 0, target.group_columns()};
+  pb.block = effective_block(cfg.block_size, pb.group, n);
+
+  // Damp, factor, and on failure damp harder: the most common GPTQ complaint is a
+  // "not positive definite" error that the user cannot act on.
+  double damp = cfg.damp_percent;
+  std::vector<float> damped(hp.size());
+  for (int attempt = 0;; ++attempt) {
+    damped = hp;
+    const auto add = static_cast<float>(damp * mean_diag);
+    for (int64_t i = 0; i < n; ++i) damped[i * n + i] += add;
+    bool ok;
+    {
+      blas::ThreadScope one(1);  // one thread: the factor must not depend on the thread count
+      ok = inverse_cholesky_upper(damped, n, pb.hinv);
+    }
+    if (ok) break;
+    if (attempt >= cfg.max_damp_retries)
+      throw Error("GPTQ: the Hessian of this " + dims(rows, n) + " layer is not positive definite even with damp_percent " +
+                  std::to_string(damp) + " after " + std::to_string(attempt) + " increases; calibrate with more tokens "
+                  "(H has rank at most the token count) or start from a larger damp_percent");
+    logger()->warn("GPTQ: Cholesky failed with damp_percent {:.4f}; retrying with {:.4f}", damp, damp + cfg.damp_step);
+    damp += cfg.damp_step;
+    ++report.damp_retries;
+  }
+  report.damp_percent_used = damp;
+
+  blas::ThreadScope one(1);  // parallelism comes from the row chunks below
+  const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) solve_rows(pb, target, c * kRowChunk, std::min(rows, (c + 1) * kRowChunk));
+  });
+  return report;
+}
+
+}  // namespace lowbit
