@@ -2,12 +2,16 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
+#include "lowbit/gptq/hessian.hpp"
+#include "lowbit/gptq/solver.hpp"
+#include "lowbit/gptq/target.hpp"
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/lowbit.hpp"
 
@@ -19,13 +23,23 @@ struct DemoOptions {
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
-  bool show_formats = true, show_gsq = true;
+  bool show_formats = true, show_gsq = true, show_gptq = true;
   std::vector<Format> formats;
 };
 
+// One table row. The formats and GSQ tables show rmse, weighted_rmse and both speeds;
+// the GPTQ table shows rmse, output_error and the quantization time.
 struct Row {
   std::string method;
-  double bits_per_weight, rmse, weighted_rmse, quantize_mbs, dequantize_gbs;
+  double bits_per_weight = 0, rmse = 0, weighted_rmse = 0, quantize_mbs = 0, dequantize_gbs = 0;
+  double output_error = 0, quantize_s = 0;
+};
+
+struct Section {
+  const char* family;  // "ggml", "gsq", "gptq" (JSON)
+  std::string title;
+  bool gptq_columns;
+  std::vector<std::function<Row()>> jobs;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -60,9 +74,11 @@ DemoOptions parse(Args& args) {
     else if (opt == "--json") o.json = true;
     else if (opt == "--only") {
       const std::string v = value();
-      if (v != "formats" && v != "gsq") throw Error("--only expects 'formats' or 'gsq', got '" + v + "'");
+      if (v != "formats" && v != "gsq" && v != "gptq")
+        throw Error("--only expects 'formats', 'gsq' or 'gptq', got '" + v + "'");
       o.show_formats = v == "formats";
       o.show_gsq = v == "gsq";
+      o.show_gptq = v == "gptq";
     }
     else throw Error("demo: unknown option '" + opt + "' (try lowbit demo --help)");
   }
@@ -79,7 +95,9 @@ Row measure_format(const FormatTraits& t, const std::vector<float>& w, const std
   const ConstMatrixView<float> src(w.data(), o.rows, o.cols);
   std::vector<std::byte> q(quantized_size(t.format, o.rows, o.cols));
   std::vector<float> back(w.size());
-  Row row{std::string(t.name), t.bits_per_weight(), 0, 0, 0, 0};
+  Row row;
+  row.method = std::string(t.name);
+  row.bits_per_weight = t.bits_per_weight();
 
   auto t0 = std::chrono::steady_clock::now();
   quantize(t.format, src, q);
@@ -133,9 +151,78 @@ Row measure_gsq(const GsqConfig& c, const std::vector<float>& w, const std::vect
   t0 = std::chrono::steady_clock::now();
   gsq_dequantize(q, {back.data(), o.rows, o.cols});
   const double dequantize_s = seconds_since(t0);
-  return Row{gsq_label(c), q.bits_per_weight(), relative_rmse(src, {back.data(), o.rows, o.cols}),
-             relative_rmse(src, {back.data(), o.rows, o.cols}, imp), w.size() * 4 / quantize_s / 1e6,
-             back.size() * 4 / dequantize_s / 1e9};
+  Row row;
+  row.method = gsq_label(c);
+  row.bits_per_weight = q.bits_per_weight();
+  row.rmse = relative_rmse(src, {back.data(), o.rows, o.cols});
+  row.weighted_rmse = relative_rmse(src, {back.data(), o.rows, o.cols}, imp);
+  row.quantize_mbs = w.size() * 4 / quantize_s / 1e6;
+  row.dequantize_gbs = back.size() * 4 / dequantize_s / 1e9;
+  return row;
+}
+
+// The GPTQ section's layer: the demo matrix's first rows, and calibration
+// activations shaped like an LLM's (synthetic_activations) for its Hessian.
+struct GptqLayer {
+  int64_t rows, cols;
+  const float* w;
+  HessianAccumulator h;
+  std::vector<float> imatrix;
+  GptqLayer(const std::vector<float>& weights, const DemoOptions& o)
+      : rows(std::min<int64_t>(o.rows, 1024)), cols(o.cols), w(weights.data()), h(o.cols) {
+    const std::vector<float> x = synthetic_activations(4096, cols, o.seed + 1);
+    h.add({x.data(), 4096, cols});
+    imatrix = h.importance();
+  }
+  Row row(std::string method, double bpw, const std::vector<float>& back, double seconds) const {
+    Row r;
+    r.method = std::move(method);
+    r.bits_per_weight = bpw;
+    r.rmse = relative_rmse({w, rows, cols}, {back.data(), rows, cols});
+    r.output_error = layer_output_error({w, rows, cols}, {back.data(), rows, cols}, h.upper());
+    r.quantize_s = seconds;
+    return r;
+  }
+};
+
+Row gptq_gsq_row(const GptqLayer& l, const GsqConfig& c, bool gptq, bool act_order) {
+  const auto t0 = std::chrono::steady_clock::now();
+  GsqResult q;
+  if (gptq) {
+    GptqConfig cfg;
+    cfg.act_order = act_order;
+    GsqTarget target(c, l.imatrix);
+    gptq_solve(cfg, {l.w, l.rows, l.cols}, l.h, target);
+    q = target.result();
+  } else {
+    q = gsq_quantize(c, {l.w, l.rows, l.cols}, c.search == ScaleSearch::importance ? std::span<const float>(l.imatrix)
+                                                                                    : std::span<const float>());
+  }
+  const double seconds = seconds_since(t0);
+  std::vector<float> back(static_cast<size_t>(l.rows * l.cols));
+  gsq_dequantize(q, {back.data(), l.rows, l.cols});
+  std::string name = gptq ? std::string("GPTQ ") + (act_order ? "act " : "") : std::string("GSQ ");
+  name += std::to_string(c.bits) + "b g" + std::to_string(c.group_size) + " " + to_string(c.scheme);
+  name += c.search == ScaleSearch::importance ? (gptq ? " imp-fit" : " importance") : " minmax";
+  return l.row(name, q.bits_per_weight(), back, seconds);
+}
+
+std::vector<std::function<Row()>> gptq_jobs(const std::shared_ptr<GptqLayer>& l) {
+  std::vector<std::function<Row()>> jobs;
+  for (int bits : {2, 3, 4})
+    for (int group : {128, 32}) {
+      if (bits != 4 && group == 32) continue;
+      GsqConfig c;
+      c.bits = bits, c.group_size = group, c.scheme = GsqScheme::asymmetric, c.search = ScaleSearch::rtn;
+      GsqConfig imp = c;
+      imp.search = ScaleSearch::importance;
+      jobs.push_back([l, c] { return gptq_gsq_row(*l, c, false, false); });
+      jobs.push_back([l, imp] { return gptq_gsq_row(*l, imp, false, false); });
+      jobs.push_back([l, c] { return gptq_gsq_row(*l, c, true, false); });
+      jobs.push_back([l, c] { return gptq_gsq_row(*l, c, true, true); });
+      jobs.push_back([l, imp] { return gptq_gsq_row(*l, imp, true, false); });
+    }
+  return jobs;
 }
 
 }  // namespace
@@ -143,7 +230,7 @@ Row measure_gsq(const GsqConfig& c, const std::vector<float>& w, const std::vect
 void print_demo_help() {
   std::printf(
       "usage: lowbit demo [--rows N] [--cols N] [--seed S] [--threads N] [--formats A,B,...]\n"
-      "                   [--only formats|gsq] [--json]\n"
+      "                   [--only formats|gsq|gptq] [--json]\n"
       "\n"
       "Quantizes a deterministic synthetic weight matrix (default 4096 x 4096, Student-t\n"
       "values, log-normal column scales, 1 in 256 columns 8x larger) with every GGML block\n"
@@ -155,6 +242,12 @@ void print_demo_help() {
       "               imatrix semantics), quantized with that vector\n"
       "  quant MB/s   megabytes of f32 input quantized per second (all threads)\n"
       "  deq GB/s     gigabytes of f32 output decoded per second (all threads)\n"
+      "\n"
+      "A third table runs GPTQ on the first 1024 rows with a Hessian from 4096 tokens of\n"
+      "synthetic LLM-like activations, next to GSQ min/max and GSQ importance (diag(H)/2);\n"
+      "GPTQ rows fit group parameters by min/max, or (imp-fit) by the importance search:\n"
+      "  out.err      the layer's relative output error ||X (W - Q)^T||^2 / ||X W^T||^2\n"
+      "  quant s      seconds to quantize the layer (GPTQ: the whole solve)\n"
       "\n"
       "  --formats picks the GGML formats (default: all but F32); --only shows one section.\n"
       "  --cols must be a multiple of 256 (the K-quant super-block).\n"
@@ -176,38 +269,63 @@ int run_demo(Args args) {
   const std::vector<float> w = synthetic_weights(o.rows, o.cols, o.seed);
   const std::vector<float> imp = synthetic_importance(o.cols, o.seed);
 
-  std::vector<std::function<Row()>> jobs;
-  if (o.show_formats)
-    for (Format f : o.formats) jobs.push_back([&, f] { return measure_format(traits(f), w, imp, o); });
-  const size_t n_formats = jobs.size();
-  if (o.show_gsq)
-    for (const GsqConfig& c : gsq_configs()) jobs.push_back([&, c] { return measure_gsq(c, w, imp, o); });
-
-  auto header = [](const char* title) {
-    std::printf("%s\n%-28s %8s %10s %10s %11s %9s\n", title, "method", "bits/wt", "rel.RMSE", "wRMSE", "quant MB/s",
-                "deq GB/s");
-    std::printf("%-28s %8s %10s %10s %11s %9s\n", "----------------------------", "-------", "--------", "--------",
-                "----------", "--------");
-  };
-  if (o.json) std::printf("[\n");
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    if (!o.json && i == 0 && n_formats > 0) header("GGML block formats (reference quantizers; wRMSE quantized with the importance vector)");
-    if (!o.json && i == n_formats)
-      header(n_formats > 0 ? "\nGSQ (group-scaling quantization; only the importance search uses the vector)"
-                           : "GSQ (group-scaling quantization; only the importance search uses the vector)");
-    const Row r = jobs[i]();
-    if (o.json) {
-      std::printf("  {\"method\": \"%s\", \"family\": \"%s\", \"bits_per_weight\": %.4f, \"rel_rmse\": %.6g, "
-                  "\"weighted_rmse\": %.6g, \"quantize_mb_s\": %.1f, \"dequantize_gb_s\": %.2f}%s\n",
-                  r.method.c_str(), i < n_formats ? "ggml" : "gsq", r.bits_per_weight, r.rmse, r.weighted_rmse,
-                  r.quantize_mbs, r.dequantize_gbs, i + 1 < jobs.size() ? "," : "");
-    } else {
-      std::printf("%-28s %8.4f %10.5f %10.5f %11.1f %9.2f\n", r.method.c_str(), r.bits_per_weight, r.rmse,
-                  r.weighted_rmse, r.quantize_mbs, r.dequantize_gbs);
-    }
-    std::fflush(stdout);
+  std::vector<Section> sections;
+  if (o.show_formats) {
+    Section sec{"ggml", "GGML block formats (reference quantizers; wRMSE quantized with the importance vector)", false, {}};
+    for (Format f : o.formats) sec.jobs.push_back([&, f] { return measure_format(traits(f), w, imp, o); });
+    sections.push_back(std::move(sec));
   }
-  if (o.json) std::printf("]\n");
+  if (o.show_gsq) {
+    Section sec{"gsq", "GSQ (group-scaling quantization; only the importance search uses the vector)", false, {}};
+    for (const GsqConfig& c : gsq_configs()) sec.jobs.push_back([&, c] { return measure_gsq(c, w, imp, o); });
+    sections.push_back(std::move(sec));
+  }
+  if (o.show_gptq) {
+    auto layer = std::make_shared<GptqLayer>(w, o);
+    Section sec{"gptq",
+                "GPTQ on the first " + std::to_string(layer->rows) + " rows, 4096 tokens of LLM-like activations "
+                "(out.err = ||X (W - Q)^T||^2 / ||X W^T||^2; GSQ importance uses diag(H)/2)",
+                true, gptq_jobs(layer)};
+    sections.push_back(std::move(sec));
+  }
+
+  bool first_json = true;
+  if (o.json) std::printf("[");
+  for (size_t s = 0; s < sections.size(); ++s) {
+    const Section& sec = sections[s];
+    if (!o.json) {
+      std::printf("%s%s\n", s > 0 ? "\n" : "", sec.title.c_str());
+      if (sec.gptq_columns) {
+        std::printf("%-28s %8s %10s %10s %9s\n", "method", "bits/wt", "rel.RMSE", "out.err", "quant s");
+        std::printf("%-28s %8s %10s %10s %9s\n", "----------------------------", "-------", "--------", "--------", "-------");
+      } else {
+        std::printf("%-28s %8s %10s %10s %11s %9s\n", "method", "bits/wt", "rel.RMSE", "wRMSE", "quant MB/s", "deq GB/s");
+        std::printf("%-28s %8s %10s %10s %11s %9s\n", "----------------------------", "-------", "--------", "--------",
+                    "----------", "--------");
+      }
+    }
+    for (const auto& job : sec.jobs) {
+      const Row r = job();
+      if (o.json) {
+        std::printf("%s\n  {\"method\": \"%s\", \"family\": \"%s\", \"bits_per_weight\": %.4f, \"rel_rmse\": %.6g, ",
+                    first_json ? "" : ",", r.method.c_str(), sec.family, r.bits_per_weight, r.rmse);
+        if (sec.gptq_columns)
+          std::printf("\"output_error\": %.6g, \"quantize_s\": %.3f}", r.output_error, r.quantize_s);
+        else
+          std::printf("\"weighted_rmse\": %.6g, \"quantize_mb_s\": %.1f, \"dequantize_gb_s\": %.2f}", r.weighted_rmse,
+                      r.quantize_mbs, r.dequantize_gbs);
+        first_json = false;
+      } else if (sec.gptq_columns) {
+        std::printf("%-28s %8.4f %10.5f %10.6f %9.3f\n", r.method.c_str(), r.bits_per_weight, r.rmse, r.output_error,
+                    r.quantize_s);
+      } else {
+        std::printf("%-28s %8.4f %10.5f %10.5f %11.1f %9.2f\n", r.method.c_str(), r.bits_per_weight, r.rmse,
+                    r.weighted_rmse, r.quantize_mbs, r.dequantize_gbs);
+      }
+      std::fflush(stdout);
+    }
+  }
+  if (o.json) std::printf("\n]\n");
   return 0;
 }
 

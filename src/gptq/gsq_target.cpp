@@ -6,16 +6,19 @@
 
 namespace lowbit {
 
-GsqTarget::GsqTarget(const GsqConfig& cfg) : cfg_(cfg) {
+GsqTarget::GsqTarget(const GsqConfig& cfg, std::span<const float> importance)
+    : cfg_(cfg), importance_(importance.begin(), importance.end()) {
   cfg_.validate();
-  if (cfg_.search == ScaleSearch::importance)
-    throw Error("GPTQ into GSQ: the importance search is redundant under GPTQ (the Hessian already weighs columns); "
-                "use rtn (min/max) or mse for the group parameters");
+  if (cfg_.search == ScaleSearch::importance && importance_.empty())
+    throw Error("GPTQ into GSQ: the importance search needs an importance vector (e.g. the Hessian's diagonal)");
   if (cfg_.double_quant)
     throw Error("GPTQ into GSQ: double quantization would change the scales after GPTQ chose the codes");
 }
 
 void GsqTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm, bool static_groups) {
+  if (!importance_.empty() && static_cast<int64_t>(importance_.size()) != cols)
+    throw Error("GPTQ into GSQ: importance vector has " + std::to_string(importance_.size()) + " entries for " +
+                std::to_string(cols) + " columns");
   rows_ = rows;
   cols_ = cols;
   group_ = cfg_.resolved_group(cols);
@@ -44,9 +47,12 @@ int64_t GsqTarget::group_columns() const { return group_; }
 void GsqTarget::fit_group(int64_t group, std::span<const int32_t> columns, int64_t r0, int64_t r1,
                           const float* values, int64_t ld) {
   const int64_t groups = cols_ / group_;
+  std::vector<float> weights;
+  if (cfg_.search == ScaleSearch::importance)
+    for (int32_t c : columns) weights.push_back(importance_[static_cast<size_t>(c)]);
   for (int64_t r = r0; r < r1; ++r) {
-    const GroupParams p =
-        lowbit::fit_group(cfg_, values + (r - r0), static_cast<int64_t>(columns.size()), ld);
+    const GroupParams p = lowbit::fit_group(cfg_, values + (r - r0), static_cast<int64_t>(columns.size()), ld,
+                                            weights.empty() ? nullptr : weights.data());
     const size_t i = static_cast<size_t>(r * groups + group);
     out_.scales[i] = p.scale;
     out_.zeros[i] = p.zero;

@@ -45,9 +45,13 @@ void solve_rows(const Problem& pb, GptqTarget& target, int64_t r0, int64_t r1) {
   const int64_t nr = r1 - r0, n = pb.cols, G = pb.group;
   // wt[p * nr + (r - r0)]: the current weight of row r at processing position p.
   std::vector<float> wt(static_cast<size_t>(n * nr));
-  for (int64_t p = 0; p < n; ++p) {
-    const int32_t c = pb.perm[p];
-    for (int64_t r = r0; r < r1; ++r) wt[p * nr + (r - r0)] = pb.dead[c] ? 0.0f : pb.w(r, c);
+  // Transposed copy in 16-row tiles, so both sides of the copy stay in cache.
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const int64_t re = std::min(r1, rb + 16);
+    for (int64_t p = 0; p < n; ++p) {
+      const int32_t c = pb.perm[p];
+      for (int64_t r = rb; r < re; ++r) wt[p * nr + (r - r0)] = pb.dead[c] ? 0.0f : pb.w(r, c);
+    }
   }
   std::vector<int32_t> columns;
   if (pb.cfg.static_groups && G < n) {
@@ -64,7 +68,7 @@ void solve_rows(const Problem& pb, GptqTarget& target, int64_t r0, int64_t r1) {
   std::vector<float> q(static_cast<size_t>(nr)), err(static_cast<size_t>(pb.block * nr)), start;
   for (int64_t i1 = 0; i1 < n; i1 += pb.block) {
     const int64_t i2 = std::min(n, i1 + pb.block), count = i2 - i1;
-    if (pb.cfg.reference_group_fit) start.assign(wt.begin() + i1 * nr, wt.begin() + i2 * nr);
+    if (!pb.cfg.fit_groups_on_updated_weights) start.assign(wt.begin() + i1 * nr, wt.begin() + i2 * nr);
     for (int64_t p = i1; p < i2; ++p) {
       int64_t group;
       if (pb.cfg.static_groups && G < n) {
@@ -74,10 +78,10 @@ void solve_rows(const Problem& pb, GptqTarget& target, int64_t r0, int64_t r1) {
         if (p % G == 0) {
           const int64_t len = std::min(G, n - p);
           columns.assign(pb.perm.begin() + p, pb.perm.begin() + p + len);
-          // Our default fits on the weights as updated so far; the reference fits a
-          // group that starts inside the block on the block's starting values.
-          const bool quirk = pb.cfg.reference_group_fit && p > i1 && p + len <= i2;
-          const float* values = quirk ? &start[(p - i1) * nr] : &wt[p * nr];
+          // Like the reference, a group that starts inside the block is fitted on the
+          // block's starting values, unless the config asks for the updated weights.
+          const bool from_start = !pb.cfg.fit_groups_on_updated_weights && p > i1 && p + len <= i2;
+          const float* values = from_start ? &start[(p - i1) * nr] : &wt[p * nr];
           target.fit_group(group, columns, r0, r1, values, nr);
         }
       }
@@ -117,42 +121,40 @@ double layer_output_error(ConstMatrixView<float> w, ConstMatrixView<float> q, st
   if (q.rows != rows || q.cols != n || static_cast<int64_t>(hu.size()) != n * n)
     throw Error("layer_output_error: shapes " + dims(rows, n) + ", " + dims(q.rows, q.cols) + " and a Hessian of " +
                 std::to_string(hu.size()) + " entries do not match");
-  std::vector<double> h(static_cast<size_t>(n * n));
+  std::vector<float> h(static_cast<size_t>(n * n)), e(static_cast<size_t>(rows * n)), x(e.size()), he(e.size()),
+      hx(e.size());
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = i; j < n; ++j) h[i * n + j] = h[j * n + i] = hu[i * n + j];
-  std::vector<double> num(static_cast<size_t>(rows)), den(static_cast<size_t>(rows));
-  parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<double> e(static_cast<size_t>(n)), x(static_cast<size_t>(n));
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t c = 0; c < n; ++c) x[c] = w(r, c), e[c] = x[c] - q(r, c);
-      double a = 0, b = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        double he = 0, hx = 0;
-        for (int64_t j = 0; j < n; ++j) he += h[i * n + j] * e[j], hx += h[i * n + j] * x[j];
-        a += e[i] * he, b += x[i] * hx;
-      }
-      num[r] = a, den[r] = b;
-    }
-  });
-  double sn = 0, sd = 0;
-  for (int64_t r = 0; r < rows; ++r) sn += num[r], sd += den[r];
-  return sd > 0 ? sn / sd : 0.0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < n; ++c) x[r * n + c] = w(r, c), e[r * n + c] = w(r, c) - q(r, c);
+  // E H and W H with SGEMM; the final dot products in double.
+  const int ni = static_cast<int>(n), nr = static_cast<int>(rows);
+  cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitNoTrans, nr, ni, ni, 1.0f, e.data(), ni, h.data(), ni, 0.0f, he.data(), ni);
+  cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitNoTrans, nr, ni, ni, 1.0f, x.data(), ni, h.data(), ni, 0.0f, hx.data(), ni);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < e.size(); ++i) num += static_cast<double>(e[i]) * he[i], den += static_cast<double>(x[i]) * hx[i];
+  return den > 0 ? num / den : 0.0;
 }
 
 bool inverse_cholesky_upper(std::span<const float> h, int64_t n, std::vector<float>& out) {
-  // a = J H J, column-major (H is symmetric, so the reversal is all there is to do).
+  // a = J H J in column-major order (H is symmetric, so the reversal is all there is
+  // to do). Factor a = V^T V (V upper, so L = V^T) and invert V in place: V^-1 = L^-T.
   std::vector<float> a(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
   const int ni = static_cast<int>(n);
   int info = 0;
-  spotrf_("L", &ni, a.data(), &ni, &info);
+  spotrf_("U", &ni, a.data(), &ni, &info);
   if (info != 0) return false;
-  strtri_("L", "N", &ni, a.data(), &ni, &info);
+  strtri_("U", "N", &ni, a.data(), &ni, &info);
   if (info != 0) return false;
+  // U(i, j) = L^-1(n-1-i, n-1-j) = V^-1(n-1-j, n-1-i), stored at a[(n-1-j) + (n-1-i) n]:
+  // for a fixed output row i the reads run backwards through one column, contiguous.
   out.assign(static_cast<size_t>(n * n), 0.0f);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i; j < n; ++j) out[i * n + j] = a[(n - 1 - i) + (n - 1 - j) * n];  // U(i,j) = Linv(n-1-i, n-1-j)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* col = &a[(n - 1 - i) * n];
+    for (int64_t j = i; j < n; ++j) out[i * n + j] = col[n - 1 - j];
+  }
   for (int64_t i = 0; i < n; ++i)
     if (!(out[i * n + i] > 0) || !std::isfinite(out[i * n + i])) return false;
   return true;

@@ -9,15 +9,6 @@
 namespace lowbit {
 namespace {
 
-// Round half to even without calling nearbyint, so the loops vectorise on plain
-// SSE2: adding 1.5 * 2^23 pushes the fraction out under round-to-nearest-even.
-// Valid for |v| < 2^22; callers clamp first (codes never exceed 255 anyway).
-inline float round_even(float v) {
-  v = std::min(std::max(v, -4096.0f), 4096.0f);  // min/max, not clamp: they vectorise
-  const float magic = 12582912.0f;
-  return (v + magic) - magic;  // not folded: lowbit never builds with -ffast-math
-}
-
 struct View {
   const float* x;
   int64_t n, stride;
@@ -28,6 +19,7 @@ struct View {
 };
 
 int maxq_of(const GsqConfig& c) { return (1 << c.bits) - 1; }
+using detail::round_even;
 
 // sum w (decode(encode(x)) - x)^2 in double, for one scheme: the search's inner
 // loop, written out so it runs without calls or per-element branches. Same
@@ -190,19 +182,6 @@ float round_to_storage(ScaleStorage s, float v) {
     case ScaleStorage::fp32: return v;
   }
   return v;
-}
-
-uint32_t encode_value(const GsqConfig& c, const GroupParams& p, float x) {
-  const float maxq = static_cast<float>(maxq_of(c));
-  if (p.scale == 0.0f) return c.scheme == GsqScheme::asymmetric_float ? 0u : static_cast<uint32_t>(p.zero);
-  const float t = c.scheme == GsqScheme::asymmetric_float ? round_even((x - p.min) / p.scale)
-                                                          : round_even(x / p.scale) + static_cast<float>(p.zero);
-  return static_cast<uint32_t>(std::clamp(t, 0.0f, maxq));
-}
-
-float decode_value(const GsqConfig& c, const GroupParams& p, uint32_t q) {
-  if (c.scheme == GsqScheme::asymmetric_float) return p.scale * static_cast<float>(q) + p.min;
-  return p.scale * static_cast<float>(static_cast<int32_t>(q) - p.zero);
 }
 
 GroupParams fit_group(const GsqConfig& c, const float* x, int64_t n, int64_t stride, const float* w,

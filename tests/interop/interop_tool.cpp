@@ -207,7 +207,10 @@ void cmd_gptq(const std::vector<std::string>& a) {
   const int64_t rows = parse_dim(a[7], "ROWS"), cols = parse_dim(a[8], "COLS");
   const auto w = read_floats(a[9], rows * cols);
   const auto h = read_floats(a[10], cols * cols);
-  lowbit::GsqTarget target(c);
+  // The importance search fits group parameters weighted by diag(H) / 2.
+  std::vector<float> imp(static_cast<size_t>(cols));
+  for (int64_t k = 0; k < cols; ++k) imp[k] = 0.5f * h[k * cols + k];
+  lowbit::GsqTarget target(c, imp);
   lowbit::gptq_solve(g, lowbit::ConstMatrixView<float>(w.data(), rows, cols), h, target);
   const lowbit::GsqResult q = target.result();
   write_gsq(q, {a[11], a[12], a[13], a[14]});

@@ -27,6 +27,8 @@ CASES = [  # bits, group, scheme, search, act_order, static_groups
     (3, 128, "asym", "mse", 1, 0),
     (2, 0, "asym-fmin", "rtn", 1, 0),
     (8, 128, "sym", "rtn", 0, 0),
+    (4, 128, "asym", "importance", 0, 0),
+    (3, 64, "sym", "importance", 1, 0),
 ]
 
 
@@ -75,7 +77,7 @@ def main():
         ours = (codes.reshape(rows, cols).astype(np.int64), scales.view(np.float32).reshape(rows, ng),
                 zeros.view(np.int32).reshape(rows, ng).astype(np.int64), mins.view(np.float32).reshape(rows, ng),
                 gidx.view(np.int32).astype(np.int64))
-        ref = gptq_ref.gptq(w, h, bits, group, scheme, search, bool(act), bool(static))
+        ref = gptq_ref.gptq(w, h, bits, group, scheme, search, bool(act), bool(static), importance=np.diag(h) / 2)
         diff = np.abs(ours[0] - ref[0])
         frac = float((diff != 0).mean())
         q_ours = decode(*ours, scheme)

@@ -29,7 +29,9 @@ def inverse_upper_factor(h):
 
 
 def gptq(w, h, bits, group, scheme, search="rtn", act_order=False, static_groups=False,
-         damp_percent=0.01, block_size=128):
+         damp_percent=0.01, block_size=128, importance=None):
+    """search "importance" fits group parameters weighted by `importance` (one weight
+    per original column; lowbit passes diag(H) / 2)."""
     w = np.array(w, dtype=F32)
     h = np.array(h, dtype=F32)
     rows, cols = w.shape
@@ -45,14 +47,19 @@ def gptq(w, h, bits, group, scheme, search="rtn", act_order=False, static_groups
     zeros = np.zeros((rows, n_groups), np.int64)
     mins = np.zeros((rows, n_groups), F32)
 
-    def fit(gidx, values):  # values: [rows, n] current weights of the group's columns
-        p = gsq_ref.fit_groups(np.ascontiguousarray(values, dtype=F32), np.ones(values.shape), bits, scheme, search)
+    def fit(gidx, values, columns):  # values: [rows, n] current weights of the group's original `columns`
+        weights = np.ones(values.shape)
+        if search == "importance":
+            imp = np.asarray(importance, dtype=np.float64)[columns]
+            if (imp > 0).any():  # all-zero importance: fit the plain values
+                weights = np.tile(imp, (values.shape[0], 1))
+        p = gsq_ref.fit_groups(np.ascontiguousarray(values, dtype=F32), weights, bits, scheme, search)
         scales[:, gidx], zeros[:, gidx], mins[:, gidx] = p.scale, p.zero, p.min
 
     use_static = static_groups and G < cols
     if use_static:
         for g in range(n_groups):
-            fit(g, w[:, g * G:(g + 1) * G])
+            fit(g, w[:, g * G:(g + 1) * G], np.arange(g * G, (g + 1) * G))
 
     hp = h[np.ix_(perm, perm)].astype(np.float64)
     hp[np.diag_indices(cols)] += damp_percent * np.mean(np.diag(hp))
@@ -65,13 +72,17 @@ def gptq(w, h, bits, group, scheme, search="rtn", act_order=False, static_groups
     for i1 in range(0, cols, block):
         i2 = min(cols, i1 + block)
         err = np.zeros((rows, i2 - i1), F32)
+        start = wp[:, i1:i2].copy()  # the block as it was before its own updates
         for p in range(i1, i2):
             if use_static:
                 g = perm[p] // G
             else:
                 g = p // G
                 if p % G == 0:
-                    fit(g, wp[:, p:p + G])  # the weights as updated so far
+                    if p > i1 and p + G <= i2:  # starts inside the block: fitted on the block's start
+                        fit(g, start[:, p - i1:p - i1 + G], perm[p:p + G])
+                    else:
+                        fit(g, wp[:, p:p + G], perm[p:p + G])
             group_of_pos[p] = g
             params = gsq_ref.Params(scales[:, g], zeros[:, g], mins[:, g])
             col = wp[:, p:p + 1]

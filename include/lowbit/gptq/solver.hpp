@@ -25,10 +25,12 @@ struct GptqConfig {
   // Fit every group's parameters up front on the original weights (so act-order
   // needs no g_idx shuffle at inference).
   bool static_groups = false;
-  // Reproduce the reference implementation's quirk: fit a group that starts inside a
-  // block on the weights as they were at the block's start (missing that block's
-  // earlier updates). Off by default; docs/gptq.md shows why.
-  bool reference_group_fit = false;
+  // Where a group starts inside a lazy block, the reference implementation fits its
+  // parameters on the weights as they were at the block's start (without that
+  // block's earlier error updates). We keep that by default: fitting on the updated
+  // weights instead measured worse at 2 and 3 bits (docs/gptq.md). Set this to fit
+  // on the updated weights.
+  bool fit_groups_on_updated_weights = false;
 
   void validate() const;  // throws Error naming the bad field
 };
@@ -52,7 +54,8 @@ inline GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, co
 }
 
 // The layer's relative output error ||X (W - Q)^T||_F^2 / ||X W^T||_F^2, computed
-// from H = (2/N) X^T X as tr(E H E^T) / tr(W H W^T), E = W - Q, in double.
+// from H = (2/N) X^T X as tr(E H E^T) / tr(W H W^T), E = W - Q (products by SGEMM,
+// sums in double).
 double layer_output_error(ConstMatrixView<float> w, ConstMatrixView<float> q, std::span<const float> hessian_upper);
 
 // The upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major, computed as

@@ -32,7 +32,11 @@ class GptqTarget {
 // its g_idx maps each input column to its group.
 class GsqTarget final : public GptqTarget {
  public:
-  explicit GsqTarget(const GsqConfig& cfg);
+  // `importance` (one weight per input column; pass the Hessian's diagonal, e.g.
+  // HessianAccumulator::importance()) is required by, and only used with,
+  // ScaleSearch::importance: group parameters are then fitted to minimise the
+  // importance-weighted error.
+  explicit GsqTarget(const GsqConfig& cfg, std::span<const float> importance = {});
   void begin(int64_t rows, int64_t cols, std::span<const int32_t> perm, bool static_groups) override;
   int64_t group_columns() const override;
   void fit_group(int64_t group, std::span<const int32_t> columns, int64_t r0, int64_t r1, const float* values,
@@ -43,6 +47,7 @@ class GsqTarget final : public GptqTarget {
 
  private:
   GsqConfig cfg_;
+  std::vector<float> importance_;
   int64_t rows_ = 0, cols_ = 0, group_ = 0;
   std::vector<uint8_t> codes_;  // rows x cols
   GsqResult out_;
