@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "bench_common.hpp"
+#include "ggml_peer.hpp"
 
 namespace lowbit::bench {
 namespace {
@@ -67,6 +68,28 @@ void BM_dequantize(benchmark::State& state, const DequantizeKernel* k) {
   state.counters["in_bytes/s"] = benchmark::Counter(double(q.size()) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
+// ggml's decoder of the same bytes (type_traits.to_float; Q8_K's is exported apart).
+void BM_ggml_dequantize(benchmark::State& state, Format f) {
+  const GgmlPeer* g = GgmlPeer::get();
+  auto fn = f == Format::Q8_K ? g->dequantize_row_q8_K : g->type_traits(static_cast<int>(traits(f).ggml_type))->to_float;
+  if (!fn) {
+    state.SkipWithError("ggml has no decoder for this format");
+    return;
+  }
+  ThreadScope scope(static_cast<int>(state.range(0)));
+  const std::vector<float>& w = weights(kRows, kCols);
+  std::vector<std::byte> q(quantized_size(f, kRows, kCols));
+  quantize(f, {w.data(), kRows, kCols}, q);
+  std::vector<float> out(w.size());
+  const size_t rb = row_bytes(f, kCols);
+  for (auto _ : state) {
+    parallel_for(kRows, 16, [&](int64_t r0, int64_t r1) { fn(q.data() + r0 * rb, &out[r0 * kCols], (r1 - r0) * kCols); });
+    benchmark::ClobberMemory();
+  }
+  state.counters["out_bytes/s"] = benchmark::Counter(double(out.size()) * 4 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["in_bytes/s"] = benchmark::Counter(double(q.size()) * state.iterations(), benchmark::Counter::kIsRate);
+}
+
 int register_all() {
   for (int threads : {1, 0}) {
     const char* suffix = threads == 1 ? "/threads:1" : "/threads:all";
@@ -77,6 +100,13 @@ int register_all() {
     for (const DequantizeKernel& k : dequantize_kernels()) {
       if (!traits(k.format).quantized) continue;
       benchmark::RegisterBenchmark((std::string(k.name) + suffix).c_str(), BM_dequantize, &k)
+          ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+    if (!GgmlPeer::get()) continue;
+    for (const FormatTraits& t : all_formats()) {
+      if (!t.quantized || t.format == Format::Q8_1) continue;  // ggml cannot decode Q8_1
+      benchmark::RegisterBenchmark(("ggml_dequantize_" + std::string(t.name) + suffix).c_str(), BM_ggml_dequantize,
+                                   t.format)
           ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
     }
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "lowbit/gptq/ggml_target.hpp"
 #include "lowbit/gptq/hessian.hpp"
 #include "lowbit/gptq/solver.hpp"
 #include "lowbit/gptq/target.hpp"
@@ -207,8 +208,32 @@ Row gptq_gsq_row(const GptqLayer& l, const GsqConfig& c, bool gptq, bool act_ord
   return l.row(name, q.bits_per_weight(), back, seconds);
 }
 
+// A GGML format on the GPTQ layer: its own quantizer with diag(H)/2 as imatrix (what
+// llama.cpp does), or GPTQ with the format as target (fitted with the same imatrix).
+Row gptq_ggml_row(const GptqLayer& l, Format f, bool gptq) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::byte> bytes;
+  if (gptq) {
+    GgmlTarget target(f, l.imatrix);
+    gptq_solve(GptqConfig{}, {l.w, l.rows, l.cols}, l.h, target);
+    bytes = target.result();
+  } else {
+    bytes.resize(quantized_size(f, l.rows, l.cols));
+    quantize(f, {l.w, l.rows, l.cols}, bytes, l.imatrix);
+  }
+  const double seconds = seconds_since(t0);
+  std::vector<float> back(static_cast<size_t>(l.rows * l.cols));
+  dequantize(f, bytes, {back.data(), l.rows, l.cols});
+  const std::string name = (gptq ? "GPTQ " : "") + std::string(traits(f).name) + (gptq ? "" : " imatrix");
+  return l.row(name, traits(f).bits_per_weight(), back, seconds);
+}
+
 std::vector<std::function<Row()>> gptq_jobs(const std::shared_ptr<GptqLayer>& l) {
   std::vector<std::function<Row()>> jobs;
+  for (Format f : {Format::Q4_K, Format::Q3_K, Format::Q2_K}) {
+    jobs.push_back([l, f] { return gptq_ggml_row(*l, f, false); });
+    jobs.push_back([l, f] { return gptq_ggml_row(*l, f, true); });
+  }
   for (int bits : {2, 3, 4})
     for (int group : {128, 32}) {
       if (bits != 4 && group == 32) continue;
@@ -245,7 +270,8 @@ void print_demo_help() {
       "\n"
       "A third table runs GPTQ on the first 1024 rows with a Hessian from 4096 tokens of\n"
       "synthetic LLM-like activations, next to GSQ min/max and GSQ importance (diag(H)/2);\n"
-      "GPTQ rows fit group parameters by min/max, or (imp-fit) by the importance search:\n"
+      "GPTQ rows fit group parameters by min/max, or (imp-fit) by the importance search,\n"
+      "and GPTQ into Q4_K/Q3_K/Q2_K is shown next to those formats' own imatrix quantizer:\n"
       "  out.err      the layer's relative output error ||X (W - Q)^T||^2 / ||X W^T||^2\n"
       "  quant s      seconds to quantize the layer (GPTQ: the whole solve)\n"
       "\n"

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella header: everything a consumer of the CPU library needs.
+// Umbrella header: everything a consumer of the CPU library needs (lowbit::cuda has
+// its own headers under lowbit/cuda/).
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/core/log.hpp"
@@ -9,6 +10,19 @@
 #include "lowbit/core/synthetic.hpp"
 #include "lowbit/formats/blocks.hpp"
 #include "lowbit/formats/format.hpp"
+#include "lowbit/gptq/ggml_target.hpp"
+#include "lowbit/gptq/hessian.hpp"
+#include "lowbit/gptq/quantize_config.hpp"
+#include "lowbit/gptq/solver.hpp"
+#include "lowbit/gptq/target.hpp"
+#include "lowbit/gsq/config.hpp"
+#include "lowbit/gsq/ggml_mapping.hpp"
+#include "lowbit/gsq/group_fit.hpp"
+#include "lowbit/gsq/hf_layout.hpp"
+#include "lowbit/gsq/packing.hpp"
+#include "lowbit/gsq/quantizer.hpp"
+#include "lowbit/io/gguf.hpp"
+#include "lowbit/io/safetensors.hpp"
 #include "lowbit/kernels/isa.hpp"
 #include "lowbit/kernels/quantize.hpp"
 #include "lowbit/kernels/registry.hpp"

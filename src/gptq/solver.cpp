@@ -136,24 +136,81 @@ double layer_output_error(ConstMatrixView<float> w, ConstMatrixView<float> q, st
   return den > 0 ? num / den : 0.0;
 }
 
+namespace {
+
+constexpr int64_t kTile = 256;  // tile edge of the blocked factorisation
+
+// In-place lower Cholesky factor of the row-major symmetric matrix a (n x n): tiles
+// of kTile, every tile operation one single-threaded BLAS call of a fixed shape, the
+// independent ones run in parallel. Each tile sees the same calls in the same order
+// whatever the thread count, so the factor is bit-identical at any thread count
+// (a multithreaded LAPACK call is not). False when a is not positive definite.
+bool blocked_cholesky_lower(float* a, int64_t n) {
+  const int ni = static_cast<int>(n);
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  auto edge = [&](int64_t t) { return static_cast<int>(std::min(kTile, n - t * kTile)); };
+  for (int64_t k = 0; k < tiles; ++k) {
+    const int64_t k0 = k * kTile;
+    const int kb = edge(k);
+    int info = 0;
+    // A row-major lower tile is a column-major upper one.
+    spotrf_("U", &kb, a + k0 * n + k0, &ni, &info);
+    if (info != 0) return false;
+    parallel_for(tiles - k - 1, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = k + 1 + t0; t < k + 1 + t1; ++t)
+        cblas_strsm(LowbitRowMajor, LowbitRight, LowbitLower, LowbitTrans, LowbitNonUnit, edge(t), kb, 1.0f,
+                    a + k0 * n + k0, ni, a + t * kTile * n + k0, ni);
+    });
+    // Trailing tiles (i, j), j <= i: A_ij -= A_ik A_jk^T.
+    const int64_t m = tiles - k - 1, pairs = m * (m + 1) / 2;
+    parallel_for(pairs, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        int64_t i = static_cast<int64_t>((std::sqrt(8.0 * static_cast<double>(p) + 1.0) - 1.0) / 2.0);
+        while (i * (i + 1) / 2 > p) --i;
+        while ((i + 1) * (i + 2) / 2 <= p) ++i;
+        const int64_t jj = p - i * (i + 1) / 2, ti = k + 1 + i, tj = k + 1 + jj;
+        float* aik = a + ti * kTile * n + k0;
+        if (ti == tj)
+          cblas_ssyrk(LowbitRowMajor, LowbitLower, LowbitNoTrans, edge(ti), kb, -1.0f, aik, ni, 1.0f,
+                      a + ti * kTile * n + ti * kTile, ni);
+        else
+          cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitTrans, edge(ti), edge(tj), kb, -1.0f, aik, ni,
+                      a + tj * kTile * n + k0, ni, 1.0f, a + ti * kTile * n + tj * kTile, ni);
+      }
+    });
+  }
+  return true;
+}
+
+}  // namespace
+
 bool inverse_cholesky_upper(std::span<const float> h, int64_t n, std::vector<float>& out) {
-  // a = J H J in column-major order (H is symmetric, so the reversal is all there is
-  // to do). Factor a = V^T V (V upper, so L = V^T) and invert V in place: V^-1 = L^-T.
+  // a = J H J (J reverses the order; H is symmetric, so no transposition is needed).
   std::vector<float> a(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
-  const int ni = static_cast<int>(n);
-  int info = 0;
-  spotrf_("U", &ni, a.data(), &ni, &info);
-  if (info != 0) return false;
-  strtri_("U", "N", &ni, a.data(), &ni, &info);
-  if (info != 0) return false;
-  // U(i, j) = L^-1(n-1-i, n-1-j) = V^-1(n-1-j, n-1-i), stored at a[(n-1-j) + (n-1-i) n]:
-  // for a fixed output row i the reads run backwards through one column, contiguous.
+  if (!blocked_cholesky_lower(a.data(), n)) return false;
+  // L^-1 column panel by column panel: L[c0:, c0:] X = I[c0:, c0:c1] (panels are
+  // independent, each one fixed-shape strsm).
+  std::vector<float> linv(static_cast<size_t>(n * n), 0.0f);
+  const int64_t panels = (n + kTile - 1) / kTile;
+  parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t c0 = q * kTile, pb = std::min(kTile, n - c0), m = n - c0;
+      std::vector<float> x(static_cast<size_t>(m * pb), 0.0f);
+      for (int64_t c = 0; c < pb; ++c) x[c * pb + c] = 1.0f;
+      cblas_strsm(LowbitRowMajor, LowbitLeft, LowbitLower, LowbitNoTrans, LowbitNonUnit, static_cast<int>(m),
+                  static_cast<int>(pb), 1.0f, a.data() + c0 * n + c0, static_cast<int>(n), x.data(), static_cast<int>(pb));
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c < pb && c <= r; ++c) linv[(c0 + r) * n + c0 + c] = x[r * pb + c];
+    }
+  });
+  // U(i, j) = L^-1(n-1-i, n-1-j): for a fixed output row the reads run backwards
+  // through one row of L^-1.
   out.assign(static_cast<size_t>(n * n), 0.0f);
   for (int64_t i = 0; i < n; ++i) {
-    const float* col = &a[(n - 1 - i) * n];
-    for (int64_t j = i; j < n; ++j) out[i * n + j] = col[n - 1 - j];
+    const float* row = &linv[(n - 1 - i) * n];
+    for (int64_t j = i; j < n; ++j) out[i * n + j] = row[n - 1 - j];
   }
   for (int64_t i = 0; i < n; ++i)
     if (!(out[i * n + i] > 0) || !std::isfinite(out[i * n + i])) return false;
@@ -221,7 +278,7 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
     for (int64_t i = 0; i < n; ++i) damped[i * n + i] += add;
     bool ok;
     {
-      blas::ThreadScope one(1);  // one thread: the factor must not depend on the thread count
+      blas::ThreadScope one(1);  // parallel over tiles instead: same factor at any thread count
       ok = inverse_cholesky_upper(damped, n, pb.hinv);
     }
     if (ok) break;

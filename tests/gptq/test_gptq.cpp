@@ -207,6 +207,38 @@ TEST(InverseFactor, MatchesFloat64CholeskyOfTheInverse) {
   EXPECT_FALSE(inverse_cholesky_upper(indefinite, 2, u));
 }
 
+TEST(InverseFactor, TiledFactorIsExactAndThreadIndependent) {
+  // 600 columns: three 256-column tiles (the last one short).
+  const int64_t n = 600;
+  auto x = synthetic_activations(2000, n, 20);
+  HessianAccumulator acc(n);
+  acc.add({x.data(), 2000, n});
+  auto h = acc.matrix();
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += h[i * n + i];
+  for (int64_t i = 0; i < n; ++i) h[i * n + i] += static_cast<float>(0.01 * mean / n);
+  std::vector<float> u1, u2;
+  set_num_threads(1);
+  ASSERT_TRUE(inverse_cholesky_upper(h, n, u1));
+  set_num_threads(2);
+  ASSERT_TRUE(inverse_cholesky_upper(h, n, u2));
+  set_num_threads(0);
+  EXPECT_EQ(u1, u2);
+  // H (U^T U) = I, checked in double on a sample of columns.
+  double worst = 0;
+  for (int64_t j = 0; j < n; j += 37) {
+    std::vector<double> col(n, 0.0);  // (U^T U) e_j = U^T (U[:, j])
+    for (int64_t k = 0; k <= j; ++k)
+      for (int64_t i = k; i < n; ++i) col[i] += double(u1[k * n + i]) * u1[k * n + j];
+    for (int64_t r = 0; r < n; ++r) {
+      double v = 0;
+      for (int64_t c = 0; c < n; ++c) v += double(h[r * n + c]) * col[c];
+      worst = std::max(worst, std::fabs(v - (r == j ? 1.0 : 0.0)));
+    }
+  }
+  EXPECT_LT(worst, 2e-2) << "max |H U^T U - I|";
+}
+
 // ------------------------------------------------------------------ solver
 
 TEST(GptqSolver, SameBytesAtAnyThreadCount) {

@@ -14,18 +14,41 @@
 //       writes the unpacked codes [ROWS, COLS] and per-group scales, zeros and minimums [ROWS, GROUPS]
 //   lowbit_interop_tool gptq BITS GROUP SCHEME SEARCH ACT STATIC ROWS COLS W.f32 H.f32 CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32 GIDX.i32
 //       GPTQ into GSQ with the full symmetric Hessian H [COLS, COLS]; ACT, STATIC are 0 or 1
+//   lowbit_interop_tool st-dump FILE.safetensors|INDEX.json
+//       prints "meta KEY VALUE" and "tensor NAME DTYPE RANK DIMS... DATA F32|-" lines; strings and
+//       bytes are hex with an "x" prefix (so empty ones stay a token); F32 is the tensor as float32
+//       for F32/F16/BF16, "-" otherwise. A .json path is opened as a sharded index.
+//   lowbit_interop_tool st-write OUT.safetensors MANIFEST
+//       MANIFEST holds "meta KEY VALUE" and "tensor NAME DTYPE RANK DIMS... DATA" lines (hex as above)
+//   lowbit_interop_tool gguf-dump FILE
+//       JSON of a GGUF read by lowbit::GgufFile: version, alignment, data_offset, metadata in file
+//       order as [key, value] with value = [TYPE, PAYLOAD] (ints in decimal, float32/float64 as
+//       their bit patterns, bool 0/1, string bytes in hex, array = ["array", [ELEM_TYPE, [values]]]),
+//       and tensors (name, shape in GGUF order, ggml type, offsets, nbytes, FNV-1a 64 of the data)
+//   lowbit_interop_tool gguf-write SPEC OUT.gguf
+//       writes OUT with lowbit::GgufWriter from SPEC, one entry per line:
+//         kv KEY_HEX VALUE         VALUE = TYPE PAYLOAD | array ELEM_TYPE COUNT VALUE...
+//                                  (payloads as in gguf-dump; hex "-" is the empty string)
+//         tensor NAME_HEX FORMAT NDIMS NE0 ... DATA_FILE
+//   lowbit_interop_tool gguf-copy IN.gguf OUT.gguf
+//       reads IN with lowbit and writes its metadata and tensors (borrowed from the mapping) to OUT
 //
 // Any error prints a message on stderr and exits with status 1.
+#include <bit>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "lowbit/core/matrix_view.hpp"
@@ -34,6 +57,8 @@
 #include "lowbit/gptq/solver.hpp"
 #include "lowbit/gptq/target.hpp"
 #include "lowbit/gsq/quantizer.hpp"
+#include "lowbit/io/gguf.hpp"
+#include "lowbit/io/safetensors.hpp"
 #include "lowbit/kernels/quantize.hpp"
 
 namespace {
@@ -50,7 +75,12 @@ constexpr std::string_view kUsage =
     "  lowbit_interop_tool quantize FORMAT ROWS COLS IN.f32 IMP.f32|- OUT.bin\n"
     "  lowbit_interop_tool dequantize FORMAT ROWS COLS IN.bin OUT.f32\n"
     "  lowbit_interop_tool gsq BITS GROUP SCHEME SEARCH ROWS COLS IN.f32 IMP.f32|- CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32\n"
-    "  lowbit_interop_tool gptq BITS GROUP SCHEME SEARCH ACT STATIC ROWS COLS W.f32 H.f32 CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32 GIDX.i32\n";
+    "  lowbit_interop_tool gptq BITS GROUP SCHEME SEARCH ACT STATIC ROWS COLS W.f32 H.f32 CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32 GIDX.i32\n"
+    "  lowbit_interop_tool st-dump FILE.safetensors|INDEX.json\n"
+    "  lowbit_interop_tool st-write OUT.safetensors MANIFEST\n"
+    "  lowbit_interop_tool gguf-dump FILE\n"
+    "  lowbit_interop_tool gguf-write SPEC OUT.gguf\n"
+    "  lowbit_interop_tool gguf-copy IN.gguf OUT.gguf\n";
 
 template <class T>
 T parse_int(std::string_view text, std::string_view what) {
@@ -219,6 +249,265 @@ void cmd_gptq(const std::vector<std::string>& a) {
   write_file(a[15], g_idx.data(), g_idx.size() * sizeof(int32_t));
 }
 
+// "x" + lowercase hex of the bytes.
+std::string st_hex(const void* data, size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "x";
+  out.reserve(1 + 2 * size);
+  for (size_t i = 0; i < size; ++i) {
+    const auto b = static_cast<const unsigned char*>(data)[i];
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+std::string st_unhex(std::string_view text) {
+  const auto digit = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw ToolError("bad hex token '" + std::string(text) + "'");
+  };
+  if (text.empty() || text[0] != 'x' || text.size() % 2 != 1)
+    throw ToolError("bad hex token '" + std::string(text) + "'");
+  std::string out;
+  for (size_t i = 1; i < text.size(); i += 2) out += static_cast<char>(digit(text[i]) * 16 + digit(text[i + 1]));
+  return out;
+}
+
+void st_dump_tensor(const lowbit::SafetensorsTensor& t) {
+  std::cout << "tensor " << st_hex(t.name.data(), t.name.size()) << ' ' << lowbit::to_string(t.dtype) << ' '
+            << t.shape.size();
+  for (uint64_t d : t.shape) std::cout << ' ' << d;
+  std::cout << ' ' << st_hex(t.data.data(), t.data.size()) << ' ';
+  using lowbit::SafetensorsDtype;
+  if (t.dtype == SafetensorsDtype::F32 || t.dtype == SafetensorsDtype::F16 || t.dtype == SafetensorsDtype::BF16) {
+    const auto f = lowbit::to_float32(t);
+    std::cout << st_hex(f.data(), f.size() * sizeof(float));
+  } else {
+    std::cout << '-';
+  }
+  std::cout << '\n';
+}
+
+void cmd_st_dump(const std::vector<std::string>& a) {
+  check_argc(a, 2);
+  const auto dump_meta = [](const std::map<std::string, std::string>& meta) {
+    for (const auto& [k, v] : meta)
+      std::cout << "meta " << st_hex(k.data(), k.size()) << ' ' << st_hex(v.data(), v.size()) << '\n';
+  };
+  if (a[1].size() >= 5 && a[1].compare(a[1].size() - 5, 5, ".json") == 0) {
+    const auto m = lowbit::SafetensorsModel::open_index(a[1]);
+    dump_meta(m.metadata());
+    for (const auto& [name, shard] : m.weight_map()) st_dump_tensor(m.tensor(name));
+  } else {
+    const auto f = lowbit::SafetensorsFile::open(a[1]);
+    dump_meta(f.metadata());
+    for (const auto& t : f.tensors()) st_dump_tensor(t);
+  }
+}
+
+void cmd_st_write(const std::vector<std::string>& a) {
+  check_argc(a, 3);
+  std::ifstream in(a[2]);
+  if (!in) throw ToolError("cannot open '" + a[2] + "' for reading");
+  lowbit::SafetensorsWriter w;
+  std::string kind;
+  while (in >> kind) {
+    if (kind == "meta") {
+      std::string k, v;
+      in >> k >> v;
+      w.set_metadata(st_unhex(k), st_unhex(v));
+    } else if (kind == "tensor") {
+      std::string name, dtype_name, data;
+      size_t rank = 0;
+      in >> name >> dtype_name >> rank;
+      const auto dtype = lowbit::safetensors_dtype_from_name(dtype_name);
+      if (!dtype) throw ToolError("unknown dtype '" + dtype_name + "'");
+      std::vector<uint64_t> shape(rank);
+      for (auto& d : shape) in >> d;
+      in >> data;
+      const std::string bytes = st_unhex(data);
+      w.add(st_unhex(name), *dtype, shape, std::as_bytes(std::span(bytes.data(), bytes.size())));
+    } else {
+      throw ToolError("bad manifest line kind '" + kind + "' in '" + a[2] + "'");
+    }
+    if (!in) throw ToolError("truncated manifest line in '" + a[2] + "'");
+  }
+  w.write(a[1]);
+}
+
+// ---------------------------------------------------------------- GGUF
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) out += kHex[c >> 4], out += kHex[c & 15];
+  return out;
+}
+
+std::string from_hex(std::string_view hex) {
+  if (hex == "-") return "";
+  if (hex.size() % 2) throw ToolError("odd-length hex '" + std::string(hex) + "'");
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    uint8_t byte = 0;
+    const auto [end, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, byte, 16);
+    if (ec != std::errc{} || end != hex.data() + i + 2) throw ToolError("bad hex '" + std::string(hex) + "'");
+    out += static_cast<char>(byte);
+  }
+  return out;
+}
+
+// Names are valid UTF-8 (GgufFile checks), so only quotes, backslashes and controls need escaping.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\', out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_value(const lowbit::GgufValue& v) {
+  const std::string type = "\"" + lowbit::gguf_type_name(v.type()) + "\", ";
+  return std::visit(
+      [&](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return "[" + type + "\"" + to_hex(x) + "\"]";
+        } else if constexpr (std::is_same_v<T, lowbit::GgufArray>) {
+          std::string items;
+          for (const auto& item : x.items) items += (items.empty() ? "" : ", ") + json_value(item);
+          return "[" + type + "[\"" + lowbit::gguf_type_name(x.element_type) + "\", [" + items + "]]]";
+        } else if constexpr (std::is_same_v<T, float>) {
+          return "[" + type + std::to_string(std::bit_cast<uint32_t>(x)) + "]";
+        } else if constexpr (std::is_same_v<T, double>) {
+          return "[" + type + std::to_string(std::bit_cast<uint64_t>(x)) + "]";
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return "[" + type + (x ? "1" : "0") + "]";
+        } else {
+          return "[" + type + std::to_string(x) + "]";  // integers (int8/uint8 promote, not chars)
+        }
+      },
+      v.storage());
+}
+
+uint64_t fnv1a64(std::span<const std::byte> bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (std::byte b : bytes) h = (h ^ static_cast<uint8_t>(b)) * 0x100000001b3ull;
+  return h;
+}
+
+void cmd_gguf_dump(const std::string& path) {
+  const auto f = lowbit::GgufFile::open(path);
+  std::ostringstream o;
+  o << "{\"version\": " << f.version() << ", \"alignment\": " << f.alignment()
+    << ", \"data_offset\": " << f.data_offset() << ",\n \"metadata\": [";
+  bool first = true;
+  for (const auto& kv : f.metadata()) {
+    o << (first ? "\n  " : ",\n  ") << "[" << json_string(kv.key) << ", " << json_value(kv.value) << "]";
+    first = false;
+  }
+  o << "],\n \"tensors\": [";
+  first = true;
+  for (const auto& t : f.tensors()) {
+    o << (first ? "\n  " : ",\n  ") << "{\"name\": " << json_string(t.name) << ", \"shape\": [";
+    for (size_t i = 0; i < t.shape.size(); ++i) o << (i ? ", " : "") << t.shape[i];
+    o << "], \"type\": " << lowbit::traits(t.format).ggml_type << ", \"format\": \"" << lowbit::traits(t.format).name
+      << "\", \"offset\": " << t.offset << ", \"file_offset\": " << t.file_offset << ", \"nbytes\": " << t.nbytes
+      << ", \"fnv1a64\": " << fnv1a64(f.data(t)) << "}";
+    first = false;
+  }
+  o << "]}\n";
+  std::cout << o.str();
+}
+
+lowbit::GgufType parse_gguf_type(std::string_view name) {
+  for (uint32_t i = 0; i < 13; ++i)
+    if (lowbit::gguf_type_name(static_cast<lowbit::GgufType>(i)) == name) return static_cast<lowbit::GgufType>(i);
+  throw ToolError("unknown GGUF value type '" + std::string(name) + "'");
+}
+
+// One VALUE of the gguf-write spec from the token stream.
+lowbit::GgufValue parse_spec_value(std::istream& in) {
+  std::string type, payload;
+  if (!(in >> type >> payload)) throw ToolError("spec: value truncated");
+  using lowbit::GgufType;
+  switch (parse_gguf_type(type)) {
+    case GgufType::uint8: return parse_int<uint8_t>(payload, type);
+    case GgufType::int8: return parse_int<int8_t>(payload, type);
+    case GgufType::uint16: return parse_int<uint16_t>(payload, type);
+    case GgufType::int16: return parse_int<int16_t>(payload, type);
+    case GgufType::uint32: return parse_int<uint32_t>(payload, type);
+    case GgufType::int32: return parse_int<int32_t>(payload, type);
+    case GgufType::uint64: return parse_int<uint64_t>(payload, type);
+    case GgufType::int64: return parse_int<int64_t>(payload, type);
+    case GgufType::float32: return std::bit_cast<float>(parse_int<uint32_t>(payload, type));
+    case GgufType::float64: return std::bit_cast<double>(parse_int<uint64_t>(payload, type));
+    case GgufType::bool_: return parse_int<int>(payload, type) != 0;
+    case GgufType::string: return from_hex(payload);
+    case GgufType::array: {
+      lowbit::GgufArray a;
+      a.element_type = parse_gguf_type(payload);
+      std::string count;
+      if (!(in >> count)) throw ToolError("spec: array count missing");
+      const auto n = parse_int<uint64_t>(count, "array count");
+      for (uint64_t i = 0; i < n; ++i) a.items.push_back(parse_spec_value(in));
+      return lowbit::GgufValue(std::move(a));
+    }
+  }
+  throw ToolError("spec: bad value type '" + type + "'");
+}
+
+void cmd_gguf_write(const std::string& spec_path, const std::string& out_path) {
+  std::ifstream spec(spec_path);
+  if (!spec) throw ToolError("cannot open '" + spec_path + "' for reading");
+  lowbit::GgufWriter w;
+  std::string line;
+  while (std::getline(spec, line)) {
+    std::istringstream in(line);
+    std::string kind;
+    if (!(in >> kind)) continue;
+    if (kind == "kv") {
+      std::string key;
+      in >> key;
+      w.set(from_hex(key), parse_spec_value(in));
+    } else if (kind == "tensor") {
+      std::string name, format, ndims, data;
+      in >> name >> format >> ndims;
+      std::vector<int64_t> shape(parse_int<size_t>(ndims, "NDIMS"));
+      for (auto& d : shape) {
+        std::string ne;
+        in >> ne;
+        d = parse_int<int64_t>(ne, "NE");
+      }
+      in >> data;
+      w.add_tensor(from_hex(name), shape, parse_format(format), read_file(data));
+    } else {
+      throw ToolError("spec: unknown line kind '" + kind + "'");
+    }
+    std::string extra;
+    if (in >> extra) throw ToolError("spec: trailing '" + extra + "' in line: " + line);
+  }
+  w.write(out_path);
+}
+
+void cmd_gguf_copy(const std::string& in_path, const std::string& out_path) {
+  const auto f = lowbit::GgufFile::open(in_path);
+  lowbit::GgufWriter w;
+  w.copy_metadata(f);
+  for (const auto& t : f.tensors()) w.add_tensor(t.name, t.shape, t.format, f.data(t));
+  w.write(out_path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -239,6 +528,19 @@ int main(int argc, char** argv) {
       cmd_gsq(args);
     } else if (cmd == "gptq") {
       cmd_gptq(args);
+    } else if (cmd == "gguf-dump") {
+      check_argc(args, 2);
+      cmd_gguf_dump(args[1]);
+    } else if (cmd == "gguf-write") {
+      check_argc(args, 3);
+      cmd_gguf_write(args[1], args[2]);
+    } else if (cmd == "gguf-copy") {
+      check_argc(args, 3);
+      cmd_gguf_copy(args[1], args[2]);
+    } else if (cmd == "st-dump") {
+      cmd_st_dump(args);
+    } else if (cmd == "st-write") {
+      cmd_st_write(args);
     } else {
       throw ToolError("unknown command '" + cmd + "'\n" + std::string(kUsage));
     }

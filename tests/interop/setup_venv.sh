@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (first use) or reuses the Python venv the interop tests run in:
-# numpy, gguf (numpy dequantizers) and llama-cpp-python (ships libggml-base.so).
+# numpy, gguf (numpy dequantizers), llama-cpp-python (ships libggml-base.so) and
+# safetensors (the reference reader/writer).
 #
 #   bash tests/interop/setup_venv.sh          # venv at ${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}
 #
@@ -14,6 +15,7 @@ VENV="${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}"
 PY="$VENV/bin/python"
 GGUF_SPEC="gguf==0.19.0"
 LLAMA_SPEC="llama-cpp-python==0.3.36"
+SAFETENSORS_SPEC="safetensors==0.8.0"
 
 say() { echo "setup_venv: $*"; }
 
@@ -45,13 +47,13 @@ else
 fi
 
 # Prints the pip specs of what is missing or at another version, one per line.
-missing=$("$PY" - "$GGUF_SPEC" "$LLAMA_SPEC" <<'EOF'
+missing=$("$PY" - "$GGUF_SPEC" "$LLAMA_SPEC" "$SAFETENSORS_SPEC" <<'EOF'
 import importlib.metadata as md
 import importlib.util
 import os
 import sys
 
-gguf_spec, llama_spec = sys.argv[1:]
+gguf_spec, llama_spec, safetensors_spec = sys.argv[1:]
 
 def version(dist):
     try:
@@ -76,11 +78,13 @@ libdir = os.path.join(os.path.dirname(spec.origin), "lib") if spec and spec.orig
 lib_ok = os.path.isdir(libdir) and any(n.startswith("libggml-base.") for n in os.listdir(libdir))
 if not lib_ok or version("llama_cpp_python") != llama_spec.split("==")[1]:
     print(llama_spec)
+if not importable("safetensors.numpy") or version("safetensors") != safetensors_spec.split("==")[1]:
+    print(safetensors_spec)
 EOF
 )
 
 if [ -z "$missing" ]; then
-  say "numpy, $GGUF_SPEC and $LLAMA_SPEC already installed"
+  say "numpy, $GGUF_SPEC, $LLAMA_SPEC and $SAFETENSORS_SPEC already installed"
   exit 0
 fi
 

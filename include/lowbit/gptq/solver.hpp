@@ -60,8 +60,10 @@ double layer_output_error(ConstMatrixView<float> w, ConstMatrixView<float> q, st
 
 // The upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major, computed as
 // J L^-1 J with L the lower Cholesky factor of J H J (J reverses the order): one
-// factorisation and one triangular inverse instead of the reference's three steps.
-// Returns false (and leaves `out` unspecified) when H is not positive definite.
+// factorisation and one triangular inverse (about 2/3 n^3 flops) instead of the
+// reference's three steps (4/3 n^3), both tiled and parallel on TBB with results
+// independent of the thread count. Returns false (and leaves `out` unspecified)
+// when H is not positive definite.
 bool inverse_cholesky_upper(std::span<const float> h_full, int64_t n, std::vector<float>& out);
 
 }  // namespace lowbit

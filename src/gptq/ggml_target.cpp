@@ -1,0 +1,152 @@
+#include "lowbit/gptq/ggml_target.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "cpu/reference/block_codec.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/kernels/registry.hpp"
+
+namespace lowbit {
+namespace {
+
+using kernels::BlockCodec;
+using kernels::SubBlockMap;
+
+std::string dims(int64_t a, int64_t b) { return std::to_string(a) + " x " + std::to_string(b); }
+
+// The level whose decoded value is nearest to w under m. A first guess inverts the
+// map (rounded and clamped, or the code-book entry nearest to w / scale); float
+// rounding of scale * level + offset can still make a neighbour decode nearer, so we
+// then step to neighbours while they are strictly nearer. Decoding is monotone in
+// the level, so the first level with no nearer neighbour is the nearest of all.
+// Distances are compared in double, where the difference of two floats is exact.
+int nearest_level(const BlockCodec& c, SubBlockMap m, float w) {
+  const int lo = c.level_min, hi = c.level_max;
+  float t = (c.has_offset ? w - m.offset : w) / m.scale;
+  if (std::isnan(t)) t = 0.0f;  // scale 0 and w on the offset: every level decodes alike
+  int l;
+  if (c.table != nullptr) {
+    // Code books are sorted: the nearest entry is the first one >= t or the one before.
+    const int8_t* end = c.table + (hi + 1);
+    l = static_cast<int>(std::lower_bound(c.table, end, t, [](int8_t v, float x) { return v < x; }) - c.table);
+    if (l > hi || (l > lo && t - static_cast<float>(c.table[l - 1]) <= static_cast<float>(c.table[l]) - t)) --l;
+  } else {
+    l = static_cast<int>(std::nearbyint(std::clamp(t, static_cast<float>(lo), static_cast<float>(hi))));
+  }
+  auto dist = [&](int level) { return std::fabs(static_cast<double>(w) - c.decode(m, level)); };
+  double best = dist(l);
+  int step = 0;
+  if (l > lo && dist(l - 1) < best)
+    step = -1;
+  else if (l < hi && dist(l + 1) < best)
+    step = 1;
+  if (step != 0) {
+    do {
+      l += step;
+      best = dist(l);
+    } while (l + step >= lo && l + step <= hi && dist(l + step) < best);
+  }
+  return l;
+}
+
+}  // namespace
+
+GgmlTarget::GgmlTarget(Format f, std::span<const float> importance)
+    : format_(f), codec_(kernels::block_codec(f)), importance_(importance.begin(), importance.end()) {
+  const FormatTraits& t = traits(f);  // throws for a format lowbit does not know
+  if (t.quantized && codec_ == nullptr)
+    throw Error("GPTQ into " + std::string(t.name) + ": no element codec for this format");
+  for (size_t i = 0; i < importance_.size(); ++i)
+    if (!std::isfinite(importance_[i]) || importance_[i] < 0.0f)
+      throw Error("GPTQ into " + std::string(t.name) + ": importance[" + std::to_string(i) + "] = " +
+                  std::to_string(importance_[i]) + " must be finite and non-negative");
+}
+
+void GgmlTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm, bool static_groups) {
+  const FormatTraits& t = traits(format_);
+  const std::string name(t.name);
+  block_ = t.block_elems;
+  if (rows < 1 || cols < 1 || cols % block_ != 0)
+    throw Error("GPTQ into " + name + ": a " + dims(rows, cols) + " layer does not fit the format: rows of " +
+                std::to_string(cols) + " elements must be a positive multiple of its " + std::to_string(block_) +
+                "-element block");
+  if (!importance_.empty() && static_cast<int64_t>(importance_.size()) != cols)
+    throw Error("GPTQ into " + name + ": the importance vector has " + std::to_string(importance_.size()) +
+                " entries, the " + dims(rows, cols) + " layer has " + std::to_string(cols) + " input columns");
+  if (codec_ != nullptr && !static_groups) {
+    for (size_t p = 0; p < perm.size(); ++p)
+      if (perm[p] != static_cast<int32_t>(p))
+        throw Error("GPTQ into " + name + " with act-order needs static_groups: the format stores blocks in "
+                    "original column order, so each block's scales must be fitted before its columns are "
+                    "visited out of order; enable static_groups (or disable act_order)");
+  }
+  rows_ = rows;
+  cols_ = cols;
+  block_bytes_ = t.block_bytes;
+  row_bytes_ = static_cast<int64_t>(row_bytes(format_, cols));
+  subs_per_row_ = codec_ != nullptr ? cols / codec_->sub_elems : 0;
+  bytes_.assign(static_cast<size_t>(rows * row_bytes_), std::byte{0});
+  maps_.assign(static_cast<size_t>(2 * rows * subs_per_row_), 0.0f);
+}
+
+int64_t GgmlTarget::group_columns() const { return codec_ != nullptr ? codec_->block_elems : 1; }
+
+void GgmlTarget::fit_group(int64_t group, std::span<const int32_t> columns, int64_t r0, int64_t r1,
+                           const float* values, int64_t ld) {
+  if (codec_ == nullptr) return;  // plain floats have no parameters
+  // A group is one block, its columns in original order (begin() refused anything else).
+  const int64_t blk = group;
+  if (static_cast<int64_t>(columns.size()) != block_ || columns.front() != blk * block_ ||
+      columns.back() != (blk + 1) * block_ - 1)
+    throw Error("GPTQ into " + std::string(traits(format_).name) + ": group " + std::to_string(group) +
+                " is not block " + std::to_string(blk) + "'s columns in order");
+  const QuantizeRowFn quantize = select_quantize_kernel(format_).fn;
+  const float* imp = importance_.empty() ? nullptr : importance_.data() + blk * block_;
+  const int subs = codec_->block_elems / codec_->sub_elems;
+  std::vector<float> x(static_cast<size_t>(block_));
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t k = 0; k < block_; ++k) x[k] = values[k * ld + (r - r0)];
+    std::byte* b = block_ptr(r, blk);
+    quantize(x.data(), b, block_, imp);
+    float* m = &maps_[static_cast<size_t>(2 * (r * subs_per_row_ + blk * subs))];
+    for (int s = 0; s < subs; ++s) {
+      const SubBlockMap sm = codec_->sub_map(b, s);
+      m[2 * s] = sm.scale;
+      m[2 * s + 1] = sm.offset;
+    }
+  }
+}
+
+void GgmlTarget::quantize_column(int64_t column, int64_t, int64_t r0, int64_t r1, const float* w, float* q) {
+  if (codec_ == nullptr) {
+    // F32 / F16 / BF16: the type's own rounding of the one element, decoded back.
+    const QuantizeRowFn quantize = select_quantize_kernel(format_).fn;
+    const DequantizeRowFn dequantize = select_dequantize_kernel(format_).fn;
+    for (int64_t r = r0; r < r1; ++r) {
+      std::byte* e = block_ptr(r, column);
+      quantize(&w[r - r0], e, 1, nullptr);
+      dequantize(e, &q[r - r0], 1);
+    }
+    return;
+  }
+  const int64_t blk = column / block_, sub = column / codec_->sub_elems;
+  const int e = static_cast<int>(column % block_);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* m = &maps_[static_cast<size_t>(2 * (r * subs_per_row_ + sub))];
+    const SubBlockMap sm{m[0], m[1]};
+    const int level = nearest_level(*codec_, sm, w[r - r0]);
+    codec_->set_level(block_ptr(r, blk), e, level);
+    q[r - r0] = codec_->decode(sm, level);
+  }
+}
+
+std::vector<std::byte> GgmlTarget::result() {
+  if (codec_ != nullptr && codec_->finish != nullptr)
+    for (int64_t r = 0; r < rows_; ++r)
+      for (int64_t b = 0; b < cols_ / block_; ++b) codec_->finish(block_ptr(r, b));
+  return bytes_;
+}
+
+}  // namespace lowbit
