@@ -139,32 +139,40 @@ GroupParams refit(const GsqConfig& c, const GroupParams& p, const View& v) {
   return r;
 }
 
-// Zero-point optimisation of HQQ: minimise ||x - s (q - z)||_p^p (p < 1) by
-// half-quadratic splitting with the scale fixed at its min/max value.
+// HQQ (Badri & Shaji 2023): minimise ||x - s (q - z)||_p^p (p < 1) by half-quadratic
+// splitting. Each step: codes for the current (s, z); the residual's generalised
+// soft threshold e = shrink_lp(x - s (q - z)); then, alternately, the zero point and
+// the scale that best explain x - e with those codes. Starts from min/max.
 GroupParams hqq(const GsqConfig& c, GroupParams p, const View& v) {
   if (p.scale == 0.0f) return p;
   const int maxq = maxq_of(c);
-  const double s = p.scale;
+  double s = p.scale;
   // Work with a float zero z: w = s (q - z); for the float scheme z = -min / s.
   double z = c.scheme == GsqScheme::asymmetric_float ? -p.min / s : p.zero;
   double beta = c.hqq_beta;
-  std::vector<double> e(static_cast<size_t>(v.n));
+  std::vector<double> q(static_cast<size_t>(v.n)), target(static_cast<size_t>(v.n));
   for (int it = 0; it < c.hqq_iters; ++it) {
-    double acc = 0;
     for (int64_t i = 0; i < v.n; ++i) {
       const double x = v.at(i);
-      const double q = std::clamp(std::nearbyint(x / s + z), 0.0, static_cast<double>(maxq));
-      const double r = x - s * (q - z);
-      // Generalised soft threshold for the lp norm (HQQ's shrink_lp operator).
+      q[i] = std::clamp(std::nearbyint(x / s + z), 0.0, static_cast<double>(maxq));
+      const double r = x - s * (q[i] - z);
       const double a = std::fabs(r);
-      const double shrink = std::max(0.0, a - std::pow(a + 1e-8, c.hqq_p - 1.0) / beta);
-      e[i] = std::copysign(shrink, r);
-      acc += q - (x - e[i]) / s;
+      const double e = std::copysign(std::max(0.0, a - std::pow(a + 1e-8, c.hqq_p - 1.0) / beta), r);
+      target[i] = x - e;  // what s (q - z) should reproduce
     }
+    // Zero point with the scale fixed: mean of q - target / s.
+    double acc = 0;
+    for (int64_t i = 0; i < v.n; ++i) acc += q[i] - target[i] / s;
     z = acc / static_cast<double>(v.n);
+    // Scale with the zero fixed: least squares of target on (q - z).
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < v.n; ++i) num += target[i] * (q[i] - z), den += (q[i] - z) * (q[i] - z);
+    if (den > 0 && num / den > 0) s = num / den;
     beta *= c.hqq_kappa;
   }
   GroupParams out = p;
+  out.scale = round_to_storage(c.scale_storage, static_cast<float>(s));
+  if (!std::isfinite(out.scale) || out.scale <= 0) return p;
   if (c.scheme == GsqScheme::asymmetric_float) {
     out.min = round_to_storage(c.scale_storage, static_cast<float>(-z * s));
   } else {
