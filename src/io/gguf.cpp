@@ -1,10 +1,5 @@
 #include "lowbit/io/gguf.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -12,6 +7,8 @@
 #include <numeric>
 #include <string>
 #include <unordered_set>
+
+#include "io/file_io.hpp"
 
 #include "lowbit/core/error.hpp"
 
@@ -304,49 +301,20 @@ int64_t GgufTensorInfo::rows() const {
 
 // ------------------------------------------------------------------ reading
 
-struct GgufFile::Mapping {
-  void* addr = nullptr;
-  size_t size = 0;
-  ~Mapping() {
-    if (addr) munmap(addr, size);
-  }
-  std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(addr), size}; }
+struct GgufFile::Mapping : io_detail::MappedFile {
+  explicit Mapping(io_detail::MappedFile&& m) : MappedFile(std::move(m)) {}
 };
 
 GgufFile::GgufFile(GgufFile&&) noexcept = default;
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
 
-size_t GgufFile::file_size() const { return map_->size; }
+size_t GgufFile::file_size() const { return map_->size(); }
 
 GgufFile GgufFile::open(const std::filesystem::path& path) {
   GgufFile f;
   f.path_ = path;
-  f.map_ = std::make_unique<Mapping>();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("GGUF '" + path.string() + "': cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw Error("GGUF '" + path.string() + "': cannot stat: " + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error("GGUF '" + path.string() + "': not a regular file");
-  }
-  const auto size = static_cast<size_t>(st.st_size);
-  if (size > 0) {
-    void* addr = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (addr == MAP_FAILED) {
-      const int e = errno;
-      ::close(fd);
-      throw Error("GGUF '" + path.string() + "': mmap of " + std::to_string(size) + " bytes failed: " + std::strerror(e));
-    }
-    f.map_->addr = addr;
-    f.map_->size = size;
-  }
-  ::close(fd);  // the mapping keeps the file alive
+  f.map_ = std::make_unique<Mapping>(io_detail::MappedFile::open(path, "GGUF '" + path.string() + "'"));
   f.parse();
   return f;
 }
@@ -522,42 +490,6 @@ struct VectorSink {
   }
 };
 
-// Buffered writes to a file descriptor; large tensor data bypasses the buffer.
-class FdSink {
- public:
-  FdSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) { buf_.reserve(kBuffer); }
-  void put(const void* p, size_t n) {
-    if (buf_.size() + n > kBuffer) flush();
-    if (n >= kBuffer) {
-      write_all(static_cast<const std::byte*>(p), n);
-    } else {
-      const auto* b = static_cast<const std::byte*>(p);
-      buf_.insert(buf_.end(), b, b + n);
-    }
-  }
-  void flush() {
-    write_all(buf_.data(), buf_.size());
-    buf_.clear();
-  }
-
- private:
-  static constexpr size_t kBuffer = size_t{1} << 20;
-  void write_all(const std::byte* p, size_t n) {
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, std::min(n, size_t{1} << 30));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        throw Error("GGUF write to '" + path_ + "' failed: " + std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  int fd_;
-  std::string path_;
-  std::vector<std::byte> buf_;
-};
-
 template <class Sink, class T>
 void put(Sink& s, T v) {
   s.put(&v, sizeof(T));
@@ -720,34 +652,8 @@ std::vector<std::byte> GgufWriter::serialize() const {
 }
 
 void GgufWriter::write(const std::filesystem::path& path) const {
-  const std::string target = path.string();
-  const std::string tmp = target + ".tmp." + std::to_string(::getpid());
-  // O_NOFOLLOW: never write through a link someone planted at the temporary name.
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
-  if (fd < 0) throw Error("GGUF write: cannot create '" + tmp + "': " + std::strerror(errno));
-  try {
-    FdSink sink(fd, tmp);
-    emit(sink);
-    sink.flush();
-    if (::fsync(fd) != 0) throw Error("GGUF write: fsync of '" + tmp + "' failed: " + std::strerror(errno));
-    const int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) throw Error("GGUF write: close of '" + tmp + "' failed: " + std::strerror(errno));
-    if (std::rename(tmp.c_str(), target.c_str()) != 0)
-      throw Error("GGUF write: rename of '" + tmp + "' to '" + target + "' failed: " + std::strerror(errno));
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  // Make the rename itself durable; the file is complete either way, so this is best effort.
-  std::filesystem::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  io_detail::write_atomically(path, "GGUF write of '" + path.string() + "'",
+                              [&](io_detail::FileSink& sink) { emit(sink); });
 }
 
 }  // namespace lowbit

@@ -1,10 +1,5 @@
 #include "lowbit/io/safetensors.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -14,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 #include <utility>
+
+#include "io/file_io.hpp"
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
@@ -166,20 +163,6 @@ std::string shape_text(const std::vector<uint64_t>& shape) {
   return s + "]";
 }
 
-// Writes all of `data` to fd, retrying short writes and EINTR.
-void write_all(int fd, const void* data, size_t size, const std::string& where) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(where + ": write failed: " + errno_text(errno));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 std::string_view to_string(SafetensorsDtype dtype) { return info(dtype).name; }
@@ -227,12 +210,8 @@ std::vector<float> to_float32(const SafetensorsTensor& t) {
 // ---------------------------------------------------------------------------------------------
 // Reader
 
-struct SafetensorsFile::Mapping {
-  void* addr = nullptr;
-  size_t size = 0;
-  ~Mapping() {
-    if (addr) ::munmap(addr, size);
-  }
+struct SafetensorsFile::Mapping : io_detail::MappedFile {
+  explicit Mapping(io_detail::MappedFile&& m) : MappedFile(std::move(m)) {}
 };
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
@@ -244,31 +223,11 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   SafetensorsFile f;
   f.path_ = path;
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(file + ": cannot open: " + errno_text(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw Error(file + ": cannot stat: " + errno_text(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(file + ": not a regular file");
-  }
-  const auto file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
+  f.mapping_ = std::make_unique<Mapping>(io_detail::MappedFile::open(path, file));
+  const uint64_t file_size = f.mapping_->size();
+  if (file_size < 8)
     throw Error(file + ": " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
-  }
-  void* addr = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);  // the mapping keeps the file open
-  if (addr == MAP_FAILED) throw Error(file + ": mmap failed: " + errno_text(map_err));
-  f.mapping_ = std::make_unique<Mapping>();
-  f.mapping_->addr = addr;
-  f.mapping_->size = file_size;
-  const auto* bytes = static_cast<const std::byte*>(addr);
+  const std::byte* bytes = f.mapping_->bytes().data();
 
   uint64_t header_len;
   std::memcpy(&header_len, bytes, 8);
@@ -547,44 +506,13 @@ std::vector<std::byte> SafetensorsWriter::serialize() const {
 }
 
 void SafetensorsWriter::write(const std::filesystem::path& path) const {
-  const std::string where = "safetensors writer: '" + path.string() + "'";
   const std::string header = header_text(metadata_, entries_);
   const uint64_t len = header.size();
-
-  // A unique temporary name in the destination folder, so the rename is atomic.
-  static std::atomic<unsigned> counter{0};
-  std::filesystem::path tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = path;
-    tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) throw Error(where + ": cannot create '" + tmp.string() + "': " + errno_text(errno));
-  }
-  if (fd < 0) throw Error(where + ": cannot find a free temporary file name");
-
-  try {
-    write_all(fd, &len, 8, where);
-    write_all(fd, header.data(), header.size(), where);
-    for (const auto& e : entries_) write_all(fd, e.bytes.data(), e.bytes.size(), where);
-    if (::fsync(fd) != 0) throw Error(where + ": fsync failed: " + errno_text(errno));
-    const int closed = ::close(fd);
-    fd = -1;
-    if (closed != 0) throw Error(where + ": close failed: " + errno_text(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) throw Error(where + ": rename failed: " + errno_text(errno));
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  // Make the rename itself durable; the file is complete either way, so a failure here
-  // is not an error.
-  std::filesystem::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  io_detail::write_atomically(path, "safetensors writer: '" + path.string() + "'", [&](io_detail::FileSink& sink) {
+    sink.put(&len, 8);
+    sink.put(header.data(), header.size());
+    for (const auto& e : entries_) sink.put(e.bytes.data(), e.bytes.size());
+  });
 }
 
 }  // namespace lowbit

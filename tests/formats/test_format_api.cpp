@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace lowbit {
 // Readable test names and failure messages: "Q4_K", not "4-byte object".
@@ -126,15 +127,7 @@ std::vector<Format> formats() {
 
 INSTANTIATE_TEST_SUITE_P(All, EveryFormat, ::testing::ValuesIn(formats()), format_name);
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lowbit::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using lowbit::test::error_of;
 
 TEST_P(EveryFormat, RaggedRowShortBufferAndNullAreErrors) {
   const Format f = GetParam();

@@ -15,19 +15,13 @@
 #include "lowbit/gptq/target.hpp"
 #include "lowbit/gsq/hf_layout.hpp"
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using namespace lowbit;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using lowbit::test::error_of;
 
 std::string temp_path(const char* name) { return ::testing::TempDir() + "/" + name; }
 

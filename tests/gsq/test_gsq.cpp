@@ -10,19 +10,13 @@
 #include "lowbit/gsq/packing.hpp"
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using namespace lowbit;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using lowbit::test::error_of;
 
 double rmse(const GsqResult& q, const std::vector<float>& w, std::span<const float> imp = {}) {
   std::vector<float> back(w.size());
