@@ -50,8 +50,19 @@ void GsqConfig::validate() const {
 }
 
 std::string GsqConfig::describe() const {
-  std::string s = std::to_string(bits) + "-bit " + (group_size == 0 ? std::string("per-channel") : "g" + std::to_string(group_size)) +
-                  " " + to_string(scheme) + " " + to_string(search) + " " + to_string(scale_storage);
+  // Appends rather than a chain of operator+ (GCC 12 warns falsely on the latter).
+  std::string s = std::to_string(bits);
+  s += "-bit ";
+  if (group_size == 0) {
+    s += "per-channel";
+  } else {
+    s += "g";
+    s += std::to_string(group_size);
+  }
+  for (const char* part : {to_string(scheme), to_string(search), to_string(scale_storage)}) {
+    s += ' ';
+    s += part;
+  }
   if (double_quant) s += " dq";
   return s;
 }
