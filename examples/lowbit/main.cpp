@@ -1,7 +1,13 @@
 // `lowbit`: the command-line front door to the library.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "cli.hpp"
 #include "lowbit/lowbit.hpp"
@@ -17,9 +23,77 @@ int64_t parse_int(const std::string& option, const std::string& value, int64_t m
     used = 0;
   }
   if (used != value.size() || value.empty() || v < min || v > max)
-    throw Error(option + " expects an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
-                "], got '" + value + "'");
+    throw UsageError(option + " expects an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                     "], got '" + value + "'");
   return v;
+}
+
+void setup_logging(bool quiet) {
+  set_log_level(quiet ? LogLevel::warn : LogLevel::info);
+  logger()->set_pattern("[%H:%M:%S] [%^%l%$] %v");
+}
+
+Progress::Progress(std::string label, double total, bool quiet)
+    : label_(std::move(label)), total_(total), enabled_(!quiet && total > 0 && isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+
+Progress::~Progress() { finish(); }
+
+void Progress::advance(double amount) {
+  done_ = std::min(total_, done_ + amount);
+  draw(false);
+}
+
+void Progress::clear() {
+  if (!enabled_ || !drawn_) return;
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+  drawn_ = false;
+}
+
+void Progress::finish() {
+  if (finished_) return;
+  clear();
+  finished_ = true;
+}
+
+void Progress::draw(bool force) {
+  if (!enabled_ || finished_) return;
+  const auto now = std::chrono::steady_clock::now();
+  // Redrawing is cheap but a terminal flooded with updates is not: at most 10 per second.
+  if (!force && drawn_ && now - last_draw_ < std::chrono::milliseconds(100) && done_ < total_) return;
+  last_draw_ = now;
+  const double frac = total_ > 0 ? done_ / total_ : 1.0;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(frac * kWidth);
+  std::string bar(static_cast<size_t>(filled), '#');
+  bar.append(static_cast<size_t>(kWidth - filled), '.');
+  std::string eta = "--:--";
+  if (frac > 0.005 && elapsed > 0.5) {
+    const long s = std::lround(elapsed * (1 - frac) / frac);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+    eta = buf;
+  }
+  std::fprintf(stderr, "\r\033[K%s [%s] %5.1f%%  ETA %s", label_.c_str(), bar.c_str(), 100 * frac, eta.c_str());
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
+  return buf;
 }
 
 namespace {
@@ -31,13 +105,20 @@ void print_help() {
       "usage: lowbit <command> [options]\n"
       "\n"
       "commands:\n"
+      "  quantize  quantize a GGUF model: IN.gguf OUT.gguf TYPE, TYPE a format (Q8_0, ...)\n"
+      "            or a llama-quantize mixture (Q4_K_M, ...), with --imatrix, --method\n"
+      "            rtn|gsq|gptq (see `lowbit quantize --help`)\n"
+      "  inspect   print a GGUF or safetensors file's metadata and tensor table (--json)\n"
+      "  compare   per-tensor relative RMSE and cosine similarity of two model files\n"
       "  demo      quantize a synthetic weight matrix with every format and print size,\n"
       "            quality and speed (the built-in default job; see `lowbit demo --help`)\n"
       "  formats   list the block formats with their GGML ids and bits per weight\n"
       "\n"
       "options:\n"
-      "  -h, --help     this text\n"
-      "  --version      print the version\n",
+      "  -h, --help     this text (every command also takes --help)\n"
+      "  --version      print the version\n"
+      "\n"
+      "Exit status: 0 success, 1 error (message on stderr), 2 bad command line.\n",
       kVersionString);
 }
 
@@ -73,9 +154,19 @@ int main(int argc, char** argv) {
     }
     if (cmd == "demo") return run_demo(args);
     if (cmd == "formats") return run_formats();
+    if (cmd == "quantize") return run_quantize(args);
+    if (cmd == "inspect") return run_inspect(args);
+    if (cmd == "compare") return run_compare(args);
     std::fprintf(stderr, "lowbit: unknown command '%s' (try lowbit --help)\n", cmd.c_str());
     return 2;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "lowbit: error: %s (try --help)\n", e.what());
+    return 2;
   } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "lowbit: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    // Out of memory, a filesystem error outside the library: still a message, never a crash.
     std::fprintf(stderr, "lowbit: error: %s\n", e.what());
     return 1;
   }
