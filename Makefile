@@ -2,8 +2,16 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+# test-sanitize: unit tests under ASan+UBSan, then the readers' fuzzers (clang only).
+# clang++ when installed (it builds faster and its UBSan also checks float-to-int
+# overflow), else the default compiler.
+SANITIZE_DIR ?= build-sanitize
+SANITIZERS ?= address,undefined
+SANITIZE_CXX ?= $(if $(shell command -v clang++ 2>/dev/null),clang++,)
+FUZZ_DIR ?= build-fuzz
+FUZZ_RUNS ?= 200000
 
-.PHONY: all deps configure build demo test bench clean
+.PHONY: all deps configure build demo test test-sanitize bench clean
 
 all: build
 
@@ -21,6 +29,26 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# Unit tests only: the interop, gpu and package labels add nothing a sanitizer
+# would see in lowbit's code and take most of the time. Any report fails the run.
+test-sanitize: deps
+	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_CUDA=OFF \
+	  $(if $(SANITIZE_CXX),-DCMAKE_CXX_COMPILER=$(SANITIZE_CXX)) \
+	  -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_SANITIZE=$(SANITIZERS) $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE 'interop|gpu|package'
+	@if command -v clang++ > /dev/null 2>&1; then \
+	  cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLOWBIT_CUDA=OFF \
+	    -DLOWBIT_BUILD_FUZZERS=ON -DLOWBIT_SANITIZE=$(SANITIZERS) -DLOWBIT_FUZZ_RUNS=$(FUZZ_RUNS) \
+	    -DLOWBIT_BUILD_TESTS=OFF -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_BUILD_EXAMPLES=OFF \
+	    -DLOWBIT_INSTALL=OFF > /dev/null && \
+	  cmake --build $(FUZZ_DIR) -j $(JOBS) && \
+	  cd $(FUZZ_DIR) && ctest --output-on-failure --no-tests=error -j $(JOBS) -L fuzz; \
+	else \
+	  echo "lowbit: clang++ not found, skipping the libFuzzer targets"; \
+	fi
 
 bench: build
 	@$(BUILD_DIR)/benchmarks/bench_dequantize --benchmark_counters_tabular=true

@@ -378,14 +378,16 @@ void GgufFile::parse() {
     const auto n_dims = r.read<uint32_t>("n_dims");
     if (n_dims > kMaxDims)
       r.fail(dims_at, "n_dims", std::to_string(n_dims) + " exceeds the maximum of " + std::to_string(kMaxDims));
-    int64_t elements = 1;
+    // The product of the non-zero dims must fit int64: then neither the element count
+    // nor the row count (a zero ne0 does not make ne1 * ne2 * ne3 small) can overflow.
+    int64_t nonzero = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const size_t at = r.pos();
       const std::string field = "ne" + std::to_string(d);
       const auto ne = r.read<uint64_t>(field);
       if (ne > static_cast<uint64_t>(INT64_MAX)) r.fail(at, field, std::to_string(ne) + " exceeds INT64_MAX");
       t.shape.push_back(static_cast<int64_t>(ne));
-      if (__builtin_mul_overflow(elements, static_cast<int64_t>(ne), &elements))
+      if (ne != 0 && __builtin_mul_overflow(nonzero, static_cast<int64_t>(ne), &nonzero))
         r.fail(at, field, "element count of shape " + shape_string(t.shape) + "... overflows int64");
     }
 
@@ -593,9 +595,9 @@ void GgufWriter::add_checked(std::string_view name, std::vector<int64_t> shape, 
     if (t.name == name) throw Error(where + ": duplicate tensor name");
   if (shape.size() > static_cast<size_t>(kMaxDims))
     throw Error(where + ": shape " + shape_string(shape) + " has more than " + std::to_string(kMaxDims) + " dims");
-  int64_t elements = 1;
+  int64_t nonzero = 1;  // as in the reader: the product of the non-zero dims fits int64
   for (int64_t d : shape)
-    if (d < 0 || __builtin_mul_overflow(elements, d, &elements))
+    if (d < 0 || (d != 0 && __builtin_mul_overflow(nonzero, d, &nonzero)))
       throw Error(where + ": invalid shape " + shape_string(shape));
   (void)traits(format);  // throws for an id outside lowbit's formats
   uint64_t nbytes = 0;

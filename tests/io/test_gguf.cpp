@@ -601,6 +601,11 @@ TEST(GgufBad, TensorInfos) {
   // Elements fit int64 but bytes do not: 2^62 F32 elements.
   msg = open_error(tmp, one("w", {uint64_t{1} << 62}, 0, 0, 64));
   EXPECT_CONTAINS(msg, "overflows");
+  // A zero ne0 must not hide overflowing higher dims (found by fuzz_gguf: rows()
+  // overflowed on {0, 2^62, 4}).
+  msg = open_error(tmp, one("w", {0, uint64_t{1} << 62, 4}, 0, 0, 64));
+  EXPECT_CONTAINS(msg, "ne2 at byte offset 53");
+  EXPECT_CONTAINS(msg, "overflows");
 
   msg = open_error(tmp, one("w", {32}, 99, 0, 64));
   EXPECT_CONTAINS(msg, "tensor 'w'");

@@ -6,11 +6,13 @@
 
 namespace lowbit::kernels {
 
+// An empty row may come with null pointers (e.g. a tensor with a zero dimension),
+// and memcpy with a null pointer is undefined even for zero bytes.
 void quantize_row_f32__scalar(const float* x, void* y, int64_t n, const float*) {
-  std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+  if (n > 0) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
 }
 void dequantize_row_f32__scalar(const void* x, float* y, int64_t n) {
-  std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+  if (n > 0) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
 }
 
 void quantize_row_f16__scalar(const float* x, void* y, int64_t n, const float*) {
