@@ -22,6 +22,7 @@
 #include "lowbit/gsq/packing.hpp"
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/io/gguf.hpp"
+#include "lowbit/io/hf_checkpoint.hpp"
 #include "lowbit/io/imatrix.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/kernels/isa.hpp"
