@@ -1,9 +1,14 @@
 #pragma once
 // Small helpers shared by the GoogleTest suites.
+#include <cstring>
 #include <functional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/metrics.hpp"
+#include "lowbit/kernels/quantize.hpp"
 
 namespace lowbit::test {
 
@@ -15,6 +20,38 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+// Decodes n elements of format f from hand-written block bytes.
+inline std::vector<float> decode(Format f, const std::vector<uint8_t>& bytes, int64_t n) {
+  std::vector<std::byte> b(bytes.size());
+  std::memcpy(b.data(), bytes.data(), bytes.size());
+  std::vector<float> y(static_cast<size_t>(n));
+  dequantize(f, b, MatrixView<float>(y.data(), 1, n));
+  return y;
+}
+
+// lowbit::quantize of a rows x cols matrix into a fresh buffer.
+inline std::vector<std::byte> encode(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
+                                     std::span<const float> importance = {}) {
+  std::vector<std::byte> q(quantized_size(f, rows, cols));
+  quantize(f, ConstMatrixView<float>(x.data(), rows, cols), q, importance);
+  return q;
+}
+
+// Quantize, then decode: what the format makes of x.
+inline std::vector<float> round_trip(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
+                                     std::span<const float> importance = {}) {
+  const auto q = encode(f, x, rows, cols, importance);
+  std::vector<float> y(x.size());
+  dequantize(f, q, MatrixView<float>(y.data(), rows, cols));
+  return y;
+}
+
+inline double rel_rmse(const std::vector<float>& x, const std::vector<float>& y, int64_t rows, int64_t cols,
+                       std::span<const float> importance = {}) {
+  return relative_rmse(ConstMatrixView<float>(x.data(), rows, cols), ConstMatrixView<float>(y.data(), rows, cols),
+                       importance);
 }
 
 }  // namespace lowbit::test

@@ -7,42 +7,19 @@
 #include <vector>
 
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using lowbit::Format;
+using lowbit::test::decode;
+using lowbit::test::encode;
+using lowbit::test::rel_rmse;
+using lowbit::test::round_trip;
 
 // ggml's kvalues_iq4nl, copied here independently of the library's table.
 constexpr int kCodes[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-std::vector<float> decode(Format f, const std::vector<uint8_t>& bytes, int64_t n) {
-  std::vector<std::byte> b(bytes.size());
-  std::memcpy(b.data(), bytes.data(), bytes.size());
-  std::vector<float> y(n);
-  lowbit::dequantize(f, b, lowbit::MatrixView<float>(y.data(), 1, n));
-  return y;
-}
-
-std::vector<std::byte> encode(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
-                              std::span<const float> importance = {}) {
-  std::vector<std::byte> q(lowbit::quantized_size(f, rows, cols));
-  lowbit::quantize(f, lowbit::ConstMatrixView<float>(x.data(), rows, cols), q, importance);
-  return q;
-}
-
-std::vector<float> round_trip(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
-                              std::span<const float> importance = {}) {
-  const auto q = encode(f, x, rows, cols, importance);
-  std::vector<float> y(x.size());
-  lowbit::dequantize(f, q, lowbit::MatrixView<float>(y.data(), rows, cols));
-  return y;
-}
-
-double rel_rmse(const std::vector<float>& x, const std::vector<float>& y, int64_t rows, int64_t cols,
-                std::span<const float> importance = {}) {
-  return lowbit::relative_rmse(lowbit::ConstMatrixView<float>(x.data(), rows, cols),
-                               lowbit::ConstMatrixView<float>(y.data(), rows, cols), importance);
-}
 
 TEST(Iq4Golden, CodeBookMatchesGgml) {
   for (int i = 0; i < 16; ++i) EXPECT_EQ(lowbit::kIq4nlValues[i], kCodes[i]) << i;

@@ -9,43 +9,16 @@
 #include <vector>
 
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using lowbit::Format;
+using lowbit::test::decode;
+using lowbit::test::encode;
+using lowbit::test::rel_rmse;
+using lowbit::test::round_trip;
 
-std::vector<std::byte> to_bytes(const std::vector<uint8_t>& v) {
-  std::vector<std::byte> b(v.size());
-  std::memcpy(b.data(), v.data(), v.size());
-  return b;
-}
-
-std::vector<float> decode(Format f, const std::vector<uint8_t>& bytes, int64_t n) {
-  std::vector<float> y(n);
-  lowbit::dequantize(f, to_bytes(bytes), lowbit::MatrixView<float>(y.data(), 1, n));
-  return y;
-}
-
-std::vector<std::byte> encode(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
-                              std::span<const float> importance = {}) {
-  std::vector<std::byte> q(lowbit::quantized_size(f, rows, cols));
-  lowbit::quantize(f, lowbit::ConstMatrixView<float>(x.data(), rows, cols), q, importance);
-  return q;
-}
-
-std::vector<float> round_trip(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
-                              std::span<const float> importance = {}) {
-  const auto q = encode(f, x, rows, cols, importance);
-  std::vector<float> y(x.size());
-  lowbit::dequantize(f, q, lowbit::MatrixView<float>(y.data(), rows, cols));
-  return y;
-}
-
-double rel_rmse(const std::vector<float>& x, const std::vector<float>& y, int64_t rows, int64_t cols,
-                std::span<const float> importance = {}) {
-  return lowbit::relative_rmse(lowbit::ConstMatrixView<float>(x.data(), rows, cols),
-                               lowbit::ConstMatrixView<float>(y.data(), rows, cols), importance);
-}
 
 // fp16 bit patterns used below and their exact values.
 constexpr uint16_t kHalfOne = 0x3C00;      // 1.0
