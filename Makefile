@@ -1,5 +1,7 @@
 # Two commands on a fresh Debian machine: `make demo` and `make test`.
 BUILD_DIR ?= build
+# Quiet "Entering directory" lines from the build tool make runs underneath.
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 # test-sanitize: unit tests under ASan+UBSan, then the readers' fuzzers (clang only).
