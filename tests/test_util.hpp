@@ -39,6 +39,26 @@ inline std::vector<std::byte> encode(Format f, const std::vector<float>& x, int6
   return q;
 }
 
+// Decodes a rows x cols matrix of format f.
+inline std::vector<float> decode_matrix(Format f, const std::vector<std::byte>& q, int64_t rows, int64_t cols) {
+  std::vector<float> y(static_cast<size_t>(rows * cols));
+  dequantize(f, q, MatrixView<float>(y.data(), rows, cols));
+  return y;
+}
+
+// Raw block bytes as the std::byte buffer the API takes.
+inline std::vector<std::byte> as_bytes(const uint8_t* p, size_t n) {
+  std::vector<std::byte> v(n);
+  std::memcpy(v.data(), p, n);
+  return v;
+}
+
+// Stores a little-endian u16 (an fp16 field of a hand-written block).
+inline void put_u16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v & 0xFF);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+
 // Quantize, then decode: what the format makes of x.
 inline std::vector<float> round_trip(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
                                      std::span<const float> importance = {}) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -18,29 +19,8 @@ using lowbit::Format;
 
 constexpr int kQK = 256;
 
-std::vector<std::byte> quantize(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
-                                const std::vector<float>& importance = {}) {
-  std::vector<std::byte> q(lowbit::quantized_size(f, rows, cols));
-  lowbit::quantize(f, lowbit::ConstMatrixView<float>(x.data(), rows, cols), q, importance);
-  return q;
-}
-
-std::vector<float> dequantize(Format f, const std::vector<std::byte>& q, int64_t rows, int64_t cols) {
-  std::vector<float> y(static_cast<size_t>(rows * cols));
-  lowbit::dequantize(f, q, lowbit::MatrixView<float>(y.data(), rows, cols));
-  return y;
-}
-
-std::vector<std::byte> as_bytes(const uint8_t* p, size_t n) {
-  std::vector<std::byte> v(n);
-  std::memcpy(v.data(), p, n);
-  return v;
-}
-
-void put_u16(uint8_t* p, uint16_t v) {  // little-endian
-  p[0] = static_cast<uint8_t>(v & 0xFF);
-  p[1] = static_cast<uint8_t>(v >> 8);
-}
+using lowbit::test::as_bytes;
+using lowbit::test::put_u16;
 
 // Sum_j w_j (a_j - b_j)^2 over a rows x cols matrix, in double.
 double weighted_sse(const std::vector<float>& a, const std::vector<float>& b, int64_t cols,
@@ -76,7 +56,7 @@ TEST(KQuantsGolden, Q4_K) {
     for (int l = 0; l < 32; ++l)
       blk[16 + 32 * g + l] = static_cast<uint8_t>(code(64 * g + l) | (code(64 * g + 32 + l) << 4));
 
-  const auto y = dequantize(Format::Q4_K, as_bytes(blk.data(), blk.size()), 1, kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q4_K, as_bytes(blk.data(), blk.size()), 1, kQK);
   for (int e = 0; e < kQK; ++e) {
     const double expect = 1.0 * sc[e / 32] * code(e) - 0.5 * m[e / 32];
     ASSERT_EQ(y[e], static_cast<float>(expect)) << "element " << e;
@@ -108,7 +88,7 @@ TEST(KQuantsGolden, Q5_K) {
       blk[16 + l] |= static_cast<uint8_t>(((lo >> 4) << (2 * g)) | ((hi >> 4) << (2 * g + 1)));
     }
 
-  const auto y = dequantize(Format::Q5_K, as_bytes(blk.data(), blk.size()), 1, kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q5_K, as_bytes(blk.data(), blk.size()), 1, kQK);
   for (int e = 0; e < kQK; ++e) {
     const double expect = 2.0 * sc[e / 32] * code(e) - 0.25 * m[e / 32];
     ASSERT_EQ(y[e], static_cast<float>(expect)) << "element " << e;
@@ -131,7 +111,7 @@ TEST(KQuantsGolden, Q6_K) {
   std::memcpy(&blk[192], scales, 16);
   put_u16(&blk[208], 0x3400);  // d = 0.25
 
-  const auto y = dequantize(Format::Q6_K, as_bytes(blk.data(), blk.size()), 1, kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q6_K, as_bytes(blk.data(), blk.size()), 1, kQK);
   for (int e = 0; e < kQK; ++e) {
     const double expect = 0.25 * scales[e / 16] * (code(e) - 32);
     ASSERT_EQ(y[e], static_cast<float>(expect)) << "element " << e;
@@ -145,7 +125,7 @@ TEST(KQuantsGolden, Q8_K) {
   std::memcpy(&blk[0], d_bytes, 4);
   auto code = [](int e) { return (e * 37) % 255 - 127; };
   for (int e = 0; e < kQK; ++e) blk[4 + e] = static_cast<uint8_t>(static_cast<int8_t>(code(e)));
-  const auto y = dequantize(Format::Q8_K, as_bytes(blk.data(), blk.size()), 1, kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q8_K, as_bytes(blk.data(), blk.size()), 1, kQK);
   for (int e = 0; e < kQK; ++e) ASSERT_EQ(y[e], static_cast<float>(-0.75 * code(e))) << "element " << e;
 }
 
@@ -184,8 +164,8 @@ TEST_P(KQuantsQuality, BeatsGgmlAndImportanceHelps) {
   const auto imp = lowbit::synthetic_importance(cols, 1);
   const lowbit::ConstMatrixView<float> xv(x.data(), rows, cols);
 
-  const auto plain = dequantize(c.format, quantize(c.format, x, rows, cols), rows, cols);
-  const auto weighted = dequantize(c.format, quantize(c.format, x, rows, cols, imp), rows, cols);
+  const auto plain = lowbit::test::decode_matrix(c.format, lowbit::test::encode(c.format, x, rows, cols), rows, cols);
+  const auto weighted = lowbit::test::decode_matrix(c.format, lowbit::test::encode(c.format, x, rows, cols, imp), rows, cols);
   const double rmse = lowbit::relative_rmse(xv, {plain.data(), rows, cols});
   const double wrmse = lowbit::relative_rmse(xv, {weighted.data(), rows, cols}, imp);
   const double wrmse_plain = lowbit::relative_rmse(xv, {plain.data(), rows, cols}, imp);
@@ -225,8 +205,8 @@ TEST(KQuantsQuality, Q8_KNoWorseThanAbsmax) {
   for (Distribution dist : {Distribution::heavy_tailed, Distribution::gaussian, Distribution::outliers}) {
     const auto x = lowbit::synthetic_weights(rows, cols, 2, dist);
     const auto ref = q8_K_absmax(x);
-    const auto plain = dequantize(Format::Q8_K, quantize(Format::Q8_K, x, rows, cols), rows, cols);
-    const auto weighted = dequantize(Format::Q8_K, quantize(Format::Q8_K, x, rows, cols, imp), rows, cols);
+    const auto plain = lowbit::test::decode_matrix(Format::Q8_K, lowbit::test::encode(Format::Q8_K, x, rows, cols), rows, cols);
+    const auto weighted = lowbit::test::decode_matrix(Format::Q8_K, lowbit::test::encode(Format::Q8_K, x, rows, cols, imp), rows, cols);
     EXPECT_LE(weighted_sse(x, plain, cols, {}), weighted_sse(x, ref, cols, {}));
     EXPECT_LE(weighted_sse(x, weighted, cols, imp), weighted_sse(x, ref, cols, imp));
     EXPECT_LT(lowbit::relative_rmse({x.data(), rows, cols}, {plain.data(), rows, cols}), 0.03);
@@ -237,7 +217,7 @@ TEST(KQuantsQuality, Q8_KNoWorseThanAbsmax) {
 // must equal the sum of each 16 stored codes, and codes stay in [-127, 127].
 TEST(KQuantsLayout, Q8_KBlockSumsAndRange) {
   const auto x = lowbit::synthetic_weights(4, 1024, 5, Distribution::outliers);
-  const auto q = quantize(Format::Q8_K, x, 4, 1024);
+  const auto q = lowbit::test::encode(Format::Q8_K, x, 4, 1024);
   ASSERT_EQ(q.size(), 16u * 292u);
   for (size_t b = 0; b < 16; ++b) {
     const uint8_t* blk = reinterpret_cast<const uint8_t*>(q.data()) + 292 * b;
@@ -272,7 +252,7 @@ TEST(KQuantsExact, AffineGridIsReproduced) {
       const int q = i == 0 ? 0 : i == 1 ? nmax : (e * 5 + 1) % (nmax + 1);
       x[e] = static_cast<float>(d * sc[j] * q - dmin * m[j]);
     }
-    const auto y = dequantize(f, quantize(f, x, 2, kQK), 2, kQK);
+    const auto y = lowbit::test::decode_matrix(f, lowbit::test::encode(f, x, 2, kQK), 2, kQK);
     for (int e = 0; e < 2 * kQK; ++e) ASSERT_EQ(y[e], x[e]) << lowbit::traits(f).name << " element " << e;
   }
 }
@@ -286,12 +266,12 @@ TEST(KQuantsExact, SymmetricGridIsReproduced) {
     const int q = e % 16 == 0 ? -32 : (e * 7 + 3) % 64 - 32;
     x[e] = static_cast<float>(0.125 * sc[e / 16] * q);
   }
-  auto y = dequantize(Format::Q6_K, quantize(Format::Q6_K, x, 1, kQK), 1, kQK);
+  auto y = lowbit::test::decode_matrix(Format::Q6_K, lowbit::test::encode(Format::Q6_K, x, 1, kQK), 1, kQK);
   for (int e = 0; e < kQK; ++e) ASSERT_EQ(y[e], x[e]) << "Q6_K element " << e;
 
   // Q8_K: x = d*q with some |q| = 127.
   for (int e = 0; e < kQK; ++e) x[e] = static_cast<float>(0.5 * (e == 7 ? -127 : (e * 29) % 255 - 127));
-  y = dequantize(Format::Q8_K, quantize(Format::Q8_K, x, 1, kQK), 1, kQK);
+  y = lowbit::test::decode_matrix(Format::Q8_K, lowbit::test::encode(Format::Q8_K, x, 1, kQK), 1, kQK);
   for (int e = 0; e < kQK; ++e) ASSERT_EQ(y[e], x[e]) << "Q8_K element " << e;
 }
 
@@ -300,15 +280,15 @@ TEST(KQuantsExact, ZeroBlocksAreAllZeroBytes) {
     // Block 0 zero, block 1 not: the zero block must not pick anything up.
     std::vector<float> x(2 * kQK, 0.0f);
     for (int i = 0; i < kQK; ++i) x[kQK + i] = static_cast<float>(i % 17) - 8.0f;
-    const auto q = quantize(f, x, 1, 2 * kQK);
+    const auto q = lowbit::test::encode(f, x, 1, 2 * kQK);
     const size_t block = q.size() / 2;
     for (size_t i = 0; i < block; ++i)
       ASSERT_EQ(q[i], std::byte{0}) << lowbit::traits(f).name << " byte " << i;
-    const auto y = dequantize(f, q, 1, 2 * kQK);
+    const auto y = lowbit::test::decode_matrix(f, q, 1, 2 * kQK);
     for (int i = 0; i < kQK; ++i) ASSERT_EQ(y[i], 0.0f) << lowbit::traits(f).name << " element " << i;
     // A zero row with an all-zero importance vector is still well defined.
     const std::vector<float> zero_imp(2 * kQK, 0.0f);
-    const auto qi = quantize(f, x, 1, 2 * kQK, zero_imp);
+    const auto qi = lowbit::test::encode(f, x, 1, 2 * kQK, zero_imp);
     EXPECT_EQ(qi, q) << lowbit::traits(f).name << ": all-zero importance falls back to plain error";
   }
 }
@@ -323,10 +303,10 @@ TEST(KQuantsDeterminism, ThreadCountDoesNotChangeBytes) {
     for (bool with_imp : {false, true}) {
       const std::vector<float> w = with_imp ? imp : std::vector<float>{};
       lowbit::set_num_threads(1);
-      const auto one = quantize(f, x, rows, cols, w);
+      const auto one = lowbit::test::encode(f, x, rows, cols, w);
       lowbit::set_num_threads(2);
-      const auto two = quantize(f, x, rows, cols, w);
-      const auto again = quantize(f, x, rows, cols, w);
+      const auto two = lowbit::test::encode(f, x, rows, cols, w);
+      const auto again = lowbit::test::encode(f, x, rows, cols, w);
       EXPECT_EQ(one, two) << lowbit::traits(f).name;
       EXPECT_EQ(two, again) << lowbit::traits(f).name;
     }

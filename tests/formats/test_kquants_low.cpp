@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "lowbit/lowbit.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -30,29 +31,8 @@ using lowbit::Format;
 constexpr int kQK = 256;
 constexpr size_t kQ2Bytes = 84, kQ3Bytes = 110;
 
-std::vector<std::byte> quantize(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
-                                const std::vector<float>& importance = {}) {
-  std::vector<std::byte> q(lowbit::quantized_size(f, rows, cols));
-  lowbit::quantize(f, lowbit::ConstMatrixView<float>(x.data(), rows, cols), q, importance);
-  return q;
-}
-
-std::vector<float> dequantize(Format f, const std::vector<std::byte>& q, int64_t rows, int64_t cols) {
-  std::vector<float> y(static_cast<size_t>(rows * cols));
-  lowbit::dequantize(f, q, lowbit::MatrixView<float>(y.data(), rows, cols));
-  return y;
-}
-
-std::vector<std::byte> as_bytes(const uint8_t* p, size_t n) {
-  std::vector<std::byte> v(n);
-  std::memcpy(v.data(), p, n);
-  return v;
-}
-
-void put_u16(uint8_t* p, uint16_t v) {  // little-endian
-  p[0] = static_cast<uint8_t>(v & 0xFF);
-  p[1] = static_cast<uint8_t>(v >> 8);
-}
+using lowbit::test::as_bytes;
+using lowbit::test::put_u16;
 
 // Relative RMSE in double: sqrt(sum w (a-b)^2 / sum w a^2), w_c per column (or 1).
 double rel_rmse(const std::vector<float>& a, const std::vector<float>& b, int64_t cols,
@@ -82,7 +62,7 @@ TEST(Q2K, GoldenBlockHandWritten) {
   blk[16 + 32] = 0x1B;   // qs[32] = 0b00'01'10'11: elements 128, 160, 192, 224 get 3, 2, 1, 0
   put_u16(blk + 80, 0x3800);  // d = 0.5
   put_u16(blk + 82, 0x3400);  // dmin = 0.25
-  const std::vector<float> y = dequantize(Format::Q2_K, as_bytes(blk, sizeof blk), 1, kQK);
+  const std::vector<float> y = lowbit::test::decode_matrix(Format::Q2_K, as_bytes(blk, sizeof blk), 1, kQK);
   EXPECT_EQ(y[0], 0.5f * 1 * 0 - 0.25f * 2);  // -0.5
   EXPECT_EQ(y[1], -0.5f);                      // code 0 too
   EXPECT_EQ(y[32], 0.5f * 3 * 1 - 0.0f);       // element 32 is in sub-block 2: 1.5
@@ -102,7 +82,7 @@ TEST(Q2K, GoldenBlockEveryField) {
   put_u16(blk + 80, 0x2E66);  // d = (1 + 614/1024) * 2^-4 = 0.0999755859375 (fp16 nearest 0.1)
   put_u16(blk + 82, 0xA400);  // dmin = -2^-6 (negative dmin adds instead of subtracts)
   const double d = 0.0999755859375, dmin = -0.015625;
-  const std::vector<float> y = dequantize(Format::Q2_K, as_bytes(blk, sizeof blk), 1, kQK);
+  const std::vector<float> y = lowbit::test::decode_matrix(Format::Q2_K, as_bytes(blk, sizeof blk), 1, kQK);
   for (int e = 0; e < kQK; ++e) {
     const int j = e / 16, sc = (j * 7 + 1) % 16, m = 15 - j;
     // Products of a few-bit fp16 value and small integers are exact in float.
@@ -133,7 +113,7 @@ TEST(Q3K, GoldenBlockHandWritten) {
   qs[16] = 0x03;     // element 16 (sub-block 1): low bits 3, high bit clear
   qs[0 + 32 * 0 + 8] = 0x01;   // element 8: low 1, high clear -> q3 = -3
   put_u16(blk + 108, 0x3C00);  // d = 1
-  const std::vector<float> y = dequantize(Format::Q3_K, as_bytes(blk, sizeof blk), 1, kQK);
+  const std::vector<float> y = lowbit::test::decode_matrix(Format::Q3_K, as_bytes(blk, sizeof blk), 1, kQK);
   EXPECT_EQ(y[0], 1.0f * 1 * 0);           // sub-block 0, q3 = 0 - 0
   EXPECT_EQ(y[8], 1.0f * 1 * (1 - 4));     // -3
   EXPECT_EQ(y[16], 1.0f * -32 * (3 - 4));  // sub-block 1 (l = 0): 32
@@ -157,7 +137,7 @@ TEST(Q3K, GoldenBlockEveryField) {
   }
   put_u16(blk + 108, 0xB0CD);  // d = -(1 + 205/1024) * 2^-3 = -0.1500244140625
   const double d = -0.1500244140625;
-  const std::vector<float> y = dequantize(Format::Q3_K, as_bytes(blk, sizeof blk), 1, kQK);
+  const std::vector<float> y = lowbit::test::decode_matrix(Format::Q3_K, as_bytes(blk, sizeof blk), 1, kQK);
   for (int e = 0; e < kQK; ++e) {
     const double expect = d * (l[e / 16] - 32) * code[e];  // exact in float
     EXPECT_EQ(y[e], static_cast<float>(expect)) << "element " << e;
@@ -179,7 +159,7 @@ TEST(Q2K, ValuesOnTheGridAreExact) {
         x[b * kQK + 16 * j + i] = d * sc * q - dmin * m;
       }
     }
-  const auto y = dequantize(Format::Q2_K, quantize(Format::Q2_K, x, 1, 2 * kQK), 1, 2 * kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q2_K, lowbit::test::encode(Format::Q2_K, x, 1, 2 * kQK), 1, 2 * kQK);
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(y[i], x[i]) << i;
 }
 
@@ -194,7 +174,7 @@ TEST(Q3K, ValuesOnTheGridAreExact) {
       x[16 * j + i] = d * (s == 0 ? 7 : s) * q;
     }
   }
-  const auto y = dequantize(Format::Q3_K, quantize(Format::Q3_K, x, 1, kQK), 1, kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q3_K, lowbit::test::encode(Format::Q3_K, x, 1, kQK), 1, kQK);
   for (int i = 0; i < kQK; ++i) EXPECT_EQ(y[i], x[i]) << i;
 }
 
@@ -202,13 +182,13 @@ TEST(LowKQuants, ZeroBlocksEncodeAsZeroBytesAndDecodeToZero) {
   for (Format f : {Format::Q2_K, Format::Q3_K}) {
     std::vector<float> x(2 * kQK, 0.0f);
     for (int i = kQK; i < 2 * kQK; ++i) x[i] = std::sin(0.1f * i);  // second block non-zero
-    const auto q = quantize(f, x, 1, 2 * kQK);
+    const auto q = lowbit::test::encode(f, x, 1, 2 * kQK);
     const size_t bb = f == Format::Q2_K ? kQ2Bytes : kQ3Bytes;
     for (size_t i = 0; i < bb; ++i) EXPECT_EQ(q[i], std::byte{0}) << "byte " << i;
-    const auto y = dequantize(f, q, 1, 2 * kQK);
+    const auto y = lowbit::test::decode_matrix(f, q, 1, 2 * kQK);
     for (int i = 0; i < kQK; ++i) EXPECT_EQ(y[i], 0.0f) << i;
     // The importance of the zero block does not matter.
-    const auto qi = quantize(f, x, 1, 2 * kQK, std::vector<float>(2 * kQK, 3.0f));
+    const auto qi = lowbit::test::encode(f, x, 1, 2 * kQK, std::vector<float>(2 * kQK, 3.0f));
     for (size_t i = 0; i < bb; ++i) EXPECT_EQ(qi[i], std::byte{0}) << "byte " << i;
   }
 }
@@ -219,7 +199,7 @@ TEST(Q2K, PositiveAndConstantBlocks) {
   std::vector<float> x(2 * kQK);
   for (int i = 0; i < kQK; ++i) x[i] = 1.0f + 0.5f * std::sin(0.37f * i) + 0.5f;  // in [1, 2]
   for (int i = kQK; i < 2 * kQK; ++i) x[i] = -0.75f;
-  const auto y = dequantize(Format::Q2_K, quantize(Format::Q2_K, x, 1, 2 * kQK), 1, 2 * kQK);
+  const auto y = lowbit::test::decode_matrix(Format::Q2_K, lowbit::test::encode(Format::Q2_K, x, 1, 2 * kQK), 1, 2 * kQK);
   double se = 0, ss = 0;
   for (int i = 0; i < kQK; ++i) {
     se += (x[i] - y[i]) * (x[i] - y[i]);
@@ -241,8 +221,8 @@ TEST(LowKQuants, RoundTripErrorFitsTheBits) {
   for (Bound b : {Bound{Distribution::heavy_tailed, 0.30, 0.185}, Bound{Distribution::gaussian, 0.27, 0.148},
                   Bound{Distribution::outliers, 0.25, 0.155}}) {
     const auto x = lowbit::synthetic_weights(rows, cols, 7, b.dist);
-    const double e2 = rel_rmse(x, dequantize(Format::Q2_K, quantize(Format::Q2_K, x, rows, cols), rows, cols), cols);
-    const double e3 = rel_rmse(x, dequantize(Format::Q3_K, quantize(Format::Q3_K, x, rows, cols), rows, cols), cols);
+    const double e2 = rel_rmse(x, lowbit::test::decode_matrix(Format::Q2_K, lowbit::test::encode(Format::Q2_K, x, rows, cols), rows, cols), cols);
+    const double e3 = rel_rmse(x, lowbit::test::decode_matrix(Format::Q3_K, lowbit::test::encode(Format::Q3_K, x, rows, cols), rows, cols), cols);
     EXPECT_LT(e2, b.q2) << static_cast<int>(b.dist);
     EXPECT_LT(e3, b.q3) << static_cast<int>(b.dist);
     EXPECT_LT(e3, e2 * 0.7) << "a third bit should cut the error well below Q2_K's";
@@ -256,8 +236,8 @@ TEST(LowKQuants, ImportanceLowersTheWeightedError) {
   for (Format f : {Format::Q2_K, Format::Q3_K})
     for (Distribution dist : {Distribution::heavy_tailed, Distribution::gaussian, Distribution::outliers}) {
       const auto x = lowbit::synthetic_weights(rows, cols, 3, dist);
-      const double plain = rel_rmse(x, dequantize(f, quantize(f, x, rows, cols), rows, cols), cols, imp);
-      const double weighted = rel_rmse(x, dequantize(f, quantize(f, x, rows, cols, imp), rows, cols), cols, imp);
+      const double plain = rel_rmse(x, lowbit::test::decode_matrix(f, lowbit::test::encode(f, x, rows, cols), rows, cols), cols, imp);
+      const double weighted = rel_rmse(x, lowbit::test::decode_matrix(f, lowbit::test::encode(f, x, rows, cols, imp), rows, cols), cols, imp);
       EXPECT_LT(weighted, plain * 0.97) << traits(f).name << " " << static_cast<int>(dist);
     }
 }
@@ -278,8 +258,8 @@ TEST(LowKQuants, BeatsGgmlOnTheSameData) {
                  Ggml{Distribution::outliers, 0.27129, 0.23075, 0.15214, 0.14061}}) {
     const auto x = lowbit::synthetic_weights(rows, cols, 1, g.dist);
     auto err = [&](Format f, bool weighted) {
-      const auto q = weighted ? quantize(f, x, rows, cols, imp) : quantize(f, x, rows, cols);
-      return rel_rmse(x, dequantize(f, q, rows, cols), cols, weighted ? imp : std::vector<float>{});
+      const auto q = weighted ? lowbit::test::encode(f, x, rows, cols, imp) : lowbit::test::encode(f, x, rows, cols);
+      return rel_rmse(x, lowbit::test::decode_matrix(f, q, rows, cols), cols, weighted ? imp : std::vector<float>{});
     };
     const int d = static_cast<int>(g.dist);
     EXPECT_LT(err(Format::Q2_K, false), g.q2) << d;
@@ -295,10 +275,10 @@ TEST(LowKQuants, RowKernelsMatchTheMatrixApi) {
   for (Format f : {Format::Q2_K, Format::Q3_K}) {
     std::vector<std::byte> row(lowbit::quantized_size(f, 1, 1024));
     lowbit::select_quantize_kernel(f).fn(x.data(), row.data(), 1024, nullptr);
-    EXPECT_EQ(row, quantize(f, x, 1, 1024));
+    EXPECT_EQ(row, lowbit::test::encode(f, x, 1, 1024));
     std::vector<float> y(1024);
     lowbit::select_dequantize_kernel(f).fn(row.data(), y.data(), 1024);
-    EXPECT_EQ(y, dequantize(f, row, 1, 1024));
+    EXPECT_EQ(y, lowbit::test::decode_matrix(f, row, 1, 1024));
   }
 }
 
@@ -308,9 +288,9 @@ TEST(LowKQuants, BytesDoNotDependOnThreadCount) {
   const auto imp = lowbit::synthetic_importance(cols, 11);
   for (Format f : {Format::Q2_K, Format::Q3_K}) {
     lowbit::set_num_threads(1);
-    const auto a = quantize(f, x, rows, cols), ai = quantize(f, x, rows, cols, imp);
+    const auto a = lowbit::test::encode(f, x, rows, cols), ai = lowbit::test::encode(f, x, rows, cols, imp);
     lowbit::set_num_threads(2);
-    const auto b = quantize(f, x, rows, cols), bi = quantize(f, x, rows, cols, imp);
+    const auto b = lowbit::test::encode(f, x, rows, cols), bi = lowbit::test::encode(f, x, rows, cols, imp);
     lowbit::set_num_threads(0);
     EXPECT_EQ(a, b) << traits(f).name;
     EXPECT_EQ(ai, bi) << traits(f).name;

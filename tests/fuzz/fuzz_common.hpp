@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+
+#include "lowbit/core/error.hpp"
 
 namespace lowbit_fuzz {
 
@@ -67,6 +70,29 @@ inline uint64_t touch(const std::byte* p, size_t n) {
 inline void sink(uint64_t v) {
   static volatile uint64_t s;
   s = s + v;
+}
+
+// One fuzz input: `data` becomes the file behind `input`, `open(path)` parses it.
+// A lowbit::Error is the expected refusal; any other exception aborts. A file the
+// reader accepts goes to `check`, which verifies the reader's promises and may not
+// throw at all.
+template <class Open, class Check>
+int run_one(MemFile& input, const uint8_t* data, size_t size, Open open, Check check) {
+  const std::string& path = input.write(data, size);
+  std::optional<decltype(open(path))> opened;
+  try {
+    opened.emplace(open(path));
+  } catch (const lowbit::Error&) {
+    return 0;  // a clear refusal is the expected outcome for almost every input
+  } catch (const std::exception& e) {
+    require(false, std::string("open threw something other than lowbit::Error: ") + e.what());
+  }
+  try {
+    check(*opened);
+  } catch (const std::exception& e) {
+    require(false, std::string("an accepted file threw: ") + e.what());
+  }
+  return 0;
 }
 
 }  // namespace lowbit_fuzz

@@ -108,30 +108,18 @@ void check_round_trip(const lowbit::GgufFile& f) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static lowbit_fuzz::MemFile input("lowbit-fuzz-gguf");
-  const std::string& path = input.write(data, size);
-  std::optional<lowbit::GgufFile> opened;
-  try {
-    opened.emplace(lowbit::GgufFile::open(path));
-  } catch (const lowbit::Error&) {
-    return 0;  // a clear refusal is the expected outcome for almost every input
-  } catch (const std::exception& e) {
-    require(false, std::string("open threw something other than lowbit::Error: ") + e.what());
-  }
-  // From here on the file was accepted: nothing may throw at all.
-  try {
-    const lowbit::GgufFile& f = *opened;
-    require(f.alignment() > 0 && (f.alignment() & (f.alignment() - 1)) == 0, "alignment not a power of two");
-    uint64_t h = f.version();
-    for (const auto& kv : f.metadata()) {
-      require(f.find(kv.key) != nullptr, "key " + kv.key + " not found by name");
-      h += lowbit_fuzz::touch(reinterpret_cast<const std::byte*>(kv.key.data()), kv.key.size());
-      h += visit_value(kv.value, 0);
-    }
-    lowbit_fuzz::sink(h);
-    for (const auto& t : f.tensors()) check_tensor(f, t);
-    check_round_trip(f);
-  } catch (const std::exception& e) {
-    require(false, std::string("an accepted file threw: ") + e.what());
-  }
-  return 0;
+  return lowbit_fuzz::run_one(
+      input, data, size, [](const std::string& path) { return lowbit::GgufFile::open(path); },
+      [](const lowbit::GgufFile& f) {
+        require(f.alignment() > 0 && (f.alignment() & (f.alignment() - 1)) == 0, "alignment not a power of two");
+        uint64_t h = f.version();
+        for (const auto& kv : f.metadata()) {
+          require(f.find(kv.key) != nullptr, "key " + kv.key + " not found by name");
+          h += lowbit_fuzz::touch(reinterpret_cast<const std::byte*>(kv.key.data()), kv.key.size());
+          h += visit_value(kv.value, 0);
+        }
+        lowbit_fuzz::sink(h);
+        for (const auto& t : f.tensors()) check_tensor(f, t);
+        check_round_trip(f);
+      });
 }
