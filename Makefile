@@ -27,7 +27,7 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	@$(BUILD_DIR)/examples/lowbit/lowbit demo
+	@$(BUILD_DIR)/tools/lowbit/lowbit demo
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

@@ -21,9 +21,8 @@ const std::vector<std::byte>& blocks(Format f) {
   if (q.empty()) {
     const std::vector<float>& w = weights(kRows, kCols);
     q.resize(quantized_size(f, kRows, kCols));
-    force_isa(Isa::scalar);
+    ScopedCpuFeatures scalar_only(isa::scalar);
     quantize(f, {w.data(), kRows, kCols}, q);
-    force_isa(std::nullopt);
   }
   return q;
 }
@@ -60,14 +59,14 @@ void BM_stream_write_ceiling(benchmark::State& state) {
 }
 
 void BM_dequantize(benchmark::State& state, const DequantizeKernel* k) {
-  if (!cpu_supports(k->isa)) {
-    state.SkipWithError("CPU lacks this kernel's ISA");
+  if (!k->supported_by_cpu()) {
+    state.SkipWithError(("this CPU lacks " + k->needs.to_string()).c_str());
     return;
   }
-  const std::vector<std::byte>& q = blocks(k->format);
+  const std::vector<std::byte>& q = blocks(k->key);
   ThreadScope scope(static_cast<int>(state.range(0)));
   std::vector<float> out(static_cast<size_t>(kRows * kCols));
-  const size_t rb = row_bytes(k->format, kCols);
+  const size_t rb = row_bytes(k->key, kCols);
   for (auto _ : state) {
     parallel_for(kRows, 16, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) k->fn(q.data() + r * rb, &out[r * kCols], kCols);
@@ -105,8 +104,8 @@ int register_all() {
         ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark((std::string("stream_write_ceiling") + suffix).c_str(), BM_stream_write_ceiling)
         ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
-    for (const DequantizeKernel& k : dequantize_kernels()) {
-      if (!traits(k.format).quantized) continue;
+    for (const DequantizeKernel& k : dequantize_kernels().variants()) {
+      if (!traits(k.key).quantized) continue;
       benchmark::RegisterBenchmark((std::string(k.name) + suffix).c_str(), BM_dequantize, &k)
           ->Arg(threads)->Unit(benchmark::kMillisecond)->UseRealTime();
     }

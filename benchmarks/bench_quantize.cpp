@@ -11,14 +11,14 @@ namespace {
 constexpr int64_t kRows = 1024, kCols = 4096;
 
 void BM_quantize(benchmark::State& state, const QuantizeKernel* k, bool with_importance) {
-  if (!cpu_supports(k->isa)) {
-    state.SkipWithError("CPU lacks this kernel's ISA");
+  if (!k->supported_by_cpu()) {
+    state.SkipWithError(("this CPU lacks " + k->needs.to_string()).c_str());
     return;
   }
   ThreadScope scope(static_cast<int>(state.range(0)));
   const std::vector<float>& w = weights(kRows, kCols);
   const std::vector<float> imp = synthetic_importance(kCols, 1);
-  const size_t rb = row_bytes(k->format, kCols);
+  const size_t rb = row_bytes(k->key, kCols);
   std::vector<std::byte> q(rb * kRows);
   for (auto _ : state) {
     parallel_for(kRows, 1, [&](int64_t r0, int64_t r1) {
@@ -55,9 +55,9 @@ void BM_ggml_quantize(benchmark::State& state, Format f, bool with_importance) {
 
 int register_all() {
   for (int threads : {1, 0}) {
-    for (const QuantizeKernel& k : quantize_kernels()) {
+    for (const QuantizeKernel& k : quantize_kernels().variants()) {
       for (bool imp : {false, true}) {
-        if (imp && !traits(k.format).quantized) continue;
+        if (imp && !traits(k.key).quantized) continue;
         const std::string name = std::string(k.name) + (imp ? "/imatrix" : "") +
                                  (threads == 1 ? "/threads:1" : "/threads:all");
         benchmark::RegisterBenchmark(name.c_str(), BM_quantize, &k, imp)

@@ -1,5 +1,5 @@
 #pragma once
-// ggml as a peer measured in the same run (DESIGN.md section 6): libggml-base.so
+// ggml as a peer measured in the same run (docs/benchmarks.md, "Protocol"): libggml-base.so
 // from the llama-cpp-python package in the interop venv, loaded with dlopen.
 // Found through $LOWBIT_GGML_BASE, else ~/.cache/lowbit/venv (or $LOWBIT_VENV).
 // Without it the peer benchmarks are simply not registered (a line says so).

@@ -1,5 +1,10 @@
-// Example 1: quantize a weight matrix to Q4_K with an importance vector, decode it,
-// and measure what was lost. Build: part of the default build (examples/).
+// Example 1: quantize a weight matrix to GGML block formats with an importance
+// vector, decode it, and measure what was lost.
+//
+//   01_quantize_matrix
+//
+// The bytes are GGML's: they can go into a GGUF tensor as they are (example 2 reads
+// such a file).
 #include <lowbit/lowbit.hpp>
 
 #include <cstdio>

@@ -1,9 +1,8 @@
-#include "lowbit/kernels/quantize.hpp"
+#include "lowbit/formats/quantize.hpp"
 
-#include <atomic>
-#include <cmath>
 #include <string>
 
+#include "common/checks.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/kernels/registry.hpp"
@@ -11,12 +10,10 @@
 namespace lowbit {
 namespace {
 
-std::string shape(int64_t rows, int64_t cols) {
-  return std::to_string(rows) + " x " + std::to_string(cols);
-}
+using detail::dims;
+using detail::row_grain;
 
-// Rows per parallel task: enough elements that scheduling costs nothing.
-int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1)); }
+std::string shape(int64_t rows, int64_t cols) { return dims(rows, cols); }
 
 void check_shape(const FormatTraits& t, int64_t rows, int64_t cols) {
   if (rows < 0 || cols < 0)
@@ -24,40 +21,14 @@ void check_shape(const FormatTraits& t, int64_t rows, int64_t cols) {
   (void)row_bytes(t.format, cols);  // throws for a ragged row length
 }
 
-// Finds the first non-finite element in row-major order, whatever the thread count.
+// Names the first non-finite element in row-major order, whatever the thread count.
 void check_finite(const FormatTraits& t, ConstMatrixView<float> src) {
-  std::atomic<int64_t> first_bad{INT64_MAX};
-  parallel_for(src.rows, row_grain(src.cols), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* row = src.row(r);
-      for (int64_t c = 0; c < src.cols; ++c) {
-        if (!std::isfinite(row[c])) {
-          int64_t idx = r * src.cols + c, cur = first_bad.load();
-          while (idx < cur && !first_bad.compare_exchange_weak(cur, idx)) {}
-          break;
-        }
-      }
-    }
-  });
-  const int64_t bad = first_bad.load();
-  if (bad != INT64_MAX) {
-    const int64_t r = bad / src.cols, c = bad % src.cols;
-    throw Error(std::string(t.name) + " quantize: input element [" + std::to_string(r) + ", " +
-                std::to_string(c) + "] is " + std::to_string(src(r, c)) +
-                "; NaN and Inf cannot be represented by block scales");
-  }
+  detail::check_finite(src, std::string(t.name) + " quantize: input element ",
+                       "NaN and Inf cannot be represented by block scales");
 }
 
 void check_importance(const FormatTraits& t, int64_t cols, std::span<const float> importance) {
-  if (importance.empty()) return;
-  if (static_cast<int64_t>(importance.size()) != cols)
-    throw Error(std::string(t.name) + " quantize: importance vector has " +
-                std::to_string(importance.size()) + " entries, expected one per column (" +
-                std::to_string(cols) + ")");
-  for (size_t i = 0; i < importance.size(); ++i)
-    if (!std::isfinite(importance[i]) || importance[i] < 0.0f)
-      throw Error(std::string(t.name) + " quantize: importance[" + std::to_string(i) + "] = " +
-                  std::to_string(importance[i]) + " must be finite and non-negative");
+  detail::check_importance(std::string(t.name) + " quantize: ", importance, cols);
 }
 
 }  // namespace

@@ -1,67 +1,41 @@
+// The dispatch tables, filled from the kernel lists (kernels/lists/*.inc).
 #include "lowbit/kernels/registry.hpp"
 
-#include <string>
-
-#include "cpu/reference/reference.hpp"
-#include "lowbit/core/error.hpp"
+#include "lists/declarations.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 
 namespace lowbit {
 namespace {
 
-const QuantizeKernel kQuantizeKernels[] = {
-#define LOWBIT_QUANTIZE_KERNEL(format, isa, fn) {Format::format, Isa::isa, #fn, &kernels::fn},
-#include "cpu/quantize.inc"
-#undef LOWBIT_QUANTIZE_KERNEL
+constexpr QuantizeKernel kQuantize[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {Format::key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/quantize.inc"
+#undef LOWBIT_KERNEL
 };
 
-const DequantizeKernel kDequantizeKernels[] = {
-#define LOWBIT_DEQUANTIZE_KERNEL(format, isa, fn) {Format::format, Isa::isa, #fn, &kernels::fn},
-#include "cpu/dequantize.inc"
-#undef LOWBIT_DEQUANTIZE_KERNEL
+constexpr DequantizeKernel kDequantize[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {Format::key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/dequantize.inc"
+#undef LOWBIT_KERNEL
 };
 
-const GsqGemvKernel kGsqGemvKernels[] = {
-#define LOWBIT_GSQ_GEMV_KERNEL(isa, fn) {Isa::isa, #fn, &kernels::fn},
-#include "cpu/gsq_gemv.inc"
-#undef LOWBIT_GSQ_GEMV_KERNEL
+constexpr GsqGemvKernel kGsqGemv[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/gsq_gemv.inc"
+#undef LOWBIT_KERNEL
 };
 
-bool usable(Isa isa) {
-  const auto ceiling = forced_isa();
-  return cpu_supports(isa) && (!ceiling || static_cast<int>(isa) <= static_cast<int>(*ceiling));
-}
-
-// The table lists variants from the most portable up, so the last usable one wins.
-template <class Kernel>
-const Kernel& select(std::span<const Kernel> table, Format f, const char* family) {
-  const Kernel* best = nullptr;
-  for (const Kernel& k : table)
-    if (k.format == f && usable(k.isa)) best = &k;
-  if (!best)
-    throw Error(std::string("no ") + family + " kernel for format " + std::string(traits(f).name));
-  return *best;
-}
+constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
+constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
+constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
 
 }  // namespace
 
-std::span<const QuantizeKernel> quantize_kernels() { return kQuantizeKernels; }
-std::span<const DequantizeKernel> dequantize_kernels() { return kDequantizeKernels; }
+const KernelTable<QuantizeRowFn, Format>& quantize_kernels() { return kQuantizeTable; }
+const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequantizeTable; }
+const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
 
-const QuantizeKernel& select_quantize_kernel(Format f) {
-  return select(quantize_kernels(), f, "quantize");
-}
-const DequantizeKernel& select_dequantize_kernel(Format f) {
-  return select(dequantize_kernels(), f, "dequantize");
-}
-
-std::span<const GsqGemvKernel> gsq_gemv_kernels() { return kGsqGemvKernels; }
-
-const GsqGemvKernel& select_gsq_gemv_kernel() {
-  const GsqGemvKernel* best = nullptr;
-  for (const GsqGemvKernel& k : kGsqGemvKernels)
-    if (usable(k.isa)) best = &k;
-  return *best;  // the scalar entry is always usable
-}
+const QuantizeKernel& select_quantize_kernel(Format f) { return kQuantizeTable.select(f); }
+const DequantizeKernel& select_dequantize_kernel(Format f) { return kDequantizeTable.select(f); }
 
 }  // namespace lowbit

@@ -8,7 +8,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/metrics.hpp"
-#include "lowbit/kernels/quantize.hpp"
+#include "lowbit/formats/quantize.hpp"
 
 namespace lowbit::test {
 

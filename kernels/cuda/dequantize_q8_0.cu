@@ -8,6 +8,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/cuda/dequantize.hpp"
+#include "lowbit/cuda/device.hpp"
 #include "lowbit/formats/blocks.hpp"
 #include "lowbit/formats/format.hpp"
 
@@ -35,22 +36,6 @@ struct DeviceBuffer {
 };
 
 }  // namespace
-
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no device" error
-    return 0;
-  }
-  return n;
-}
-
-std::string device_description() {
-  if (device_count() == 0) return {};
-  cudaDeviceProp prop{};
-  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
-  return std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ")";
-}
 
 void dequantize_q8_0(const void* src, size_t src_bytes, int64_t rows, int64_t cols, float* dst) {
   const size_t need = rows * row_bytes(Format::Q8_0, cols);

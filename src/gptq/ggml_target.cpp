@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cpu/reference/block_codec.hpp"
+#include "common/checks.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/registry.hpp"
 
@@ -14,7 +15,7 @@ namespace {
 using kernels::BlockCodec;
 using kernels::SubBlockMap;
 
-std::string dims(int64_t a, int64_t b) { return std::to_string(a) + " x " + std::to_string(b); }
+using detail::dims;
 
 // The level whose decoded value is nearest to w under m. A first guess inverts the
 // map (rounded and clamped, or the code-book entry nearest to w / scale); float
@@ -58,10 +59,7 @@ GgmlTarget::GgmlTarget(Format f, std::span<const float> importance)
   const FormatTraits& t = traits(f);  // throws for a format lowbit does not know
   if (t.quantized && codec_ == nullptr)
     throw Error("GPTQ into " + std::string(t.name) + ": no element codec for this format");
-  for (size_t i = 0; i < importance_.size(); ++i)
-    if (!std::isfinite(importance_[i]) || importance_[i] < 0.0f)
-      throw Error("GPTQ into " + std::string(t.name) + ": importance[" + std::to_string(i) + "] = " +
-                  std::to_string(importance_[i]) + " must be finite and non-negative");
+  detail::check_importance_values("GPTQ into " + std::string(t.name) + ": ", importance_);
 }
 
 void GgmlTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm, bool static_groups) {
@@ -72,9 +70,7 @@ void GgmlTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm
     throw Error("GPTQ into " + name + ": a " + dims(rows, cols) + " layer does not fit the format: rows of " +
                 std::to_string(cols) + " elements must be a positive multiple of its " + std::to_string(block_) +
                 "-element block");
-  if (!importance_.empty() && static_cast<int64_t>(importance_.size()) != cols)
-    throw Error("GPTQ into " + name + ": the importance vector has " + std::to_string(importance_.size()) +
-                " entries, the " + dims(rows, cols) + " layer has " + std::to_string(cols) + " input columns");
+  detail::check_importance_size("GPTQ into " + name + ": ", importance_, cols);
   if (codec_ != nullptr && !static_groups) {
     for (size_t p = 0; p < perm.size(); ++p)
       if (perm[p] != static_cast<int32_t>(p))

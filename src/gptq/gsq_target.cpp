@@ -1,5 +1,6 @@
 #include <string>
 
+#include "common/checks.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/gptq/target.hpp"
 #include "lowbit/gsq/packing.hpp"
@@ -11,14 +12,13 @@ GsqTarget::GsqTarget(const GsqConfig& cfg, std::span<const float> importance)
   cfg_.validate();
   if (cfg_.search == ScaleSearch::importance && importance_.empty())
     throw Error("GPTQ into GSQ: the importance search needs an importance vector (e.g. the Hessian's diagonal)");
+  detail::check_importance_values("GPTQ into GSQ: ", importance_);
   if (cfg_.double_quant)
     throw Error("GPTQ into GSQ: double quantization would change the scales after GPTQ chose the codes");
 }
 
 void GsqTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm, bool static_groups) {
-  if (!importance_.empty() && static_cast<int64_t>(importance_.size()) != cols)
-    throw Error("GPTQ into GSQ: importance vector has " + std::to_string(importance_.size()) + " entries for " +
-                std::to_string(cols) + " columns");
+  detail::check_importance_size("GPTQ into GSQ: ", importance_, cols);
   rows_ = rows;
   cols_ = cols;
   group_ = cfg_.resolved_group(cols);

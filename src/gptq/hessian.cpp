@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/checks.hpp"
 #include "gptq/blas.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
@@ -50,11 +51,8 @@ void HessianAccumulator::add(ConstMatrixView<float> x) {
                 " columns, the layer has " + std::to_string(cols_));
   if (x.rows <= 0) return;
   if (x.data == nullptr || x.stride < x.cols) throw Error("Hessian batch " + std::to_string(batches_) + ": bad activation buffer");
-  for (int64_t t = 0; t < x.rows; ++t)
-    for (int64_t c = 0; c < x.cols; ++c)
-      if (!std::isfinite(x(t, c)))
-        throw Error("Hessian batch " + std::to_string(batches_) + ": activation [" + std::to_string(t) + ", " +
-                    std::to_string(c) + "] is " + std::to_string(x(t, c)) + "; batch rejected, accumulator unchanged");
+  detail::check_finite(x, "Hessian batch " + std::to_string(batches_) + ": activation ",
+                       "batch rejected, accumulator unchanged");
   add_checked(x.data, x.rows, x.stride);
   ++batches_;
 }

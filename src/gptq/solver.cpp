@@ -1,15 +1,14 @@
 #include "lowbit/gptq/solver.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
 
+#include "common/checks.hpp"
+#include "common/log.hpp"
 #include "gptq/blas.hpp"
 #include "lowbit/core/error.hpp"
-#include "lowbit/core/log.hpp"
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/gptq/target.hpp"
 
@@ -20,7 +19,7 @@ namespace {
 // BLAS call sees the same shapes, whatever the number of threads: same bytes out.
 constexpr int64_t kRowChunk = 128;
 
-std::string dims(int64_t a, int64_t b) { return std::to_string(a) + " x " + std::to_string(b); }
+using detail::dims;
 
 // Columns per lazy block: at least the configured size, aligned to the target's
 // groups so that a group never straddles a block boundary.
@@ -239,10 +238,7 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
                 " inputs needs " + dims(n, n));
   check_memory_fits(4.0 * (3.0 * n * n + 2.0 * rows * n),
                     "GPTQ on a " + dims(rows, n) + " layer (Hessian, its inverse factor, weights)");
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < n; ++c)
-      if (!std::isfinite(w(r, c)))
-        throw Error("GPTQ: weight [" + std::to_string(r) + ", " + std::to_string(c) + "] is not finite");
+  detail::check_finite(w, "GPTQ: weight ", "NaN and Inf cannot be quantized");
 
   // Symmetric H from its upper triangle; dead columns (zero diagonal) get H[i,i] = 1
   // and zero weights, as in the reference.
@@ -298,7 +294,7 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
       throw Error("GPTQ: the Hessian of this " + dims(rows, n) + " layer is not positive definite even with damp_percent " +
                   std::to_string(damp) + " after " + std::to_string(attempt) + " increases; calibrate with more tokens "
                   "(H has rank at most the token count) or start from a larger damp_percent");
-    logger()->warn("GPTQ: Cholesky failed with damp_percent {:.4f}; retrying with {:.4f}", damp, damp + cfg.damp_step);
+    detail::logger().warn("GPTQ: Cholesky failed with damp_percent {:.4f}; retrying with {:.4f}", damp, damp + cfg.damp_step);
     damp += cfg.damp_step;
     ++report.damp_retries;
   }

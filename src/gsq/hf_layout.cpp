@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/checks.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/gsq/packing.hpp"
@@ -10,7 +11,8 @@
 namespace lowbit {
 namespace {
 
-std::string dims(int64_t a, int64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; }
+// "[a, b]"
+std::string dims(int64_t a, int64_t b) { return detail::shape_list({a, b}); }
 
 void require(bool ok, const std::string& msg) {
   if (!ok) throw Error("HF GPTQ layout: " + msg);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/checks.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/gsq/packing.hpp"
@@ -14,36 +15,27 @@ namespace {
 
 constexpr int64_t kDoubleQuantBlock = 256;  // groups sharing one fp32 second-level scale
 
-std::string shape(int64_t r, int64_t c) { return std::to_string(r) + " x " + std::to_string(c); }
+using detail::dims;
 
 void check_input(const GsqConfig& cfg, ConstMatrixView<float> w, std::span<const float> importance) {
   cfg.validate();
   const std::string where = "GSQ " + cfg.describe() + ": ";
-  if (w.rows < 0 || w.cols < 1) throw Error(where + "bad matrix shape " + shape(w.rows, w.cols));
-  if (w.rows > 0 && w.data == nullptr) throw Error(where + "weights of shape " + shape(w.rows, w.cols) + " are null");
+  if (w.rows < 0 || w.cols < 1) throw Error(where + "bad matrix shape " + dims(w.rows, w.cols));
+  if (w.rows > 0 && w.data == nullptr) throw Error(where + "weights of shape " + dims(w.rows, w.cols) + " are null");
   if (w.stride < w.cols) throw Error(where + "row stride " + std::to_string(w.stride) + " < row length " + std::to_string(w.cols));
   if (w.cols % cfg.resolved_group(w.cols) != 0)
     throw Error(where + "group size " + std::to_string(cfg.group_size) + " does not divide the row length " +
                 std::to_string(w.cols));
   if (cfg.search == ScaleSearch::importance && importance.empty())
     throw Error(where + "the importance search needs an importance vector (one weight per input column)");
-  if (!importance.empty()) {
-    if (static_cast<int64_t>(importance.size()) != w.cols)
-      throw Error(where + "importance vector has " + std::to_string(importance.size()) + " entries, expected " +
-                  std::to_string(w.cols));
-    for (size_t i = 0; i < importance.size(); ++i)
-      if (!std::isfinite(importance[i]) || importance[i] < 0)
-        throw Error(where + "importance[" + std::to_string(i) + "] = " + std::to_string(importance[i]) +
-                    " must be finite and non-negative");
-  }
-  for (int64_t r = 0; r < w.rows; ++r)
-    for (int64_t c = 0; c < w.cols; ++c)
-      if (!std::isfinite(w(r, c)))
-        throw Error(where + "weight [" + std::to_string(r) + ", " + std::to_string(c) + "] is " +
-                    std::to_string(w(r, c)) + "; NaN and Inf cannot be quantized");
+  detail::check_importance(where, importance, w.cols);
+  detail::check_finite(w, where + "weight ", "NaN and Inf cannot be quantized");
 }
 
-int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 16384 / cols); }
+// A group's scale search costs several passes over its elements: smaller tasks than
+// a plain format's quantizer.
+constexpr int64_t kSearchCost = 4;
+int64_t row_grain(int64_t cols) { return detail::row_grain(cols, kSearchCost); }
 
 // Replaces each scale by int8 code * fp32 block scale (one per 256 groups).
 void double_quantize(GsqResult& q) {
@@ -136,7 +128,7 @@ GsqResult gsq_quantize(const GsqConfig& cfg, ConstMatrixView<float> w, std::span
 
 void gsq_dequantize(const GsqResult& q, MatrixView<float> out) {
   if (out.rows != q.rows || out.cols != q.cols)
-    throw Error("gsq_dequantize: output is " + shape(out.rows, out.cols) + ", the matrix is " + shape(q.rows, q.cols));
+    throw Error("gsq_dequantize: output is " + dims(out.rows, out.cols) + ", the matrix is " + dims(q.rows, q.cols));
   if (q.rows * q.cols > 0 && out.data == nullptr) throw Error("gsq_dequantize: output is null");
   parallel_for(q.rows, row_grain(q.cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
@@ -147,11 +139,11 @@ void gsq_dequantize(const GsqResult& q, MatrixView<float> out) {
 void gsq_gemv(const GsqResult& q, std::span<const float> x, std::span<float> y) {
   if (static_cast<int64_t>(x.size()) != q.cols || static_cast<int64_t>(y.size()) != q.rows)
     throw Error("gsq_gemv: x has " + std::to_string(x.size()) + " entries and y " + std::to_string(y.size()) +
-                " for a " + shape(q.rows, q.cols) + " matrix");
+                " for a " + dims(q.rows, q.cols) + " matrix");
   const GsqMatrixRef m{q.qweight.data(), q.scales.data(), q.zeros.data(), q.mins.empty() ? nullptr : q.mins.data(),
                        q.g_idx.empty() ? nullptr : q.g_idx.data(), q.config.bits, q.rows, q.cols, q.group(),
                        q.words_per_row()};
-  const GsqGemvFn fn = select_gsq_gemv_kernel().fn;
+  const GsqGemvFn fn = gsq_gemv_kernels().select(GsqPackedLayout{}).fn;
   parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, x.data(), y.data(), r0, r1); });
 }
 

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <atomic>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "lowbit/lowbit.hpp"
 
@@ -50,14 +52,32 @@ TEST(Parallel, ThreadCountIsHonoured) {
 }
 
 TEST(Logging, QuietByDefaultAndAdjustable) {
-  auto log = lowbit::logger();
-  ASSERT_NE(log, nullptr);
-  EXPECT_EQ(log->name(), "lowbit");
-  EXPECT_FALSE(log->should_log(spdlog::level::critical));
+  EXPECT_EQ(lowbit::log_level(), lowbit::LogLevel::off);
+  std::vector<std::pair<lowbit::LogLevel, std::string>> seen;
+  lowbit::set_log_sink([&](lowbit::LogLevel level, std::string_view msg) { seen.emplace_back(level, msg); });
+  lowbit::log_message(lowbit::LogLevel::error, "not shown: the log is off");
+  EXPECT_TRUE(seen.empty());
+
   lowbit::set_log_level(lowbit::LogLevel::info);
-  EXPECT_TRUE(log->should_log(spdlog::level::info));
-  EXPECT_FALSE(log->should_log(spdlog::level::debug));
-  lowbit::set_log_level(lowbit::LogLevel::off);
+  EXPECT_EQ(lowbit::log_level(), lowbit::LogLevel::info);
+  lowbit::log_message(lowbit::LogLevel::debug, "below the level");
+  lowbit::log_message(lowbit::LogLevel::info, "an info line");
+  lowbit::log_message(lowbit::LogLevel::warn, "a warning");
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::make_pair(lowbit::LogLevel::info, std::string("an info line")));
+  EXPECT_EQ(seen[1], std::make_pair(lowbit::LogLevel::warn, std::string("a warning")));
+
+  // Every level round-trips; off silences even errors.
+  for (auto level : {lowbit::LogLevel::trace, lowbit::LogLevel::debug, lowbit::LogLevel::warn,
+                     lowbit::LogLevel::error, lowbit::LogLevel::off}) {
+    lowbit::set_log_level(level);
+    EXPECT_EQ(lowbit::log_level(), level) << lowbit::to_string(level);
+  }
+  seen.clear();
+  lowbit::log_message(lowbit::LogLevel::error, "off");
+  EXPECT_TRUE(seen.empty());
+  EXPECT_EQ(lowbit::to_string(lowbit::LogLevel::warn), "warning");
+  lowbit::set_log_sink({});  // back to stderr
 }
 
 TEST(Synthetic, DeterministicAndShaped) {
@@ -83,16 +103,6 @@ TEST(Metrics, RelativeRmseAgainstHandValues) {
   const float imp[2] = {1, 4};  // column weights: num = 4*1, den = 9 + 4*16 = 73
   EXPECT_DOUBLE_EQ(lowbit::relative_rmse({ref, 2, 2}, {app, 2, 2}, imp), std::sqrt(4.0 / 73.0));
   EXPECT_THROW(lowbit::relative_rmse({ref, 2, 2}, {app, 1, 4}), lowbit::Error);
-}
-
-TEST(Isa, ScalarAlwaysSupportedAndForcingWorks) {
-  EXPECT_TRUE(lowbit::cpu_supports(lowbit::Isa::scalar));
-  lowbit::force_isa(lowbit::Isa::scalar);
-  EXPECT_EQ(lowbit::forced_isa(), lowbit::Isa::scalar);
-  EXPECT_EQ(lowbit::select_dequantize_kernel(lowbit::Format::Q4_K).isa, lowbit::Isa::scalar);
-  lowbit::force_isa(std::nullopt);
-  EXPECT_FALSE(lowbit::forced_isa().has_value());
-  EXPECT_EQ(lowbit::isa_name(lowbit::Isa::avx512vnni), "avx512vnni");
 }
 
 }  // namespace

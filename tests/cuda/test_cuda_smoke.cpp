@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "lowbit/cuda/dequantize.hpp"
+#include "lowbit/cuda/device.hpp"
 #include "lowbit/lowbit.hpp"
 
 namespace {

@@ -18,7 +18,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/formats/format.hpp"
 #include "lowbit/io/gguf.hpp"
-#include "lowbit/kernels/quantize.hpp"
+#include "lowbit/formats/quantize.hpp"
 
 namespace {
 

@@ -17,7 +17,7 @@
 #include "lowbit/formats/format.hpp"
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/safetensors.hpp"
-#include "lowbit/kernels/quantize.hpp"
+#include "lowbit/formats/quantize.hpp"
 
 namespace fs = std::filesystem;
 using lowbit::GgufValue;

@@ -59,7 +59,7 @@
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/safetensors.hpp"
-#include "lowbit/kernels/quantize.hpp"
+#include "lowbit/formats/quantize.hpp"
 
 namespace {
 

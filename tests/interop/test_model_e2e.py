@@ -31,7 +31,7 @@ llama.cpp runs in subprocesses (this script with --worker), so a file that crash
 would fail its row instead of the run. Run by hand (after setup_venv.sh and building
 the lowbit CLI):
     ~/.cache/lowbit/venv/bin/python tests/interop/test_model_e2e.py \\
-        --lowbit build/examples/lowbit/lowbit
+        --lowbit build/tools/lowbit/lowbit
 Exit status 0 when every row passes.
 """
 import argparse

@@ -1,15 +1,9 @@
 #pragma once
-// lowbit::cuda — GPU kernels. Built only when CUDA is enabled (LOWBIT_CUDA).
+// lowbit::cuda — GPU decoders (device queries: lowbit/cuda/device.hpp). Built only when CUDA is enabled (LOWBIT_CUDA).
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 namespace lowbit::cuda {
-
-// Number of usable CUDA devices; 0 when there is no GPU or no driver.
-int device_count();
-// Name and compute capability of device 0, e.g. "NVIDIA H100 (sm_90)"; empty when none.
-std::string device_description();
 
 // Decodes rows x cols Q8_0 elements from host memory on the GPU and copies the
 // floats back to `dst`. Throws lowbit::Error when no device is available or a CUDA

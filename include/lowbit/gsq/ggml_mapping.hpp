@@ -18,6 +18,11 @@ namespace lowbit {
 // The GGML format with the same math as cfg, if any (double quantization never maps).
 std::optional<Format> ggml_format_for(const GsqConfig& cfg);
 
+// The inverse: the GSQ configuration (group size 32, fp16 scales) whose math is format
+// f's, searching its scales with `search`; nullopt for any format not listed above.
+// ggml_format_for(*gsq_config_for(f, s)) == f.
+std::optional<GsqConfig> gsq_config_for(Format f, ScaleSearch search = ScaleSearch::mse);
+
 // The result's blocks in that format (rows back to back, as quantize() writes them).
 // Throws Error when the configuration has no GGML equivalent.
 std::vector<std::byte> to_ggml_blocks(const GsqResult& q);

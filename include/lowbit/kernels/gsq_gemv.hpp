@@ -2,9 +2,9 @@
 // The GSQ GEMV kernel family. Kernels see only the packed arrays, never the
 // quantizer's settings.
 #include <cstdint>
-#include <span>
+#include <string>
 
-#include "lowbit/kernels/isa.hpp"
+#include "lowbit/kernels/kernel_table.hpp"
 
 namespace lowbit {
 
@@ -21,13 +21,14 @@ struct GsqMatrixRef {
 // y[r] = sum_c W[r, c] x[c] for rows [r0, r1).
 using GsqGemvFn = void (*)(const GsqMatrixRef& m, const float* x, float* y, int64_t r0, int64_t r1);
 
-struct GsqGemvKernel {
-  Isa isa;
-  const char* name;
-  GsqGemvFn fn;
+// The family's key: GSQ GEMV variants serve every packed layout (2..8 bits, any
+// group, with or without g_idx) and check GsqMatrixRef themselves.
+struct GsqPackedLayout {
+  bool operator==(const GsqPackedLayout&) const = default;
 };
+std::string kernel_key_name(GsqPackedLayout);
 
-std::span<const GsqGemvKernel> gsq_gemv_kernels();
-const GsqGemvKernel& select_gsq_gemv_kernel();
+using GsqGemvKernel = KernelVariant<GsqGemvFn, GsqPackedLayout>;
+const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels();
 
 }  // namespace lowbit

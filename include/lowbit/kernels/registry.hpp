@@ -1,41 +1,31 @@
 #pragma once
-// The dispatch tables. Each kernel family has one list (kernels/cpu/*.inc) that
-// fills these tables; tests and benchmarks walk the same tables, so no variant
-// can exist without being checked against the scalar reference.
+// The row-kernel families over the GGML block formats, and their dispatch tables.
+// Each family's list (kernels/lists/<family>.inc) fills its table; tests and
+// benchmarks walk the same tables (docs/kernels.md).
 #include <cstdint>
-#include <span>
 
 #include "lowbit/formats/format.hpp"
-#include "lowbit/kernels/isa.hpp"
+#include "lowbit/kernels/kernel_table.hpp"
 
 namespace lowbit {
 
-// Quantizes n elements (a multiple of the block size) of one row. `importance`
-// is null or holds n non-negative per-column weights (llama.cpp imatrix semantics).
+// Quantizes n elements (a multiple of the block size) of one row. `importance` is
+// null or holds n non-negative per-column weights (llama.cpp imatrix semantics).
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n, const float* importance);
 // Decodes n elements of one row.
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 
-struct QuantizeKernel {
-  Format format;
-  Isa isa;
-  const char* name;  // e.g. "quantize_q4_K__scalar"
-  QuantizeRowFn fn;
-};
+using QuantizeKernel = KernelVariant<QuantizeRowFn, Format>;
+using DequantizeKernel = KernelVariant<DequantizeRowFn, Format>;
 
-struct DequantizeKernel {
-  Format format;
-  Isa isa;
-  const char* name;
-  DequantizeRowFn fn;
-};
+const KernelTable<QuantizeRowFn, Format>& quantize_kernels();
+const KernelTable<DequantizeRowFn, Format>& dequantize_kernels();
 
-std::span<const QuantizeKernel> quantize_kernels();
-std::span<const DequantizeKernel> dequantize_kernels();
-
-// The best variant this CPU supports (respecting force_isa). Throws Error when the
-// format has no kernel of that family.
+// Shorthands for quantize_kernels().select(f) and dequantize_kernels().select(f).
 const QuantizeKernel& select_quantize_kernel(Format f);
 const DequantizeKernel& select_dequantize_kernel(Format f);
+
+// The key's name in messages and test names ("Q4_K").
+std::string kernel_key_name(Format f);
 
 }  // namespace lowbit

@@ -7,7 +7,8 @@
 
 #include <algorithm>
 
-#include "cpu/reference/kquant_scales.hpp"
+#include "common/kquant_scales.hpp"
+#include "common/nibbles.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 
@@ -16,7 +17,7 @@ namespace {
 
 // Element j of a 32-element group packed two per byte: j < 16 in the low nibble of
 // qs[j], j >= 16 in the high nibble of qs[j - 16] (Q4_0, Q4_1, Q5_*, IQ4_*).
-int get_nibble32(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4; }
+int get_nibble32(const uint8_t* qs, int j) { return nibble32(qs, j); }
 void set_nibble32(uint8_t* qs, int j, int v) {
   if (j < 16)
     qs[j] = static_cast<uint8_t>((qs[j] & 0xf0) | (v & 0x0f));

@@ -1,7 +1,7 @@
 // F32, F16 and BF16 "quantizers": plain conversions with round to nearest even.
 #include <cstring>
 
-#include "cpu/reference/reference.hpp"
+#include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 
 namespace lowbit::kernels {

@@ -1,7 +1,6 @@
 // Scalar GEMV on GSQ's packed codes: the reference every faster variant must match.
-#include "cpu/reference/reference.hpp"
-#include "lowbit/gsq/packing.hpp"
-#include "lowbit/kernels/gsq_gemv.hpp"
+#include "common/packed_codes.hpp"
+#include "lists/declarations.hpp"
 
 namespace lowbit::kernels {
 
@@ -13,7 +12,7 @@ void gsq_gemv__scalar(const GsqMatrixRef& m, const float* x, float* y, int64_t r
     if (m.g_idx) {  // act-order layout: groups scattered over the columns
       for (int64_t c = 0; c < m.cols; ++c) {
         const int64_t g = r * groups + m.g_idx[c];
-        const double q = unpack_code(words, m.bits, c);
+        const double q = packed_code(words, m.bits, c);
         acc += (m.mins ? m.scales[g] * q + m.mins[g] : m.scales[g] * (q - m.zeros[g])) * x[c];
       }
       y[r] = static_cast<float>(acc);
@@ -25,7 +24,7 @@ void gsq_gemv__scalar(const GsqMatrixRef& m, const float* x, float* y, int64_t r
       // = s * (sum q*x - z * sum x), and s*q + min likewise.
       double qx = 0, sx = 0;
       for (int64_t c = g * m.group; c < (g + 1) * m.group; ++c) {
-        qx += static_cast<double>(unpack_code(words, m.bits, c)) * x[c];
+        qx += static_cast<double>(packed_code(words, m.bits, c)) * x[c];
         sx += x[c];
       }
       acc += m.mins ? scale * qx + m.mins[r * groups + g] * sx

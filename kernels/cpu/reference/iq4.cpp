@@ -23,7 +23,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/reference/reference.hpp"
+#include "lists/declarations.hpp"
+#include "common/nibbles.hpp"
+#include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 
@@ -32,7 +34,6 @@ namespace {
 
 constexpr int QB = 32;  // elements per IQ4_NL block / IQ4_XS sub-block
 constexpr int kSub = QK_K / QB;
-constexpr float kMaxHalf = 65504.0f;
 
 constexpr std::array<float, 16> make_values() {
   std::array<float, 16> v{};
@@ -67,7 +68,7 @@ inline int nearest_index(float v) {
   return kCellIndex[static_cast<int>(2.0f * v + 256.0f)];  // >= 2: truncation is floor
 }
 
-inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kMaxHalf, kMaxHalf)); }
+inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax)); }
 
 // Weighted squared error of x ~ d * kValues[q] with every q at its nearest code.
 float nl_error(const float* x, const float* w, float d) {
@@ -163,10 +164,6 @@ float nl_search(const float* x, const float* w, float max, Round round) {
   return best_d;
 }
 
-void pack_nibbles(const uint8_t* L, uint8_t* qs) {
-  for (int j = 0; j < QB / 2; ++j) qs[j] = static_cast<uint8_t>(L[j] | (L[j + QB / 2] << 4));
-}
-
 // ---------------------------------------------------------------- IQ4_XS super-block
 
 struct XsChoice {
@@ -216,7 +213,7 @@ void quantize_row_iq4_nl__scalar(const float* x, void* y, int64_t n, const float
     if (max != 0.0f) d = nl_search(xb, w, max, [](float v) { return fp16_to_fp32(to_half(v)); });
     out[i].d = to_half(d);
     nl_indices(xb, d, L);  // d == 0: every index is code 8 (value 1), nearest to 0
-    pack_nibbles(L, out[i].qs);
+    pack_nibbles32(L, out[i].qs);
   }
 }
 
@@ -304,7 +301,7 @@ void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float
       scales_h |= static_cast<uint16_t>(((ls >> 4) & 3) << (2 * ib));
       uint8_t L[QB];
       nl_indices(xs + ib * QB, best_d * static_cast<float>(ls - 32), L);
-      pack_nibbles(L, b.qs + ib * (QB / 2));
+      pack_nibbles32(L, b.qs + ib * (QB / 2));
     }
     b.scales_h = scales_h;
   }

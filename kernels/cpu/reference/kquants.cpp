@@ -25,23 +25,14 @@
 #include <cstring>
 #include <iterator>
 
-#include "cpu/reference/kquant_scales.hpp"
-#include "cpu/reference/reference.hpp"
+#include "common/kquant_scales.hpp"
+#include "cpu/reference/scalar_math.hpp"
+#include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 
 namespace lowbit::kernels {
 namespace {
-
-// Round half to even for |v| < 2^22 under the default rounding mode. Unlike
-// std::nearbyint this is two additions, so the loops around it vectorise. It is
-// monotone everywhere, so clamping its result to an integer range afterwards
-// equals rounding the clamped value (and that order is the one GCC vectorises).
-inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
-
-// std::clamp's nested conditional keeps GCC from vectorising; min(max()) maps to
-// minps/maxps.
-inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
 // Sums v[0..N) (N a power of two) by halving: a fixed order that vectorises,
 // where a running float sum would be a serial dependency chain. Clobbers v.
@@ -51,10 +42,6 @@ float tree_sum(float* v) {
     for (int i = 0; i < h; ++i) v[i] += v[i + h];
   return v[0];
 }
-
-// The largest finite fp16; super-block scales are clamped to it rather than
-// overflowing to Inf for absurdly large inputs.
-constexpr float kHalfMax = 65504.0f;
 
 // Stores a non-negative float scale as fp16 and returns the value it decodes to.
 float to_half(float v, uint16_t& bits) {
@@ -76,7 +63,7 @@ constexpr float kTiny = 1e-36f;
 // sub-blocks whose importance is all zero still have a well-posed fit. A
 // super-block with no importance at all falls back to plain squared error.
 template <int N>
-void block_weights(const float* importance, float* w) {
+void normalized_importance(const float* importance, float* w) {
   if (importance != nullptr) {
     double sum = 0;
     for (int i = 0; i < N; ++i) sum += importance[i];
@@ -438,7 +425,7 @@ void quantize_affine_row(const float* x, int64_t n, const float* importance,
   float w[QK_K];
   AffineChoice choice;
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    block_weights<QK_K>(importance ? importance + i * QK_K : nullptr, w);
+    normalized_importance<QK_K>(importance ? importance + i * QK_K : nullptr, w);
     quantize_affine_block<NMAX>(x + i * QK_K, w, choice);
     store(choice, static_cast<uint8_t*>(y) + i * block_bytes);
   }
@@ -759,7 +746,7 @@ void quantize_row_q6_K__scalar(const float* x, void* y, int64_t n, const float* 
   SymChoice choice;
   auto* out = static_cast<block_q6_K*>(y);
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    block_weights<QK_K>(importance ? importance + i * QK_K : nullptr, w);
+    normalized_importance<QK_K>(importance ? importance + i * QK_K : nullptr, w);
     quantize_q6_K_block(x + i * QK_K, w, choice);
     store_q6_K(choice, out[i]);
   }
@@ -769,7 +756,7 @@ void quantize_row_q8_K__scalar(const float* x, void* y, int64_t n, const float* 
   float w[QK_K];
   auto* out = static_cast<block_q8_K*>(y);
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    block_weights<QK_K>(importance ? importance + i * QK_K : nullptr, w);
+    normalized_importance<QK_K>(importance ? importance + i * QK_K : nullptr, w);
     quantize_q8_K_block(x + i * QK_K, w, out[i]);
   }
 }

@@ -18,7 +18,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/reference/reference.hpp"
+#include "lists/declarations.hpp"
+#include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 
@@ -28,9 +29,6 @@ namespace {
 constexpr int kBlock = 256;
 constexpr int kSub = 16;              // elements per sub-block
 constexpr int kNumSub = kBlock / kSub;
-constexpr float kMaxHalf = 65504.0f;  // largest finite fp16: super-scales saturate here
-
-inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
 // Four float lanes (GCC/Clang vector extension). The hot loops run over a 16-element
 // sub-block four lanes at a time: the same code vectorises on every target, and sums
@@ -46,15 +44,11 @@ inline F4 clamp4(F4 v, float lo, float hi) {
   v = v < splat(lo) ? splat(lo) : v;
   return v > splat(hi) ? splat(hi) : v;
 }
-// Round half to even for |v| < 2^22 (callers clamp first): adding 1.5*2^23 pushes the
-// fraction out of the float's mantissa, so the FPU's default rounding (to nearest
-// even, as nearbyint) does the work, branch-free.
-inline F4 round_even4(F4 v) { return (v + splat(12582912.0f)) - splat(12582912.0f); }
 inline float hsum(F4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
 // fp16 value nearest to a (non-negative) super-scale, saturating instead of
 // overflowing to Inf.
-inline uint16_t half_scale(float d) { return fp32_to_fp16(std::min(d, kMaxHalf)); }
+inline uint16_t half_scale(float d) { return fp32_to_fp16(std::min(d, kHalfMax)); }
 
 // One block prepared for the search. The weights of its squared error are the
 // importance vector, or 1 where there is none (or where the block's importance is
@@ -114,7 +108,7 @@ float q3_error(const float* x, const float* w, float S, uint8_t* L) {
   F4 acc = splat(0.0f);
   for (int i = 0; i < kSub; i += 4) {
     const F4 xv = load4(x + i);
-    const F4 q = round_even4(clamp4(xv * inv, -4.0f, 3.0f));
+    const F4 q = round_even(clamp4(xv * inv, -4.0f, 3.0f));
     const F4 diff = xv - S * q;
     acc += load4(w + i) * diff * diff;
     if (L)
@@ -148,7 +142,7 @@ float q3_fit_sign(const float* x, const float* w, float amax, float sign, bool w
     F4 sxq = splat(0.0f), sq2 = splat(0.0f);
     for (int i = 0; i < kSub; i += 4) {
       const F4 xv = load4(x + i), wv = load4(w + i);
-      const F4 q = round_even4(clamp4(xv * t, -4.0f, 3.0f));
+      const F4 q = round_even(clamp4(xv * t, -4.0f, 3.0f));
       sxq += wv * xv * q;
       sq2 += wv * q * q;
     }
@@ -292,7 +286,7 @@ float q2_error(const float* x, const float* w, float S, float M, uint8_t* L) {
   F4 acc = splat(0.0f);
   for (int i = 0; i < kSub; i += 4) {
     const F4 xv = load4(x + i);
-    const F4 q = round_even4(clamp4((xv + M) * inv, 0.0f, 3.0f));
+    const F4 q = round_even(clamp4((xv + M) * inv, 0.0f, 3.0f));
     const F4 diff = xv - (S * q - M);
     acc += load4(w + i) * diff * diff;
     if (L)
@@ -320,7 +314,7 @@ float q2_trial(const float* x, const float* w, const Q2Sums& t, float S0, float 
   F4 vq = splat(0.0f), vq2 = splat(0.0f), vxq = splat(0.0f);
   for (int i = 0; i < kSub; i += 4) {
     const F4 xv = load4(x + i), wv = load4(w + i);
-    const F4 q = round_even4(clamp4((xv + M0) * inv, 0.0f, 3.0f));
+    const F4 q = round_even(clamp4((xv + M0) * inv, 0.0f, 3.0f));
     vq += wv * q;
     vq2 += wv * q * q;
     vxq += wv * xv * q;

@@ -25,7 +25,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/reference/reference.hpp"
+#include "lists/declarations.hpp"
+#include "common/nibbles.hpp"
+#include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 
@@ -33,23 +35,13 @@ namespace lowbit::kernels {
 namespace {
 
 constexpr int QK = QK_LEGACY;
-constexpr float kMaxHalf = 65504.0f;
 
-// Round to nearest, ties to even, for |v| <= 2^21 (see safe_inverse). Adding
-// 1.5 * 2^23 pushes the fraction out of the mantissa under the default rounding
-// mode; unlike nearbyintf this stays branch-free and vectorisable on plain SSE2.
-inline int rne(float v) {
-  const float t = v + 12582912.0f;
-  int32_t i;
-  std::memcpy(&i, &t, sizeof i);
-  return i - 0x4B400000;
-}
 
 // The level nearest to v within [lo, hi]. Clamping the integer rather than the
 // float keeps the loops vectorisable (GCC will not if-convert a float clamp
 // against constants without -ffinite-math-only).
 inline int level(float v, int lo, int hi) {
-  int l = rne(v);
+  int l = round_even_to_int(v);
   l = l < lo ? lo : l;
   return l > hi ? hi : l;
 }
@@ -87,7 +79,7 @@ inline float lane_sum(const float* a) {
 // fp16 bits of v, saturated to the largest finite half so that a huge block gets
 // a usable (if clipped) scale instead of an infinite one.
 inline uint16_t to_half(float v) {
-  return fp32_to_fp16(std::clamp(v, -kMaxHalf, kMaxHalf));
+  return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax));
 }
 
 // The K candidates with the largest least-squares gain (how much their refit lowers
@@ -116,7 +108,7 @@ struct TopK {
 
 // The objective's per-element weights for one block: the importance when given and
 // not all zero, else ones (plain squared error).
-void block_weights(const float* importance, float* w) {
+void importance_or_ones(const float* importance, float* w) {
   float sum = 0.0f;
   if (importance != nullptr)
     for (int j = 0; j < QK; ++j) sum += importance[j];
@@ -374,12 +366,6 @@ void asym_levels(const float* x, float d, float m, int nmax, int* q) {
 
 // ---------------------------------------------------------------- packing
 
-// Element j in the low nibble of qs[j], element j+16 in the high nibble.
-void pack_nibbles(const int* q, uint8_t* qs) {
-  for (int j = 0; j < QK / 2; ++j)
-    qs[j] = static_cast<uint8_t>((q[j] & 0x0f) | ((q[j + QK / 2] & 0x0f) << 4));
-}
-
 // 5th bit of element j in bit j of the little-endian u32.
 void pack_high_bits(const int* q, uint8_t* qh) {
   uint32_t h = 0;
@@ -412,12 +398,12 @@ void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* 
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    block_weights(importance ? importance + i * QK : nullptr, w);
+    importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearch4And5);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 8;
     out[i].d = h;
-    pack_nibbles(q, out[i].qs);
+    pack_nibbles32(q, out[i].qs);
   }
 }
 
@@ -440,12 +426,12 @@ void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* 
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    block_weights(importance ? importance + i * QK : nullptr, w);
+    importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const AffineHalf h = asym_search(xb, w, 15);
     asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 15, q);
     out[i].d = h.d;
     out[i].m = h.m;
-    pack_nibbles(q, out[i].qs);
+    pack_nibbles32(q, out[i].qs);
   }
 }
 
@@ -470,13 +456,13 @@ void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* 
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    block_weights(importance ? importance + i * QK : nullptr, w);
+    importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearch4And5);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 16;
     out[i].d = h;
     pack_high_bits(q, out[i].qh);
-    pack_nibbles(q, out[i].qs);
+    pack_nibbles32(q, out[i].qs);
   }
 }
 
@@ -502,13 +488,13 @@ void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* 
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    block_weights(importance ? importance + i * QK : nullptr, w);
+    importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const AffineHalf h = asym_search(xb, w, 31);
     asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 31, q);
     out[i].d = h.d;
     out[i].m = h.m;
     pack_high_bits(q, out[i].qh);
-    pack_nibbles(q, out[i].qs);
+    pack_nibbles32(q, out[i].qs);
   }
 }
 
@@ -539,7 +525,7 @@ void quantize_row_q8_0__scalar(const float* x, void* y, int64_t n, const float* 
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    block_weights(importance ? importance + i * QK : nullptr, w);
+    importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const uint16_t h = sym_search(xb, w, kSpecQ8, ggml_q8_d(xb), kSearchQ8);
     sym_levels(xb, fp16_to_fp32(h), kSpecQ8, q);
     out[i].d = h;
@@ -561,7 +547,7 @@ void quantize_row_q8_1__scalar(const float* x, void* y, int64_t n, const float* 
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    block_weights(importance ? importance + i * QK : nullptr, w);
+    importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const uint16_t h = sym_search(xb, w, kSpecQ8, ggml_q8_d(xb), kSearchQ8);
     const float d = fp16_to_fp32(h);
     sym_levels(xb, d, kSpecQ8, q);

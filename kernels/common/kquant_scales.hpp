@@ -4,8 +4,8 @@
 // bits of bytes 0..3 and their min in the low six bits of bytes 4..7. Sub-blocks
 // 4..7 keep the low four bits of scale and min in the two nibbles of bytes 8..11,
 // and the high two bits in the top two bits of bytes 0..3 (scale) and 4..7 (min).
+// Host and device code share these (kernels/common/ is backend-neutral).
 #include <cstdint>
-#include <cstring>
 
 #include "lowbit/core/host_device.hpp"
 
@@ -23,8 +23,8 @@ LOWBIT_HD void get_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m
 }
 
 // Packs eight scales and mins (each 0..63) into the 12 bytes `q`.
-inline void put_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
-  std::memset(q, 0, 12);
+LOWBIT_HD void put_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
+  for (int i = 0; i < 12; ++i) q[i] = 0;
   for (int j = 0; j < 8; ++j) {
     if (j < 4) {
       q[j] |= static_cast<uint8_t>(sc[j] & 63);

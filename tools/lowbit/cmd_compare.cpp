@@ -4,10 +4,11 @@
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "cli.hpp"
-#include "lowbit/lowbit.hpp"
+#include "lowbit/core/log.hpp"
+#include "lowbit/core/parallel.hpp"
+#include "lowbit/io/model_file.hpp"
 
 namespace lowbit::cli {
 namespace {
@@ -110,9 +111,9 @@ int run_compare(Args args) {
     if (!a.find(tb.name)) only_b.push_back(tb.name);
   if (work == 0 && skipped.empty())
     throw Error("no tensor names in common between " + files[0] + " and " + files[1]);
-  for (const auto& n : only_a) logger()->warn("tensor '{}' is only in {}", n, files[0]);
-  for (const auto& n : only_b) logger()->warn("tensor '{}' is only in {}", n, files[1]);
-  for (const auto& n : skipped) logger()->info("tensor '{}' is not a float tensor: skipped", n);
+  for (const auto& n : only_a) log_message(LogLevel::warn, "tensor '" + n + "' is only in " + files[0]);
+  for (const auto& n : only_b) log_message(LogLevel::warn, "tensor '" + n + "' is only in " + files[1]);
+  for (const auto& n : skipped) log_message(LogLevel::info, "tensor '" + n + "' is not a float tensor: skipped");
 
   Progress progress("comparing", work, quiet);
   for (const ModelTensor& ta : a.tensors()) {

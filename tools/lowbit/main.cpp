@@ -4,10 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <string>
-
-#include <spdlog/spdlog.h>
+#include <string_view>
 
 #include "cli.hpp"
 #include "lowbit/lowbit.hpp"
@@ -28,9 +29,51 @@ int64_t parse_int(const std::string& option, const std::string& value, int64_t m
   return v;
 }
 
+namespace {
+
+// Whether the level names get colours: stderr is a terminal that speaks ANSI colours
+// (spdlog's test, which the tool's log used before it had its own sink).
+bool stderr_has_colors() {
+  if (isatty(STDERR_FILENO) != 1) return false;
+  if (std::getenv("COLORTERM") != nullptr) return true;
+  const char* term = std::getenv("TERM");
+  if (term == nullptr) return false;
+  for (const char* t : {"ansi", "color", "console", "cygwin", "gnome", "konsole", "kterm", "linux", "msys", "putty",
+                        "rxvt", "screen", "vt100", "xterm", "alacritty", "vt102"})
+    if (std::string_view(term).find(t) != std::string_view::npos) return true;
+  return false;
+}
+
+const char* level_color(LogLevel level) {
+  switch (level) {
+    case LogLevel::trace: return "\033[37m";
+    case LogLevel::debug: return "\033[36m";
+    case LogLevel::info: return "\033[32m";
+    case LogLevel::warn: return "\033[33m\033[1m";
+    case LogLevel::error: return "\033[31m\033[1m";
+    case LogLevel::off: break;
+  }
+  return "";
+}
+
+}  // namespace
+
 void setup_logging(bool quiet) {
   set_log_level(quiet ? LogLevel::warn : LogLevel::info);
-  logger()->set_pattern("[%H:%M:%S] [%^%l%$] %v");
+  const bool colors = stderr_has_colors();
+  // "[12:34:56] [info] message" (the library serialises calls to the sink).
+  set_log_sink([colors](LogLevel level, std::string_view message) {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char stamp[16];
+    std::strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+    const std::string_view name = to_string(level);
+    std::fprintf(stderr, "[%s] [%s%.*s%s] %.*s\n", stamp, colors ? level_color(level) : "",
+                 static_cast<int>(name.size()), name.data(), colors ? "\033[m" : "", static_cast<int>(message.size()),
+                 message.data());
+    std::fflush(stderr);
+  });
 }
 
 Progress::Progress(std::string label, double total, bool quiet)
@@ -81,12 +124,6 @@ void Progress::draw(bool force) {
   drawn_ = true;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 std::string human_bytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -117,6 +154,11 @@ void print_help() {
       "options:\n"
       "  -h, --help     this text (every command also takes --help)\n"
       "  --version      print the version\n"
+      "\n"
+      "environment:\n"
+      "  LOWBIT_ISA     limit the SIMD kernels to a CPU feature set (scalar, avx2, avx512,\n"
+      "                 avx512vnni, ... or features joined by '+'), e.g. for a bug report;\n"
+      "                 the output bytes are the same either way\n"
       "\n"
       "Exit status: 0 success, 1 error (message on stderr), 2 bad command line.\n",
       kVersionString);

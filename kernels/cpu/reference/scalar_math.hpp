@@ -1,0 +1,39 @@
+#pragma once
+// Small float helpers the scalar reference quantizers share. Internal linkage: these
+// files are the ground truth and must not pick up a copy compiled with SIMD flags.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace lowbit::kernels {
+namespace {
+
+// The largest finite fp16: block scales saturate here instead of overflowing to Inf.
+constexpr float kHalfMax = 65504.0f;
+
+// Round to nearest, ties to even, for |v| < 2^22 under the default rounding mode:
+// adding 1.5 * 2^23 pushes the fraction out of the mantissa. Unlike nearbyintf it is
+// two additions, so loops around it vectorise (also with GCC vector types, where the
+// same expression rounds every lane). It is monotone, so clamping its result to an
+// integer range equals rounding the clamped value.
+template <class T>
+inline T round_even(T v) {
+  return (v + 12582912.0f) - 12582912.0f;
+}
+
+// The same rounding, read back as an integer from the sum's mantissa bits (for
+// |v| <= 2^21): branch-free and vectorisable on plain SSE2, where a float-to-int
+// conversion after round_even would be a second instruction per element.
+inline int round_even_to_int(float v) {
+  const float t = v + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &t, sizeof i);
+  return i - 0x4B400000;
+}
+
+// std::clamp's nested conditional keeps GCC from vectorising; min(max()) maps to
+// minps/maxps.
+inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
+
+}  // namespace
+}  // namespace lowbit::kernels

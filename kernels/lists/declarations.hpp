@@ -1,0 +1,23 @@
+#pragma once
+// Declares every function the kernel lists name, with its family's function type,
+// for the dispatch tables (src/registry.cpp) and the files that define them.
+#include <type_traits>
+
+#include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/registry.hpp"
+
+namespace lowbit::kernels {
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<QuantizeRowFn> fn;
+#include "lists/quantize.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DequantizeRowFn> fn;
+#include "lists/dequantize.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqGemvFn> fn;
+#include "lists/gsq_gemv.inc"
+#undef LOWBIT_KERNEL
+
+}  // namespace lowbit::kernels

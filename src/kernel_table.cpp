@@ -1,0 +1,43 @@
+// The one selection rule every kernel family shares, instantiated once per family.
+#include "lowbit/kernels/kernel_table.hpp"
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/registry.hpp"
+
+namespace lowbit {
+
+std::string kernel_key_name(Format f) { return std::string(traits(f).name); }
+std::string kernel_key_name(GsqPackedLayout) { return "GSQ packed"; }
+
+template <class Fn, class Key>
+const typename KernelTable<Fn, Key>::Variant& KernelTable<Fn, Key>::select(const Key& key) const {
+  const CpuFeatures active = active_cpu_features();
+  const Variant* best = nullptr;
+  for (const Variant& v : variants_)
+    if (v.key == key && active.contains(v.needs) && (best == nullptr || v.priority > best->priority)) best = &v;
+  if (best == nullptr)
+    throw Error(std::string("no ") + family_ + " kernel for " + kernel_key_name(key) + " (active CPU features: " +
+                active.to_string() + ")");
+  return *best;
+}
+
+template <class Fn, class Key>
+const typename KernelTable<Fn, Key>::Variant& KernelTable<Fn, Key>::reference(const Key& key) const {
+  for (const Variant& v : variants_)
+    if (v.key == key && v.is_reference()) return v;
+  throw Error(std::string("no scalar ") + family_ + " reference for " + kernel_key_name(key));
+}
+
+template <class Fn, class Key>
+const typename KernelTable<Fn, Key>::Variant* KernelTable<Fn, Key>::find(std::string_view name) const {
+  for (const Variant& v : variants_)
+    if (name == v.name) return &v;
+  return nullptr;
+}
+
+template class KernelTable<QuantizeRowFn, Format>;
+template class KernelTable<DequantizeRowFn, Format>;
+template class KernelTable<GsqGemvFn, GsqPackedLayout>;
+
+}  // namespace lowbit

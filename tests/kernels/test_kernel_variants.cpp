@@ -1,0 +1,104 @@
+// One test per entry of every kernel family's dispatch table, generated from the
+// tables themselves (kernels/families/*.hpp say how each family is judged). A variant
+// this CPU cannot run is skipped with the features it lacks.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "families/dequantize.hpp"
+#include "families/gsq_gemv.hpp"
+#include "families/quantize.hpp"
+
+namespace lowbit::kernel_families {
+namespace {
+
+template <class Family>
+std::vector<const typename Family::Variant*> variants() {
+  std::vector<const typename Family::Variant*> v;
+  for (const auto& k : Family::table().variants()) v.push_back(&k);
+  return v;
+}
+
+template <class Family>
+std::string variant_name(const ::testing::TestParamInfo<const typename Family::Variant*>& info) {
+  return info.param->name;
+}
+
+template <class Family>
+void run_variant(const typename Family::Variant& v) {
+  if (!v.supported_by_cpu())
+    GTEST_SKIP() << v.name << " needs " << v.needs.to_string() << "; this CPU offers "
+                 << detected_cpu_features().to_string();
+  EXPECT_EQ(Family::check(v), "") << v.name << " (" << Family::name << ")";
+}
+
+class Dequantize : public ::testing::TestWithParam<const DequantizeFamily::Variant*> {};
+TEST_P(Dequantize, MatchesReference) { run_variant<DequantizeFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, Dequantize, ::testing::ValuesIn(variants<DequantizeFamily>()),
+                         variant_name<DequantizeFamily>);
+
+class Quantize : public ::testing::TestWithParam<const QuantizeFamily::Variant*> {};
+TEST_P(Quantize, MatchesReference) { run_variant<QuantizeFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, Quantize, ::testing::ValuesIn(variants<QuantizeFamily>()),
+                         variant_name<QuantizeFamily>);
+
+class GsqGemv : public ::testing::TestWithParam<const GsqGemvFamily::Variant*> {};
+TEST_P(GsqGemv, MatchesReference) { run_variant<GsqGemvFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvFamily>()),
+                         variant_name<GsqGemvFamily>);
+
+// The tables' own invariants: unique names, one scalar reference per key, and no
+// two variants of a key at the same priority (the choice would depend on list order).
+template <class Table>
+void expect_well_formed(const Table& table) {
+  std::set<std::string> names;
+  for (const auto& v : table.variants()) {
+    EXPECT_TRUE(names.insert(v.name).second) << "duplicate variant name " << v.name;
+    int references = 0;
+    for (const auto& o : table.variants()) {
+      if (!(o.key == v.key)) continue;
+      references += o.is_reference();
+      if (&o != &v) EXPECT_NE(o.priority, v.priority) << v.name << " and " << o.name << " share a priority";
+    }
+    EXPECT_EQ(references, 1) << v.name << "'s key has " << references << " scalar references";
+    EXPECT_NO_THROW(table.reference(v.key));
+    EXPECT_EQ(table.find(v.name), &v);
+  }
+}
+
+TEST(KernelTables, AreWellFormed) {
+  expect_well_formed(quantize_kernels());
+  expect_well_formed(dequantize_kernels());
+  expect_well_formed(gsq_gemv_kernels());
+  for (const FormatTraits& t : all_formats()) {
+    EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;
+    EXPECT_NO_THROW(dequantize_kernels().reference(t.format)) << t.name;
+  }
+}
+
+// Dispatch picks the highest-priority variant the active features allow, and a
+// scoped override narrows the choice until it ends, also when an exception unwinds it.
+TEST(KernelTables, SelectionFollowsPriorityAndScopedFeatures) {
+  for (const FormatTraits& t : all_formats()) {
+    const DequantizeKernel& chosen = select_dequantize_kernel(t.format);
+    EXPECT_TRUE(active_cpu_features().contains(chosen.needs)) << chosen.name;
+    for (const auto& v : dequantize_kernels().variants())
+      if (v.key == t.format && v.runnable()) EXPECT_LE(v.priority, chosen.priority) << v.name;
+    {
+      ScopedCpuFeatures scalar_only(isa::scalar);
+      EXPECT_TRUE(select_dequantize_kernel(t.format).is_reference()) << t.name;
+    }
+    EXPECT_EQ(&select_dequantize_kernel(t.format), &chosen) << t.name;
+  }
+  const DequantizeKernel& before = select_dequantize_kernel(Format::Q4_K);
+  try {
+    ScopedCpuFeatures scalar_only(isa::scalar);
+    throw std::runtime_error("unwind");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(&select_dequantize_kernel(Format::Q4_K), &before);
+}
+
+}  // namespace
+}  // namespace lowbit::kernel_families

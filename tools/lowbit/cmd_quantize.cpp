@@ -1,0 +1,163 @@
+// `lowbit quantize IN.gguf OUT.gguf TYPE`: a GGUF model quantized with
+// llama-quantize's per-tensor rules and any lowbit method. The work is the library's
+// (lowbit/model/quantize_model.hpp); this file parses, loads, calls and prints.
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "cli.hpp"
+#include "lowbit/core/log.hpp"
+#include "lowbit/io/gguf.hpp"
+#include "lowbit/io/imatrix.hpp"
+#include "lowbit/model/quant_rules.hpp"
+#include "lowbit/model/quantize_model.hpp"
+
+namespace lowbit::cli {
+namespace {
+
+struct Options {
+  std::string in, out;
+  QuantScheme scheme;
+  std::string imatrix, hessians;
+  QuantMethod method = QuantMethod::rtn;
+  int threads = 0;
+  bool quiet = false;
+};
+
+void print_quantize_help() {
+  std::printf(
+      "usage: lowbit quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--method rtn|gsq|gptq]\n"
+      "                       [--hessians DIR] [--threads N] [--quiet]\n"
+      "\n"
+      "Quantizes a GGUF model. Each tensor's type follows llama-quantize's rules, so the\n"
+      "output has the tensor types llama.cpp's own quantizer would give it\n"
+      "(docs/cli.md lists them): 1-D tensors, norms and a few small special tensors\n"
+      "keep their stored type; output.weight (and token_embd.weight when the output is\n"
+      "tied to it) gets Q6_K; a row length that does not fit a 256-element format falls\n"
+      "back to a 32-element one. Quantized inputs are decoded to f32 first. Metadata is\n"
+      "copied; general.file_type and general.quantization_version are set; the output\n"
+      "is written atomically (never a half-written file).\n"
+      "\n"
+      "TYPE: a llama-quantize mixture: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S\n"
+      "      Q5_K_M Q6_K, or a single format: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL IQ4_XS\n"
+      "      F16 BF16 F32 (with llama-quantize's rules for that file type), or Q3_K Q4_K\n"
+      "      Q5_K (every quantizable tensor in that format, like llama-quantize --pure).\n"
+      "\n"
+      "  --imatrix FILE   llama.cpp importance matrix (llama-imatrix output, GGUF or the\n"
+      "                   legacy .dat format): each tensor is quantized minimising the\n"
+      "                   error weighted by its inputs' mean square\n"
+      "  --method M       rtn (default): each format's own quantizer (lowbit's scale\n"
+      "                   search); gsq: GSQ's mse search (importance search with\n"
+      "                   --imatrix), for targets Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 only;\n"
+      "                   gptq: GPTQ into each tensor's target format, needs --hessians\n"
+      "  --hessians DIR   <tensor name>.hess files saved by HessianAccumulator::save;\n"
+      "                   tensors without one are quantized with rtn (logged)\n"
+      "  --threads N      worker threads (0 = all cores, the default); the output does\n"
+      "                   not depend on it\n"
+      "  --quiet          no progress bar and only warnings in the log\n"
+      "\n"
+      "Prints a per-tensor summary (name, shape, type in -> out, bytes) and the total\n"
+      "size before and after on stdout.\n");
+}
+
+Options parse(Args& args) {
+  Options o;
+  std::vector<std::string> pos;
+  while (!args.done()) {
+    const std::string a = args.next();
+    auto value = [&]() -> std::string {
+      if (args.done()) throw UsageError(a + " needs a value");
+      return args.next();
+    };
+    if (a == "--imatrix") o.imatrix = value();
+    else if (a == "--hessians") o.hessians = value();
+    else if (a == "--threads") o.threads = static_cast<int>(parse_int(a, value(), 0, 4096));
+    else if (a == "--quiet") o.quiet = true;
+    else if (a == "--method") {
+      const std::string m = value();
+      const auto method = quant_method_from_name(m);
+      if (!method) throw UsageError("--method expects rtn, gsq or gptq, got '" + m + "'");
+      o.method = *method;
+    } else if (a.starts_with("-") && a.size() > 1) throw UsageError("quantize: unknown option '" + a + "'");
+    else pos.push_back(a);
+  }
+  if (pos.size() != 3)
+    throw UsageError("quantize: expected IN.gguf OUT.gguf TYPE, got " + std::to_string(pos.size()) + " argument(s)");
+  o.in = pos[0], o.out = pos[1];
+  auto scheme = quant_scheme_from_name(pos[2]);
+  if (!scheme) {
+    std::string names;
+    for (std::string_view n : quant_scheme_names()) names += (names.empty() ? "" : " ") + std::string(n);
+    throw UsageError("quantize: unknown TYPE '" + pos[2] + "' (one of: " + names + ")");
+  }
+  o.scheme = *scheme;
+  if (o.method == QuantMethod::gptq && o.hessians.empty()) throw UsageError("--method gptq needs --hessians DIR");
+  if (o.method != QuantMethod::gptq && !o.hessians.empty()) throw UsageError("--hessians is only used by --method gptq");
+  return o;
+}
+
+std::string ftype_line(const QuantScheme& s) {
+  return s.name + " (general.file_type " + std::to_string(s.file_type) + ")";
+}
+
+}  // namespace
+
+int run_quantize(Args args) {
+  for (const auto& a : args.items)
+    if (a == "-h" || a == "--help") {
+      print_quantize_help();
+      return 0;
+    }
+  const Options o = parse(args);
+  setup_logging(o.quiet);
+
+  const GgufFile in = GgufFile::open(o.in);
+  // Fail before the work, not after it, when the output cannot be created.
+  const std::filesystem::path out_dir = std::filesystem::absolute(o.out).parent_path();
+  if (!std::filesystem::is_directory(out_dir))
+    throw Error("output " + o.out + ": folder " + out_dir.string() + " does not exist");
+  QuantizeModelOptions opts{o.scheme};
+  opts.method = o.method;
+  opts.threads = o.threads;
+  if (!o.imatrix.empty()) {
+    const Imatrix imatrix = load_imatrix(o.imatrix);
+    log_message(LogLevel::info, "imatrix " + o.imatrix + ": " + std::to_string(imatrix.entries.size()) + " entries" +
+                                    (imatrix.legacy ? " (legacy .dat format)" : ""));
+    opts.imatrix = importance_map(imatrix);
+  }
+  if (!o.hessians.empty()) {
+    if (!std::filesystem::is_directory(o.hessians)) throw Error("--hessians " + o.hessians + ": not a directory");
+    opts.hessians = hessians_from_directory(o.hessians);
+  }
+
+  // Every tensor is planned first, so a tensor the method cannot take fails before any work.
+  const QuantizePlan plan = plan_model_quantization(in, opts);
+
+  std::printf("%-48s %-22s %-15s %14s %14s\n", "tensor", "shape", "type", "bytes in", "bytes out");
+  Progress progress("quantizing", double(plan.work), o.quiet);
+  int64_t reported = 0;
+  opts.progress = [&](int64_t done, int64_t) {
+    progress.advance(double(done - reported));
+    reported = done;
+  };
+  opts.on_tensor = [&](const PlannedTensor& t) {
+    const std::string types = std::string(traits(t.from).name) + " -> " + std::string(traits(t.to()).name);
+    progress.clear();  // the summary row goes to stdout, the bar to stderr: keep them apart on a terminal
+    std::printf("%-48s %-22s %-15s %14zu %14zu\n", t.name.c_str(), shape_string(t.shape).c_str(), types.c_str(),
+                static_cast<size_t>(t.bytes_in), static_cast<size_t>(t.bytes_out));
+    std::fflush(stdout);
+  };
+  const GgufWriter writer = quantize_model(in, plan, opts);
+  progress.finish();
+  log_message(LogLevel::info, "writing " + o.out);
+  writer.write(o.out);
+  const double per_weight = plan.elements ? 8.0 / double(plan.elements) : 0.0;
+  std::printf("\ntotal: %s -> %s (%.3f -> %.3f bits/weight), %s\n", human_bytes(double(plan.bytes_in)).c_str(),
+              human_bytes(double(plan.bytes_out)).c_str(), double(plan.bytes_in) * per_weight,
+              double(plan.bytes_out) * per_weight, ftype_line(o.scheme).c_str());
+  if (plan.fallbacks) std::printf("%d tensor(s) fell back to another type for their row length\n", plan.fallbacks);
+  std::printf("wrote %s\n", o.out.c_str());
+  return 0;
+}
+
+}  // namespace lowbit::cli
