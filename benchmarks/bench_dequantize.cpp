@@ -27,24 +27,7 @@ const std::vector<std::byte>& blocks(Format f) {
   return q;
 }
 
-void BM_stream_read_ceiling(benchmark::State& state) {
-  ThreadScope scope(static_cast<int>(state.range(0)));
-  const std::vector<float>& w = weights(kRows, kCols);
-  std::vector<double> partial(kRows);
-  for (auto _ : state) {
-    parallel_for(kRows, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* row = &w[r * kCols];
-        float acc[16] = {};
-        for (int64_t c = 0; c < kCols; c += 16)
-          for (int j = 0; j < 16; ++j) acc[j] += row[c + j];
-        partial[r] = std::accumulate(acc, acc + 16, 0.0);
-      }
-    });
-    benchmark::DoNotOptimize(partial.data());
-  }
-  state.counters["in_bytes/s"] = benchmark::Counter(double(w.size()) * 4 * state.iterations(), benchmark::Counter::kIsRate);
-}
+void BM_stream_read_ceiling(benchmark::State& state) { stream_read_ceiling(state, kRows, kCols); }
 
 void BM_stream_write_ceiling(benchmark::State& state) {
   ThreadScope scope(static_cast<int>(state.range(0)));

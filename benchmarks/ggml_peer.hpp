@@ -27,6 +27,7 @@ struct GgmlPeer {
                            const float* imatrix) = nullptr;
   void (*quantize_init)(int type) = nullptr;
   const TypeTraits* (*type_traits)(int type) = nullptr;
+  void (*quantize_row_q8_0_ref)(const float*, void*, int64_t) = nullptr;
   void (*quantize_row_q8_1_ref)(const float*, void*, int64_t) = nullptr;
   void (*quantize_row_q8_K_ref)(const float*, void*, int64_t) = nullptr;
   void (*dequantize_row_q8_K)(const void*, float*, int64_t) = nullptr;
@@ -64,6 +65,7 @@ struct GgmlPeer {
     p->quantize_chunk = reinterpret_cast<decltype(p->quantize_chunk)>(dlsym(lib, "ggml_quantize_chunk"));
     p->quantize_init = reinterpret_cast<decltype(p->quantize_init)>(dlsym(lib, "ggml_quantize_init"));
     p->type_traits = reinterpret_cast<decltype(p->type_traits)>(dlsym(lib, "ggml_get_type_traits"));
+    p->quantize_row_q8_0_ref = reinterpret_cast<decltype(p->quantize_row_q8_0_ref)>(dlsym(lib, "quantize_row_q8_0_ref"));
     p->quantize_row_q8_1_ref = reinterpret_cast<decltype(p->quantize_row_q8_1_ref)>(dlsym(lib, "quantize_row_q8_1_ref"));
     p->quantize_row_q8_K_ref = reinterpret_cast<decltype(p->quantize_row_q8_K_ref)>(dlsym(lib, "quantize_row_q8_K_ref"));
     p->dequantize_row_q8_K = reinterpret_cast<decltype(p->dequantize_row_q8_K)>(dlsym(lib, "dequantize_row_q8_K"));

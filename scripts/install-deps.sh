@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake make g++ pkg-config libeigen3-dev libopenblas-dev libtbb-dev libspdlog-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-      python3 python3-venv python3-dev)
+      python3 python3-venv python3-dev gcc binutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

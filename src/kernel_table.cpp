@@ -2,6 +2,7 @@
 #include "lowbit/kernels/kernel_table.hpp"
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/registry.hpp"
 
@@ -38,6 +39,7 @@ const typename KernelTable<Fn, Key>::Variant* KernelTable<Fn, Key>::find(std::st
 
 template class KernelTable<QuantizeRowFn, Format>;
 template class KernelTable<DequantizeRowFn, Format>;
+template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;
 
 }  // namespace lowbit

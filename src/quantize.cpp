@@ -1,5 +1,10 @@
 #include "lowbit/formats/quantize.hpp"
 
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <limits>
 #include <string>
 
 #include "common/checks.hpp"
@@ -31,12 +36,79 @@ void check_importance(const FormatTraits& t, int64_t cols, std::span<const float
   detail::check_importance(std::string(t.name) + " quantize: ", importance, cols);
 }
 
+// The range format f can represent: its largest stored scale (the fp16 maximum
+// 65504 for every block format but Q8_K's fp32 scale) times the largest level
+// magnitude, times the largest sub-block scale for the K-quants and IQ4_XS; formats
+// with a stored minimum reach further up than down (the minimum is one fp16 value,
+// or dmin times a 6-bit code). Inputs outside could only be clipped: quantize refuses
+// them rather than write blocks whose error is the value itself.
+struct Range {
+  double lowest, highest;
+};
+Range representable(Format f) {
+  constexpr double h = 65504.0, inf = std::numeric_limits<double>::infinity();
+  auto sym = [](double m) { return Range{-m, m}; };
+  switch (f) {
+    case Format::F16: return sym(std::nextafter(65520.0, 0.0));  // 65520 and above round to Inf
+    // BF16's largest finite value plus half an ulp (bits 0x7f7f8000) rounds to Inf.
+    case Format::BF16: return sym(std::nextafter(double(std::bit_cast<float>(0x7f7f8000u)), 0.0));
+    case Format::Q4_0: return sym(h * 8);                  // d * l, l in -8..7, d of either sign
+    case Format::Q4_1: return {-h, h * 15 + h};            // d * q + m, q in 0..15
+    case Format::Q5_0: return sym(h * 16);
+    case Format::Q5_1: return {-h, h * 31 + h};
+    case Format::Q8_0:
+    case Format::Q8_1: return sym(h * 128);
+    case Format::Q2_K: return {-h * 15, h * 15 * 3};      // (d * sc) * q - dmin * m, sc, m <= 15, q <= 3
+    case Format::Q3_K: return sym(h * 32 * 4);            // (d * (sc - 32)) * q, q in -4..3
+    case Format::Q4_K: return {-h * 63, h * 63 * 15};     // 6-bit scales and mins, q <= 15
+    case Format::Q5_K: return {-h * 63, h * 63 * 31};
+    case Format::Q6_K: return sym(h * 128 * 32);          // int8 sub-block scales, q in -32..31
+    case Format::IQ4_NL: return sym(h * 127);             // code book values within +-127
+    case Format::IQ4_XS: return sym(h * 32 * 127);        // 6-bit signed sub-block scales
+    default: return {-inf, inf};                          // F32, Q8_K (fp32 scale)
+  }
+}
+
+// Names the first element in row-major order that f cannot represent.
+void check_representable(const FormatTraits& t, ConstMatrixView<float> src) {
+  const Range range = representable(t.format);
+  if (std::isinf(range.highest)) return;
+  const auto outside = [&](float v) { return double(v) < range.lowest || double(v) > range.highest; };
+  std::atomic<int64_t> first_row{src.rows};
+  parallel_for(src.rows, row_grain(src.cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1 && r < first_row.load(std::memory_order_relaxed); ++r) {
+      const float* row = src.row(r);
+      for (int64_t c = 0; c < src.cols; ++c)
+        if (outside(row[c])) {
+          int64_t seen = first_row.load();
+          while (r < seen && !first_row.compare_exchange_weak(seen, r)) {
+          }
+          break;
+        }
+    }
+  });
+  const int64_t r = first_row.load();
+  if (r == src.rows) return;
+  const float* row = src.row(r);
+  int64_t c = 0;
+  while (!outside(row[c])) ++c;
+  char text[96];
+  std::snprintf(text, sizeof text, "] = %g is outside the range [%g, %g] ", double(row[c]), range.lowest,
+                range.highest);
+  throw Error(std::string(t.name) + " quantize: input element [" + std::to_string(r) + ", " + std::to_string(c) +
+              text + std::string(t.name) + " can represent; it would be clipped. Scale the tensor or keep it in "
+              "F32, BF16 or Q8_K");
+}
+
 }  // namespace
 
 size_t quantized_size(Format f, int64_t rows, int64_t cols) {
   const FormatTraits& t = traits(f);
   check_shape(t, rows, cols);
-  return static_cast<size_t>(rows) * row_bytes(f, cols);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(rows), row_bytes(f, cols), &bytes))
+    throw Error(std::string(t.name) + ": a " + shape(rows, cols) + " matrix needs more bytes than size_t can count");
+  return bytes;
 }
 
 void quantize(Format f, ConstMatrixView<float> src, std::span<std::byte> dst,
@@ -55,7 +127,9 @@ void quantize(Format f, ConstMatrixView<float> src, std::span<std::byte> dst,
     throw Error(std::string(t.name) + " quantize: destination holds " + std::to_string(dst.size()) +
                 " bytes, a " + shape(src.rows, src.cols) + " matrix needs " + std::to_string(need));
   check_importance(t, src.cols, importance);
+  if (src.rows == 0 || src.cols == 0) return;  // nothing to write, however many empty rows
   check_finite(t, src);
+  check_representable(t, src);
 
   const QuantizeRowFn fn = select_quantize_kernel(f).fn;
   const size_t rb = row_bytes(f, src.cols);
@@ -79,6 +153,7 @@ void dequantize(Format f, std::span<const std::byte> src, MatrixView<float> dst)
   if (src.size() < need)
     throw Error(std::string(t.name) + " dequantize: source holds " + std::to_string(src.size()) +
                 " bytes, a " + shape(dst.rows, dst.cols) + " matrix needs " + std::to_string(need));
+  if (dst.rows == 0 || dst.cols == 0) return;
 
   const DequantizeRowFn fn = select_dequantize_kernel(f).fn;
   const size_t rb = row_bytes(f, dst.cols);

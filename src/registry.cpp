@@ -2,6 +2,7 @@
 #include "lowbit/kernels/registry.hpp"
 
 #include "lists/declarations.hpp"
+#include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 
 namespace lowbit {
@@ -19,6 +20,12 @@ constexpr DequantizeKernel kDequantize[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr ActivationKernel kActivations[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {Format::key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/activations.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr GsqGemvKernel kGsqGemv[] = {
 #define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
 #include "lists/gsq_gemv.inc"
@@ -27,12 +34,14 @@ constexpr GsqGemvKernel kGsqGemv[] = {
 
 constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
+constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
 
 }  // namespace
 
 const KernelTable<QuantizeRowFn, Format>& quantize_kernels() { return kQuantizeTable; }
 const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequantizeTable; }
+const KernelTable<QuantizeActivationsFn, Format>& activation_kernels() { return kActivationTable; }
 const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
 
 const QuantizeKernel& select_quantize_kernel(Format f) { return kQuantizeTable.select(f); }

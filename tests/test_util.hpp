@@ -9,6 +9,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/metrics.hpp"
 #include "lowbit/formats/quantize.hpp"
+#include "lowbit/kernels/registry.hpp"
 
 namespace lowbit::test {
 
@@ -60,6 +61,17 @@ inline void put_u16(uint8_t* p, uint16_t v) {
 }
 
 // Quantize, then decode: what the format makes of x.
+// One row through f's scalar row kernels directly, bypassing lowbit::quantize's input
+// checks: how the kernels themselves behave on values the API would refuse.
+inline std::vector<float> kernel_round_trip(Format f, const std::vector<float>& x) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<std::byte> q(row_bytes(f, n));
+  quantize_kernels().reference(f).fn(x.data(), q.data(), n, nullptr);
+  std::vector<float> y(x.size());
+  dequantize_kernels().reference(f).fn(q.data(), y.data(), n);
+  return y;
+}
+
 inline std::vector<float> round_trip(Format f, const std::vector<float>& x, int64_t rows, int64_t cols,
                                      std::span<const float> importance = {}) {
   const auto q = encode(f, x, rows, cols, importance);

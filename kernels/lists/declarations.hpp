@@ -3,6 +3,7 @@
 // for the dispatch tables (src/registry.cpp) and the files that define them.
 #include <type_traits>
 
+#include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/registry.hpp"
 
@@ -14,6 +15,10 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DequantizeRowFn> fn;
 #include "lists/dequantize.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<QuantizeActivationsFn> fn;
+#include "lists/activations.inc"
 #undef LOWBIT_KERNEL
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqGemvFn> fn;

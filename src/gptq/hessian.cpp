@@ -5,10 +5,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <span>
 
 #include "common/checks.hpp"
 #include "gptq/blas.hpp"
+#include "io/file_io.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/core/parallel.hpp"
@@ -97,47 +98,34 @@ std::vector<float> HessianAccumulator::importance() const {
 }
 
 void HessianAccumulator::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("cannot write Hessian file '" + tmp + "'");
-    const uint64_t header[3] = {static_cast<uint64_t>(cols_), static_cast<uint64_t>(tokens_),
-                                static_cast<uint64_t>(batches_)};
-    out.write(kMagic, sizeof kMagic);
-    out.write(reinterpret_cast<const char*>(header), sizeof header);
-    out.write(reinterpret_cast<const char*>(h_.data()), static_cast<std::streamsize>(h_.size() * sizeof(float)));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw Error("writing Hessian file '" + tmp + "' failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error("cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  // Atomically, like every lowbit output (io/file_io.hpp): never a truncated file, the
+  // temporary removed on errors and on SIGINT/SIGTERM/SIGHUP.
+  const uint64_t header[3] = {static_cast<uint64_t>(cols_), static_cast<uint64_t>(tokens_),
+                              static_cast<uint64_t>(batches_)};
+  io_detail::write_atomically(path, "Hessian file '" + path + "'", [&](io_detail::FileSink& out) {
+    out.put(kMagic, sizeof kMagic);
+    out.put(header, sizeof header);
+    out.put(h_.data(), h_.size() * sizeof(float));
+  });
 }
 
 HessianAccumulator HessianAccumulator::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open Hessian file '" + path + "'");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  char magic[8];
+  // Mapped: a directory, device or FIFO is refused by name before anything is read.
+  const io_detail::MappedFile file = io_detail::MappedFile::open(path, "Hessian file '" + path + "'");
+  const std::span<const std::byte> bytes = file.bytes();
+  const uint64_t size = bytes.size();
   uint64_t header[3];
-  if (size < sizeof magic + sizeof header || !in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0)
+  if (size < sizeof kMagic + sizeof header || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     throw Error("'" + path + "' is not a lowbit Hessian file (bad magic at offset 0)");
-  in.read(reinterpret_cast<char*>(header), sizeof header);
+  std::memcpy(header, bytes.data() + sizeof kMagic, sizeof header);
   const uint64_t cols = header[0];
-  if (cols == 0 || cols > (1u << 20) || size != sizeof magic + sizeof header + cols * cols * sizeof(float))
+  if (cols == 0 || cols > (1u << 20) || size != sizeof kMagic + sizeof header + cols * cols * sizeof(float))
     throw Error("Hessian file '" + path + "': " + std::to_string(cols) + " columns at offset 8 do not match the file size " +
                 std::to_string(size));
   HessianAccumulator h(static_cast<int64_t>(cols));
   h.tokens_ = static_cast<int64_t>(header[1]);
   h.batches_ = static_cast<int64_t>(header[2]);
-  if (!in.read(reinterpret_cast<char*>(h.h_.data()), static_cast<std::streamsize>(h.h_.size() * sizeof(float))))
-    throw Error("Hessian file '" + path + "': truncated data");
+  std::memcpy(h.h_.data(), bytes.data() + sizeof kMagic + sizeof header, h.h_.size() * sizeof(float));
   for (size_t i = 0; i < h.h_.size(); ++i)
     if (!std::isfinite(h.h_[i]))
       throw Error("Hessian file '" + path + "': entry " + std::to_string(i) + " at offset " +

@@ -230,6 +230,9 @@ void check_alignment_value(const GgufValue& v, const std::string& where) {
     throw Error(where + ": general.alignment must be a uint32, got " + gguf_type_name(v.type()));
   if (!is_power_of_two(v.get<uint32_t>()))
     throw Error(where + ": general.alignment " + std::to_string(v.get<uint32_t>()) + " is not a power of two");
+  // The reader refuses more than 1 MiB (docs/reliability.md): never write such a file.
+  if (v.get<uint32_t>() > (uint32_t{1} << 20))
+    throw Error(where + ": general.alignment " + std::to_string(v.get<uint32_t>()) + " exceeds 1048576 (1 MiB)");
 }
 
 }  // namespace
@@ -347,6 +350,7 @@ void GgufFile::parse() {
     const auto key = r.read_string("key");
     if (key.empty()) r.fail(key_at, "key", "empty key");
     if (!valid_utf8(key)) r.fail(key_at, "key", printable(key) + " is not valid UTF-8");
+    if (key.find('\0') != std::string_view::npos) r.fail(key_at, "key", printable(key) + " contains a NUL byte");
     r.set_context("metadata key " + printable(key));
     if (!seen.insert(std::string(key)).second) r.fail(key_at, "key", "duplicate key");
     const GgufType t = r.read_type("value type");
@@ -356,6 +360,12 @@ void GgufFile::parse() {
       if (!v.is<uint32_t>()) r.fail(value_at, "value", "must be a uint32, got " + gguf_type_name(v.type()));
       if (!is_power_of_two(v.get<uint32_t>()))
         r.fail(value_at, "value", std::to_string(v.get<uint32_t>()) + " is not a power of two");
+      // Bounded so that a few bytes of input cannot demand gigabytes of padding in
+      // every copy of the file (2^31 would); docs/reliability.md gives the rationale.
+      constexpr uint32_t kMaxAlignment = uint32_t{1} << 20;
+      if (v.get<uint32_t>() > kMaxAlignment)
+        r.fail(value_at, "value", std::to_string(v.get<uint32_t>()) + " is larger than lowbit's limit of " +
+                                      std::to_string(kMaxAlignment) + " (1 MiB)");
       alignment_ = v.get<uint32_t>();
     }
     metadata_.push_back({std::string(key), std::move(v)});
@@ -370,6 +380,8 @@ void GgufFile::parse() {
     const auto name = r.read_string("name");
     if (name.empty()) r.fail(name_at, "name", "empty tensor name");
     if (!valid_utf8(name)) r.fail(name_at, "name", printable(name) + " is not valid UTF-8");
+    // A NUL would end the name early for every C consumer (llama.cpp, file names).
+    if (name.find('\0') != std::string_view::npos) r.fail(name_at, "name", printable(name) + " contains a NUL byte");
     r.set_context("tensor " + printable(name));
     if (!seen.insert(std::string(name)).second) r.fail(name_at, "name", "duplicate tensor name");
     t.name = std::string(name);

@@ -1,10 +1,10 @@
 #include "lowbit/io/hf_checkpoint.hpp"
 
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <string_view>
 
 #include "io/file_io.hpp"
 #include "lowbit/core/error.hpp"
@@ -22,9 +22,69 @@ std::span<const std::byte> as_bytes(const std::vector<T>& v) {
 template <class T>
 std::vector<T> copy_out(const SafetensorsTensor& t) {
   std::vector<T> v(t.data.size() / sizeof(T));
-  std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));  // never memcpy(nullptr, ...)
   return v;
 }
+
+// quantize_config.json, read with every value's type and range checked before it is
+// converted: a wrong type, a fraction or an out-of-range number is an Error naming
+// the file and key, never a nlohmann exception or an overflowing conversion.
+class ConfigJson {
+ public:
+  explicit ConfigJson(const std::filesystem::path& path) : where_("HF GPTQ checkpoint: '" + path.string() + "'") {
+    // Mapped: a directory, device or FIFO is refused by name, nothing is read from it.
+    const io_detail::MappedFile file = io_detail::MappedFile::open(path, where_);
+    const auto* p = reinterpret_cast<const char*>(file.bytes().data());
+    const std::string_view text(p == nullptr ? "" : p, file.size());
+    if (text.starts_with("\xEF\xBB\xBF"))
+      throw Error(where_ + ": a UTF-8 byte-order mark at offset 0; JSON files must not start with one");
+    try {
+      root_ = nlohmann::json::parse(text.begin(), text.end());
+    } catch (const std::exception& e) {
+      throw Error(where_ + " is not valid JSON: " + e.what());
+    }
+    if (!root_.is_object()) throw Error(where_ + ": the top level is not a JSON object");
+  }
+
+  const nlohmann::json* find(const char* key) const {
+    const auto it = root_.find(key);
+    return it == root_.end() ? nullptr : &*it;
+  }
+  const nlohmann::json& required(const char* key) const {
+    if (const nlohmann::json* v = find(key)) return *v;
+    throw Error(where_ + " has no \"" + key + "\"");
+  }
+
+  // A JSON integer (no fraction, no exponent form that nlohmann reads as a float) in [lo, hi].
+  int integer(const char* key, int lo, int hi) const {
+    const nlohmann::json& v = required(key);
+    if (!v.is_number_integer())
+      throw Error(where_ + ": \"" + key + "\" must be an integer, got " + v.dump());
+    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                                                 : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+    if (!in_range)
+      throw Error(where_ + ": \"" + key + "\" is " + v.dump() + ", outside [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "]");
+    return static_cast<int>(v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>());
+  }
+  bool boolean(const char* key, bool fallback) const {
+    const nlohmann::json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_boolean()) throw Error(where_ + ": \"" + key + "\" must be true or false, got " + v->dump());
+    return v->get<bool>();
+  }
+  std::string string(const char* key, const std::string& fallback) const {
+    const nlohmann::json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_string()) throw Error(where_ + ": \"" + key + "\" must be a string, got " + v->dump());
+    return v->get<std::string>();
+  }
+  const std::string& where() const { return where_; }
+
+ private:
+  std::string where_;
+  nlohmann::json root_;
+};
 
 }  // namespace
 
@@ -55,31 +115,16 @@ void save_hf_gptq_checkpoint(const std::filesystem::path& dir, std::span<const H
 }
 
 std::vector<HfGptqLayer> load_hf_gptq_checkpoint(const std::filesystem::path& dir) {
-  const std::filesystem::path config_path = dir / "quantize_config.json";
-  std::ifstream in(config_path);
-  if (!in) throw Error("HF GPTQ checkpoint: cannot open '" + config_path.string() + "'");
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error("HF GPTQ checkpoint: '" + config_path.string() + "' is not valid JSON: " + e.what());
-  }
-  auto field = [&](const char* key) -> const nlohmann::json& {
-    if (!cfg.contains(key)) throw Error("HF GPTQ checkpoint: '" + config_path.string() + "' has no \"" + key + "\"");
-    return cfg[key];
-  };
-  int bits = 0, group = 0;
-  bool sym = false;
-  try {
-    bits = field("bits").get<int>();
-    group = field("group_size").get<int>();
-    sym = cfg.value("sym", true);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("HF GPTQ checkpoint: '" + config_path.string() + "': " + e.what());
-  }
-  const std::string format = cfg.value("checkpoint_format", std::string("gptq"));
+  const ConfigJson cfg(dir / "quantize_config.json");
+  // GPTQ packs 2, 3, 4 or 8 bits; any count up to 32 fills whole words for some shapes,
+  // which from_hf_gptq validates further.
+  const int bits = cfg.integer("bits", 1, 32);
+  // -1 (or 0): one group per input row; otherwise the group length.
+  const int group = cfg.integer("group_size", -1, std::numeric_limits<int32_t>::max());
+  const bool sym = cfg.boolean("sym", true);
+  const std::string format = cfg.string("checkpoint_format", "gptq");
   if (format != "gptq" && format != "gptq_v2")
-    throw Error("HF GPTQ checkpoint: checkpoint_format \"" + format + "\" is not gptq or gptq_v2");
+    throw Error(cfg.where() + ": checkpoint_format \"" + format + "\" is not gptq or gptq_v2");
 
   const SafetensorsFile file = SafetensorsFile::open(dir / "model.safetensors");
   auto get = [&](const std::string& name, SafetensorsDtype dtype, size_t dims) -> const SafetensorsTensor& {
@@ -99,7 +144,13 @@ std::vector<HfGptqLayer> load_hf_gptq_checkpoint(const std::filesystem::path& di
     l.name = qw.name.substr(0, qw.name.size() - suffix.size());
     HfGptqTensors& t = l.tensors;
     const SafetensorsTensor& w = get(qw.name, SafetensorsDtype::I32, 2);
-    if (bits <= 0 || bits > 32) throw Error("HF GPTQ checkpoint: bits = " + std::to_string(bits));
+    // Shapes come from the file: bound them before any arithmetic (a zero-size tensor
+    // can claim any dimension without holding a byte).
+    constexpr uint64_t kMaxFeatures = std::numeric_limits<int32_t>::max();
+    if (w.shape[0] == 0 || w.shape[1] == 0 || w.shape[0] > kMaxFeatures / 32 || w.shape[1] > kMaxFeatures)
+      throw Error("HF GPTQ checkpoint: tensor '" + qw.name + "' has shape [" + std::to_string(w.shape[0]) + ", " +
+                  std::to_string(w.shape[1]) + "]; a layer needs between 1 and " + std::to_string(kMaxFeatures) +
+                  " input and output features");
     if (w.shape[0] * 32 % static_cast<uint64_t>(bits) != 0)
       throw Error("HF GPTQ checkpoint: tensor '" + qw.name + "' has " + std::to_string(w.shape[0]) +
                   " packed rows, not a whole number of " + std::to_string(bits) + "-bit input columns");

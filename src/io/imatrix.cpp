@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 
+#include "io/file_io.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/gguf.hpp"
 
@@ -25,12 +25,14 @@ class Reader {
   }
   std::string str(size_t n, const char* field) {
     need(n, field);
-    std::string s(reinterpret_cast<const char*>(b_.data() + pos_), n);
+    std::string s(n, '\0');
+    if (n > 0) std::memcpy(s.data(), b_.data() + pos_, n);
     pos_ += n;
     return s;
   }
   void floats(float* out, size_t n, const char* field) {
     if (n > left() / 4) fail(field, "needs " + std::to_string(n) + " floats, only " + std::to_string(left()) + " bytes left");
+    if (n == 0) return;  // memcpy with a null pointer is undefined even for 0 bytes
     std::memcpy(out, b_.data() + pos_, n * 4);
     pos_ += n * 4;
   }
@@ -75,7 +77,7 @@ Imatrix load_gguf_imatrix(const std::filesystem::path& path) {
       throw Error(source + ": imatrix tensor '" + t.name + "' has type " + std::string(traits(t.format).name) +
                   ", expected F32");
     std::vector<float> v(static_cast<size_t>(t.elements()));
-    std::memcpy(v.data(), file.data(t).data(), v.size() * sizeof(float));
+    if (!v.empty()) std::memcpy(v.data(), file.data(t).data(), v.size() * sizeof(float));
     return v;
   };
 
@@ -87,6 +89,8 @@ Imatrix load_gguf_imatrix(const std::filesystem::path& path) {
     if (!counts_info) throw Error(source + ": imatrix tensor '" + t.name + "' has no matching '" + name + ".counts'");
     const std::vector<float> sums = floats_of(t);
     const std::vector<float> counts = floats_of(*counts_info);
+    if (sums.empty())
+      throw Error(source + ": imatrix tensor '" + t.name + "' has no values (a zero-size tensor)");
     if (counts.empty() || sums.size() % counts.size() != 0)
       throw Error(source + ": imatrix entry '" + name + "': " + std::to_string(sums.size()) + " sums do not split into " +
                   std::to_string(counts.size()) + " matrices");
@@ -160,12 +164,13 @@ Imatrix parse_legacy_imatrix(std::span<const std::byte> bytes, const std::string
 }
 
 Imatrix load_imatrix(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open importance-matrix file");
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(path.string() + ": read error");
-  if (raw.size() >= 4 && std::memcmp(raw.data(), "GGUF", 4) == 0) return load_gguf_imatrix(path);
-  return parse_legacy_imatrix(std::as_bytes(std::span<const char>(raw)), path.string());
+  // Mapped, not streamed: a directory, a device such as /dev/zero or a FIFO is refused
+  // by name before anything is read (a stream would read /dev/zero until memory ran out).
+  const io_detail::MappedFile file =
+      io_detail::MappedFile::open(path, "importance-matrix file '" + path.string() + "'");
+  const std::span<const std::byte> bytes = file.bytes();
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0) return load_gguf_imatrix(path);
+  return parse_legacy_imatrix(bytes, path.string());
 }
 
 }  // namespace lowbit

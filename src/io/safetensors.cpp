@@ -1,11 +1,12 @@
 #include "lowbit/io/safetensors.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <tuple>
 #include <utility>
@@ -95,8 +96,6 @@ std::string quote(std::string_view s) {
   return r;
 }
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 // Parses JSON, refusing duplicate keys and absurd nesting. Duplicates: nlohmann and the
 // reference both keep the last value silently, but another reader may keep the first,
 // so such a file means different tensors to different tools. Nesting: a header needs
@@ -122,6 +121,11 @@ json parse_json_strict(std::string_view text, const std::string& where, size_t b
     }
     return true;
   };
+  // nlohmann skips a UTF-8 byte-order mark silently; the reference (serde_json) refuses
+  // one, and so does Python's json module: a file that only some tools read is refused.
+  if (text.starts_with("\xEF\xBB\xBF"))
+    throw Error(where + ": UTF-8 byte-order mark (EF BB BF) at file offset " + std::to_string(base_offset) +
+                " before the JSON; the format does not allow one");
   // nlohmann stops at a NUL as if the input ended there, which would accept
   // `{...}\0garbage`; NUL is never valid JSON text (not even inside a string), so refuse it.
   if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
@@ -346,17 +350,14 @@ const SafetensorsTensor& SafetensorsFile::tensor(std::string_view name) const {
 
 SafetensorsModel SafetensorsModel::open_index(const std::filesystem::path& index_path) {
   const std::string where = "safetensors index '" + index_path.string() + "'";
-  std::ifstream in(index_path, std::ios::binary);
-  if (!in) throw Error(where + ": cannot open: " + errno_text(errno));
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<uint64_t>(in.tellg());
+  // Mapped: a directory, device or FIFO is refused by name before anything is read.
+  const io_detail::MappedFile mapped = io_detail::MappedFile::open(index_path, where);
+  const uint64_t size = mapped.size();
   if (size > SafetensorsFile::kMaxHeaderBytes)
     throw Error(where + ": " + std::to_string(size) + " bytes exceeds the limit of " +
                 std::to_string(SafetensorsFile::kMaxHeaderBytes));
-  in.seekg(0, std::ios::beg);
-  std::string text(static_cast<size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  if (!in) throw Error(where + ": read failed");
+  const auto* chars = reinterpret_cast<const char*>(mapped.bytes().data());
+  const std::string_view text(chars == nullptr ? "" : chars, static_cast<size_t>(size));
   if (const size_t bad = first_invalid_utf8(text); bad != std::string_view::npos)
     throw Error(where + ": not valid UTF-8 at byte " + std::to_string(bad));
 
@@ -394,11 +395,31 @@ SafetensorsModel SafetensorsModel::open_index(const std::filesystem::path& index
     shard_names.insert(name);
   }
 
+  // Each shard file is opened once, however the index spells it: names are compared
+  // after lexical normalisation ("x" and "./x" are one file), then by device and
+  // inode (a hard link or a symlink to the same file).
   const std::filesystem::path dir = index_path.parent_path();
-  std::map<std::string, size_t> shard_index;
+  std::map<std::string, size_t> shard_index;                // name as written -> shard
+  std::map<std::string, size_t> by_normal;                  // lexically normal name -> shard
+  std::map<std::pair<dev_t, ino_t>, size_t> by_inode;       // the file itself -> shard
   for (const auto& name : shard_names) {
-    shard_index.emplace(name, m.shards_.size());
-    m.shards_.push_back(SafetensorsFile::open(dir / name));
+    const std::string normal = std::filesystem::path(name).lexically_normal().string();
+    size_t index = m.shards_.size();
+    if (const auto it = by_normal.find(normal); it != by_normal.end()) {
+      index = it->second;
+    } else {
+      const std::filesystem::path file = dir / normal;
+      struct stat st {};
+      const bool known = ::stat(file.c_str(), &st) == 0;
+      if (const auto jt = known ? by_inode.find({st.st_dev, st.st_ino}) : by_inode.end(); jt != by_inode.end()) {
+        index = jt->second;
+      } else {
+        m.shards_.push_back(SafetensorsFile::open(file));
+        if (known) by_inode.emplace(std::make_pair(st.st_dev, st.st_ino), index);
+      }
+      by_normal.emplace(normal, index);
+    }
+    shard_index.emplace(name, index);
   }
   // shards_ is complete: pointers into its files' tensor lists stay valid from here on.
   for (const auto& [tensor, shard] : m.weight_map_) {

@@ -4,6 +4,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <string>
+#include <utility>
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/gguf.hpp"
@@ -203,6 +205,10 @@ std::optional<QuantScheme> quant_scheme_from_name(std::string_view name) {
 
 std::span<const std::string_view> quant_scheme_names() { return kSchemeNames; }
 
+// Layer, head and expert counts above this are refused: the largest real models have
+// a few hundred layers and heads, and the depth rules multiply the layer count.
+constexpr int64_t kMaxModelCount = int64_t{1} << 24;
+
 int64_t ModelInfo::n_gqa() const {
   const int64_t kv = n_head_kv == 0 ? n_head : n_head_kv;
   return kv == 0 ? 0 : n_head / kv;
@@ -210,17 +216,34 @@ int64_t ModelInfo::n_gqa() const {
 
 ModelInfo ModelInfo::from_gguf(const GgufFile& file) {
   ModelInfo m;
-  if (const GgufValue* v = file.find("general.architecture")) m.architecture = v->as_string();
+  const std::string where = file.path().string() + ": metadata key '";
+  // Metadata values are untrusted: a wrong type or an absurd count is an Error naming
+  // the file and key, never a division by zero or an overflow in the rules below.
+  auto fail = [&](const std::string& key, const std::string& why) -> Error { return Error(where + key + "' " + why); };
+  if (const GgufValue* v = file.find("general.architecture")) {
+    if (!v->is<std::string>()) throw fail("general.architecture", "is a " + gguf_type_name(v->type()) + ", not a string");
+    m.architecture = v->as_string();
+  }
   const std::string& a = m.architecture;
   // A count may be stored per layer as an array: llama.cpp's n_gqa() reads layer 0.
   auto count = [&](const std::string& key) -> int64_t {
     const GgufValue* v = file.find(key);
     if (!v) return 0;
+    const GgufValue* item = v;
     if (v->is<GgufArray>()) {
       const GgufArray& arr = v->as_array();
-      return arr.items.empty() ? 0 : arr.items.front().as_int();
+      if (arr.items.empty()) return 0;
+      item = &arr.items.front();
     }
-    return v->as_int();
+    int64_t n = 0;
+    try {
+      n = item->as_int();
+    } catch (const Error& e) {
+      throw fail(key, std::string("is not an integer count: ") + e.what());
+    }
+    if (n < 0 || n > kMaxModelCount)
+      throw fail(key, "= " + std::to_string(n) + " is outside [0, " + std::to_string(kMaxModelCount) + "]");
+    return n;
   };
   if (!a.empty()) {
     m.n_layer = count(a + ".block_count");
@@ -261,6 +284,13 @@ bool tensor_is_quantizable(std::string_view name, std::span<const int64_t> shape
 
 TensorPlan plan_tensor(const QuantScheme& scheme, const ModelInfo& model, std::string_view name,
                        std::span<const int64_t> shape, Format current) {
+  // ModelInfo is a plain struct callers may fill themselves: the same bounds as
+  // from_gguf, so the depth and head arithmetic below can neither trap nor overflow.
+  for (const auto& [what, n] : {std::pair<const char*, int64_t>{"n_layer", model.n_layer}, {"n_head", model.n_head},
+                                {"n_head_kv", model.n_head_kv}, {"n_expert", model.n_expert}})
+    if (n < 0 || n > kMaxModelCount)
+      throw Error("tensor '" + std::string(name) + "': model " + what + " = " + std::to_string(n) +
+                  " is outside [0, " + std::to_string(kMaxModelCount) + "]");
   TensorPlan plan;
   if (!tensor_is_quantizable(name, shape)) {
     plan.format = current;

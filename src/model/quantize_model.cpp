@@ -12,6 +12,7 @@
 #include "lowbit/gsq/ggml_mapping.hpp"
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/formats/quantize.hpp"
+#include "lowbit/io/files.hpp"
 
 namespace lowbit {
 namespace {
@@ -47,17 +48,22 @@ void attach_importance(const ImportanceMap& imatrix, PlannedTensor& t) {
   }
 }
 
-// Reports converted elements to options.progress.
+// Reports converted elements to options.progress, then asks options.cancelled.
 class ProgressSink {
  public:
-  ProgressSink(const QuantizeModelOptions& o, int64_t total) : fn_(o.progress), total_(total) {}
+  ProgressSink(const QuantizeModelOptions& o, int64_t total) : fn_(o.progress), cancelled_(o.cancelled), total_(total) {}
   void advance(int64_t elements) {
     done_ += elements;
     if (fn_) fn_(done_, total_);
+    check_cancelled();
+  }
+  void check_cancelled() const {
+    if (cancelled_ && cancelled_()) throw QuantizeCancelled();
   }
 
  private:
   const std::function<void(int64_t, int64_t)>& fn_;
+  const std::function<bool()>& cancelled_;
   int64_t total_, done_ = 0;
 };
 
@@ -165,11 +171,14 @@ GgufWriter quantize_planned(const GgufFile& model, const QuantizePlan& plan, con
     if (info.name != t.name || info.format != t.from)
       throw Error("quantize_model: plan tensor " + std::to_string(i) + " is '" + t.name + "', the model's is '" +
                   info.name + "' (a plan of another file?)");
+    progress.check_cancelled();
     if (!t.converts()) {
       writer.add_tensor(info.name, info.shape, info.format, model.data(info));  // kept as stored (borrowed bytes)
     } else {
       try {
         writer.add_tensor(info.name, info.shape, t.to(), convert(model, info, t, o, progress));
+      } catch (const QuantizeCancelled&) {
+        throw;
       } catch (const Error& e) {
         throw Error("tensor '" + t.name + "' (" + std::string(format_name(t.from)) + " -> " +
                     std::string(format_name(t.to())) + "): " + e.what());
@@ -204,15 +213,28 @@ ImportanceMap importance_map(const Imatrix& imatrix) {
   return m;
 }
 
+namespace {
+
+// "<dir>/<escaped name>.hess": tensor_file_name (lowbit/io/files.hpp) escapes '/', '%',
+// control bytes and a leading '.', so no tensor name (e.g. "../x" or "/abs/x") can
+// reach a file outside `dir`.
+std::filesystem::path hessian_file(const std::filesystem::path& dir, const std::string& name) {
+  return dir / tensor_file_name(name, ".hess");
+}
+
+}  // namespace
+
 HessianSource hessians_from_directory(const std::filesystem::path& dir) {
-  auto file = [dir](const std::string& name) { return dir / (name + ".hess"); };
   HessianSource s;
-  s.get = [file](const std::string& name) -> std::shared_ptr<const HessianAccumulator> {
-    const std::filesystem::path p = file(name);
-    if (!std::filesystem::exists(p)) return nullptr;
+  s.get = [dir](const std::string& name) -> std::shared_ptr<const HessianAccumulator> {
+    const std::filesystem::path p = hessian_file(dir, name);
+    std::error_code ec;
+    const std::filesystem::file_status st = std::filesystem::status(p, ec);
+    if (st.type() == std::filesystem::file_type::not_found) return nullptr;
+    if (ec) throw Error("Hessian file '" + p.string() + "' for tensor '" + name + "': " + ec.message());
     return std::make_shared<const HessianAccumulator>(HessianAccumulator::load(p.string()));
   };
-  s.describe = [file](const std::string& name) { return file(name).string(); };
+  s.describe = [dir](const std::string& name) { return hessian_file(dir, name).string(); };
   return s;
 }
 
@@ -272,6 +294,24 @@ QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelO
     plan.bytes_out += t.bytes_out;
     plan.tensors.push_back(std::move(t));
   }
+  // An imatrix that names none of the tensors it should weight is almost always the
+  // imatrix of another model: refuse rather than quantize silently without it.
+  // (An empty map is an explicit "no data, but apply the imatrix rules".)
+  if (o.imatrix && !o.imatrix->empty()) {
+    int64_t wanting = 0, matched = 0;
+    const PlannedTensor* first = nullptr;
+    for (const PlannedTensor& t : plan.tensors)
+      if (t.converts() && traits(t.to()).quantized) {
+        ++wanting;
+        matched += o.imatrix->contains(t.name);
+        if (!first) first = &t;
+      }
+    if (wanting > 0 && matched == 0)
+      throw Error("the imatrix has no entry for any of the " + std::to_string(wanting) +
+                  " tensors it would weight (first: '" + first->name + "'; imatrix entries: " +
+                  std::to_string(o.imatrix->size()) + ", first '" + o.imatrix->begin()->first +
+                  "'): is it the imatrix of another model?");
+  }
   if (plan.fallbacks)
     detail::logger().warn("{} tensor(s) have a row length their type cannot hold and fall back to another type "
                           "(as llama-quantize does; the summary shows which)",
@@ -288,6 +328,9 @@ GgufWriter quantize_model(const GgufFile& model, const QuantizePlan& plan, const
 
 QuantizePlan quantize_model(const std::filesystem::path& in, const std::filesystem::path& out,
                             const QuantizeModelOptions& o) {
+  // Before any work: an output that is the input (any spelling, hard link or symlink),
+  // a special file, or a folder where nothing can be created (lowbit/io/files.hpp).
+  check_output_path(out, {in});
   const GgufFile model = GgufFile::open(in);
   QuantizePlan plan = plan_model_quantization(model, o);
   quantize_model(model, plan, o).write(out);

@@ -2,6 +2,7 @@
 // API surface: bad input gives lowbit::Error, results ignore the thread count.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -161,6 +162,86 @@ TEST_P(EveryFormat, EmptyMatrixIsFine) {
   std::vector<std::byte> q;
   EXPECT_NO_THROW(lowbit::quantize(f, {nullptr, 0, 256}, q));
   EXPECT_NO_THROW(lowbit::dequantize(f, q, {nullptr, 0, 256}));
+}
+
+// A matrix with no columns (or no rows) but an absurd other dimension is nothing to
+// do: it must return at once, not loop over 2^62 empty rows.
+TEST(WholeMatrix, EmptyMatricesWithHugeOtherDimensionReturnAtOnce) {
+  const int64_t huge = int64_t{1} << 62;
+  for (const auto& t : lowbit::all_formats()) {
+    std::vector<std::byte> none;
+    EXPECT_EQ(lowbit::quantized_size(t.format, huge, 0), 0u) << t.name;
+    EXPECT_NO_THROW(lowbit::quantize(t.format, {nullptr, huge, 0}, none)) << t.name;
+    EXPECT_NO_THROW(lowbit::dequantize(t.format, none, {nullptr, huge, 0})) << t.name;
+  }
+  // A byte count that does not fit size_t is an error, not a wrapped small number.
+  EXPECT_NE(error_of([&] { lowbit::quantized_size(Format::F32, huge, 1024); }).find("size_t"), std::string::npos);
+}
+
+// Finite values a format cannot represent are refused, naming the element, instead
+// of being clipped to a block whose error is the value itself. Hand-derived limits:
+// F16 rounds 65520 and above to Inf; Q4_K reaches 65504 * 63 * 15 upwards and only
+// 65504 * 63 (dmin times the largest 6-bit min) downwards; Q4_0 65504 * 8 both ways.
+TEST(WholeMatrix, ValuesBeyondAFormatsRangeAreErrorsNamingTheElement) {
+  auto msg_for = [](Format f, float value, int64_t at) {
+    std::vector<float> w(2 * 256, 0.5f);
+    w[at] = value;
+    std::vector<std::byte> q(lowbit::quantized_size(f, 2, 256));
+    return error_of([&] { lowbit::quantize(f, {w.data(), 2, 256}, q); });
+  };
+  std::string msg = msg_for(Format::F16, 65520.0f, 256 + 7);
+  EXPECT_NE(msg.find("[1, 7]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("65520"), std::string::npos) << msg;
+  EXPECT_EQ(msg_for(Format::F16, 65519.0f, 3), "");  // rounds to 65504: representable
+  EXPECT_EQ(msg_for(Format::F16, -65504.0f, 3), "");
+  EXPECT_NE(msg_for(Format::Q4_K, 7e7f, 9).find("[0, 9]"), std::string::npos);
+  EXPECT_EQ(msg_for(Format::Q4_K, 6e7f, 9), "");
+  EXPECT_NE(msg_for(Format::Q4_K, -4.2e6f, 9).find("outside the range"), std::string::npos);
+  EXPECT_EQ(msg_for(Format::Q4_K, -4.1e6f, 9), "");
+  EXPECT_NE(msg_for(Format::Q4_0, -5.3e5f, 0).find("[0, 0]"), std::string::npos);
+  EXPECT_EQ(msg_for(Format::Q4_0, -5.2e5f, 0), "");
+  for (Format f : {Format::F32, Format::BF16, Format::Q8_K}) EXPECT_EQ(msg_for(f, 3e38f, 1), "") << int(f);
+  // BF16: 0x7f7f is the largest finite value; from 0x7f7f8000 (half an ulp above) fp32
+  // values round to Inf. (Found by the kernels fuzzer.)
+  EXPECT_NE(msg_for(Format::BF16, std::bit_cast<float>(0x7f7f8000u), 2).find("[0, 2]"), std::string::npos);
+  EXPECT_EQ(msg_for(Format::BF16, std::bit_cast<float>(0x7f7f7fffu), 2), "");
+  // Within range, a large value is represented, not clipped: Q4_K keeps 6e7 within
+  // its block's error.
+  std::vector<float> w(256, 0.0f), y(256);
+  w[0] = 6e7f;
+  std::vector<std::byte> q(lowbit::quantized_size(Format::Q4_K, 1, 256));
+  lowbit::quantize(Format::Q4_K, {w.data(), 1, 256}, q);
+  lowbit::dequantize(Format::Q4_K, q, {y.data(), 1, 256});
+  EXPECT_NEAR(y[0], 6e7, 6e7 * 0.05);
+}
+
+// Importance vectors are used up to a common factor. Subnormal ones (which made the
+// K-quants' weight normalisation overflow and zero whole tensors) and huge ones must
+// give the bytes that a well-scaled vector with the same proportions gives.
+TEST(WholeMatrix, ImportanceScaleDoesNotMatter) {
+  const int64_t rows = 8, cols = 512;
+  const auto w = lowbit::synthetic_weights(rows, cols, 9);
+  const auto imp = lowbit::synthetic_importance(cols, 9);
+  for (const auto& t : lowbit::all_formats()) {
+    if (!t.quantized) continue;
+    std::vector<std::byte> base(lowbit::quantized_size(t.format, rows, cols));
+    lowbit::quantize(t.format, {w.data(), rows, cols}, base, imp);
+    for (int e : {-140, -120, -100, 60}) {  // 2^-140: deep in fp32's subnormals
+      std::vector<float> scaled(imp);
+      for (float& v : scaled) v = std::ldexp(v, e);
+      std::vector<std::byte> q(base.size());
+      lowbit::quantize(t.format, {w.data(), rows, cols}, q, scaled);
+      std::vector<float> a(rows * cols), b(rows * cols);
+      lowbit::dequantize(t.format, base, {a.data(), rows, cols});
+      lowbit::dequantize(t.format, q, {b.data(), rows, cols});
+      const double ea = lowbit::relative_rmse({w.data(), rows, cols}, {a.data(), rows, cols}, imp);
+      const double eb = lowbit::relative_rmse({w.data(), rows, cols}, {b.data(), rows, cols}, imp);
+      // Exact powers of two change nothing where no weight underflows; at 2^-140 the
+      // smallest weights lose bits, so allow a small difference in weighted error.
+      EXPECT_LE(eb, ea * 1.02 + 1e-9) << t.name << " importance x 2^" << e;
+      if (e >= -100) EXPECT_EQ(q, base) << t.name << " importance x 2^" << e;
+    }
+  }
 }
 
 }  // namespace

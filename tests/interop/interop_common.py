@@ -44,7 +44,7 @@ class Tool:
         self._tmp = tempfile.TemporaryDirectory(prefix="lowbit_interop_")
         self._n = 0
 
-    def _run(self, args, inputs=(), n_outputs=0):
+    def _run(self, args, inputs=(), n_outputs=0, env=None):
         """Writes `inputs` (arrays) to files, runs the tool with `args`, in which
         "<in0>", "<in1>", ... and "<out0>", ... stand for the files, and returns
         (stdout, [raw uint8 contents of each output file])."""
@@ -57,7 +57,7 @@ class Tool:
             np.ascontiguousarray(array).tofile(paths[f"<in{i}>"])
         try:
             cmd = [self.path, *(paths.get(str(a), str(a)) for a in args)]
-            r = subprocess.run(cmd, capture_output=True, text=True)
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if r.returncode != 0:
                 raise ToolError(r.stderr.strip() or f"exit status {r.returncode}")
             outs = [np.fromfile(paths[f"<out{i}>"], dtype=np.uint8) for i in range(n_outputs)]
@@ -88,6 +88,14 @@ class Tool:
         imp_arg = "<in1>" if imp is not None else "-"
         _, (data,) = self._run(["quantize", fmt.name, rows, cols, "<in0>", imp_arg, "<out0>"],
                                inputs=inputs, n_outputs=1)
+        return data
+
+    def quantize_activations(self, fmt, x, isa=None):
+        """lowbit::quantize_activations bytes for float32 x; isa pins LOWBIT_ISA."""
+        rows, cols = x.shape
+        env = dict(os.environ, LOWBIT_ISA=isa) if isa else None
+        _, (data,) = self._run(["quantize-activations", fmt.name, rows, cols, "<in0>", "<out0>"],
+                               inputs=[np.asarray(x, dtype=np.float32)], n_outputs=1, env=env)
         return data
 
     def dequantize(self, fmt, data, rows, cols):
@@ -240,7 +248,7 @@ class Ggml:
         lib.ggml_quantize_chunk.restype = ctypes.c_size_t
         lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                             ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
-        for fn in ("quantize_row_q8_1_ref", "quantize_row_q8_K_ref", "dequantize_row_q8_K"):
+        for fn in ("quantize_row_q8_0_ref", "quantize_row_q8_1_ref", "quantize_row_q8_K_ref", "dequantize_row_q8_K"):
             getattr(lib, fn).argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
             getattr(lib, fn).restype = None
         self.lib = lib

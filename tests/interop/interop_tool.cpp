@@ -57,6 +57,7 @@
 #include "lowbit/gptq/solver.hpp"
 #include "lowbit/gptq/target.hpp"
 #include "lowbit/gsq/quantizer.hpp"
+#include "lowbit/kernels/activations.hpp"
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/formats/quantize.hpp"
@@ -174,6 +175,20 @@ void cmd_quantize(const std::vector<std::string>& a) {
   std::vector<std::byte> dst(out_bytes);
   lowbit::quantize(f, lowbit::ConstMatrixView<float>(src.data(), rows, cols), dst, imp);
   write_file(a[6], dst.data(), dst.size());
+}
+
+// quantize-activations FORMAT ROWS COLS IN OUT: lowbit::quantize_activations (the
+// ggml-compatible Q8_0 / Q8_1 / Q8_K fast path), optionally pinned to one CPU-feature
+// set through LOWBIT_ISA by the caller.
+void cmd_quantize_activations(const std::vector<std::string>& a) {
+  check_argc(a, 6);
+  const auto f = parse_format(a[1]);
+  const int64_t rows = parse_dim(a[2], "ROWS"), cols = parse_dim(a[3], "COLS");
+  const size_t out_bytes = lowbit::quantized_size(f, rows, cols);
+  const auto src = read_floats(a[4], rows * cols);
+  std::vector<std::byte> dst(out_bytes);
+  lowbit::quantize_activations(f, lowbit::ConstMatrixView<float>(src.data(), rows, cols), dst);
+  write_file(a[5], dst.data(), dst.size());
 }
 
 void cmd_dequantize(const std::vector<std::string>& a) {
@@ -522,6 +537,8 @@ int main(int argc, char** argv) {
       cmd_gen(args);
     } else if (cmd == "quantize") {
       cmd_quantize(args);
+    } else if (cmd == "quantize-activations") {
+      cmd_quantize_activations(args);
     } else if (cmd == "dequantize") {
       cmd_dequantize(args);
     } else if (cmd == "gsq") {

@@ -148,6 +148,21 @@ Bytes all_types_file(size_t* data_start = nullptr) {
   return b;
 }
 
+// A NUL inside a tensor name or key would end it early for every C consumer.
+TEST(GgufBad, NulInsideANameOrKey) {
+  TempDir tmp;
+  Bytes b;
+  b.header(1, 0).tensor(std::string_view("a\0b.weight", 10), {32}, 0, 0).pad_to(32);
+  for (int i = 0; i < 32; ++i) b.f32(0.0f);
+  std::string msg = open_error(tmp, b);
+  EXPECT_CONTAINS(msg, "NUL byte");
+  EXPECT_CONTAINS(msg, "byte offset 24");
+  Bytes c;
+  c.header(0, 1).key(std::string_view("general.x\0y", 11), 4).u32(1);
+  msg = open_error(tmp, c);
+  EXPECT_CONTAINS(msg, "NUL byte");
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ reading

@@ -3,9 +3,11 @@
 // this CPU cannot run is skipped with the features it lacks.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 
+#include "families/activations.hpp"
 #include "families/dequantize.hpp"
 #include "families/gsq_gemv.hpp"
 #include "families/quantize.hpp"
@@ -43,10 +45,32 @@ TEST_P(Quantize, MatchesReference) { run_variant<QuantizeFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, Quantize, ::testing::ValuesIn(variants<QuantizeFamily>()),
                          variant_name<QuantizeFamily>);
 
+class Activations : public ::testing::TestWithParam<const ActivationsFamily::Variant*> {};
+TEST_P(Activations, MatchesReference) { run_variant<ActivationsFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, Activations, ::testing::ValuesIn(variants<ActivationsFamily>()),
+                         variant_name<ActivationsFamily>);
+
 class GsqGemv : public ::testing::TestWithParam<const GsqGemvFamily::Variant*> {};
 TEST_P(GsqGemv, MatchesReference) { run_variant<GsqGemvFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvFamily>()),
                          variant_name<GsqGemvFamily>);
+
+// Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
+// and signalling NaNs), bit for bit as their scalar reference decodes them.
+TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
+  std::vector<uint16_t> codes(65536);
+  for (uint32_t i = 0; i < 65536; ++i) codes[i] = static_cast<uint16_t>(i);
+  for (Format f : {Format::F16, Format::BF16}) {
+    std::vector<float> want(codes.size()), got(codes.size());
+    dequantize_kernels().reference(f).fn(codes.data(), want.data(), 65536);
+    for (const auto& v : dequantize_kernels().variants()) {
+      if (!(v.key == f) || v.is_reference() || !v.supported_by_cpu()) continue;
+      v.fn(codes.data(), got.data(), 65536);
+      for (size_t i = 0; i < codes.size(); ++i)
+        ASSERT_EQ(std::memcmp(&want[i], &got[i], 4), 0) << v.name << " code 0x" << std::hex << i;
+    }
+  }
+}
 
 // The tables' own invariants: unique names, one scalar reference per key, and no
 // two variants of a key at the same priority (the choice would depend on list order).
@@ -71,6 +95,7 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(quantize_kernels());
   expect_well_formed(dequantize_kernels());
   expect_well_formed(gsq_gemv_kernels());
+  expect_well_formed(activation_kernels());
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;
     EXPECT_NO_THROW(dequantize_kernels().reference(t.format)) << t.name;

@@ -272,5 +272,54 @@ TEST(QuantRules, ModelInfoFromGguf) {
   EXPECT_FALSE(m.has_output);
 }
 
+// Head and layer counts are untrusted metadata: INT64_MIN heads over -1 KV heads
+// (a SIGFPE in the GQA ratio) or 2^62 layers (overflow in the depth rules) must be
+// Errors naming the file and key, in scalar and per-layer array form.
+TEST(QuantRules, AbsurdCountsInMetadataAreErrorsNamingFileAndKey) {
+  const auto path = std::filesystem::temp_directory_path() / ("lowbit_qr_bad_" + std::to_string(::getpid()) + ".gguf");
+  auto info_error = [&](const std::string& key, GgufValue v) {
+    GgufWriter w;
+    w.set("general.architecture", "llama");
+    w.set(key, std::move(v));
+    w.add_tensor("token_embd.weight", {32, 32}, Format::F32, std::vector<std::byte>(32 * 32 * 4));
+    w.write(path);
+    std::string msg;
+    try {
+      ModelInfo::from_gguf(GgufFile::open(path));
+    } catch (const Error& e) {
+      msg = e.what();
+    }
+    std::filesystem::remove(path);
+    return msg;
+  };
+  std::string msg = info_error("llama.attention.head_count", GgufValue(INT64_MIN));
+  EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("llama.attention.head_count"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("outside"), std::string::npos) << msg;
+  msg = info_error("llama.attention.head_count_kv", GgufValue::array<int64_t>({-1, -1}));
+  EXPECT_NE(msg.find("llama.attention.head_count_kv"), std::string::npos) << msg;
+  msg = info_error("llama.block_count", GgufValue(int64_t{1} << 62));
+  EXPECT_NE(msg.find("llama.block_count"), std::string::npos) << msg;
+  msg = info_error("llama.block_count", GgufValue("many"));
+  EXPECT_NE(msg.find("llama.block_count' is not an integer count"), std::string::npos) << msg;
+  msg = info_error("llama.expert_count", GgufValue(uint64_t{1} << 63));
+  EXPECT_NE(msg.find("llama.expert_count"), std::string::npos) << msg;
+
+  // A ModelInfo filled by hand is checked by plan_tensor too.
+  ModelInfo m;
+  m.architecture = "llama";
+  m.n_layer = 32;
+  m.n_head = INT64_MIN;
+  m.n_head_kv = -1;
+  const int64_t shape[] = {4096, 1024};
+  const auto q2 = *quant_scheme_from_name("Q2_K");
+  EXPECT_THROW(plan_tensor(q2, m, "blk.0.attn_v.weight", shape, Format::F16), Error);
+  m.n_head = 32;
+  m.n_head_kv = 8;
+  m.n_layer = INT64_MAX;
+  EXPECT_THROW(plan_tensor(*quant_scheme_from_name("Q4_K_M"), m, "blk.3.ffn_down.weight", shape, Format::F16),
+               Error);
+}
+
 }  // namespace
 }  // namespace lowbit

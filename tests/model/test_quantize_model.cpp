@@ -15,6 +15,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/core/metrics.hpp"
+#include "lowbit/io/model_file.hpp"
 #include "lowbit/core/synthetic.hpp"
 #include "lowbit/gptq/solver.hpp"
 #include "lowbit/gsq/ggml_mapping.hpp"
@@ -316,6 +317,34 @@ TEST_F(QuantizeModel, ImatrixOfTheWrongLengthIsAnError) {
   o.imatrix = ImportanceMap{{"token_embd.weight", std::vector<float>(100, 1.0f)}};
   const QuantizePlan plan = plan_model_quantization(in, o);
   EXPECT_TRUE(planned(plan, "token_embd.weight").importance.empty());
+}
+
+// A tensor with no elements but a huge other dimension (0 x 2^62) is legal GGUF; it
+// must pass through as an empty tensor at once, not loop over 2^62 empty rows.
+TEST_F(QuantizeModel, EmptyTensorWithHugeDimensionPassesThroughAtOnce) {
+  GgufWriter w;
+  w.set("general.architecture", "llama");
+  w.set("llama.block_count", uint32_t{1});
+  w.add_tensor("blk.0.attn_q.weight", {0, int64_t{1} << 62}, Format::F32, std::vector<std::byte>{});
+  w.add_tensor("blk.0.attn_k.weight", {256, 4}, Format::F32, std::vector<std::byte>(256 * 4 * 4));
+  w.write(*dir_ / "empty.gguf");
+  QuantizeModelOptions o = options("Q4_K_M");
+  quantize_model(*dir_ / "empty.gguf", *dir_ / "empty-q.gguf", o);
+  const GgufFile out = GgufFile::open(*dir_ / "empty-q.gguf");
+  EXPECT_EQ(out.tensor("blk.0.attn_q.weight").nbytes, 0u);
+  EXPECT_EQ(out.tensor("blk.0.attn_q.weight").shape[1], int64_t{1} << 62);
+  const ModelFile view = ModelFile::open(*dir_ / "empty-q.gguf");
+  EXPECT_TRUE(view.read_f32(*view.find("blk.0.attn_q.weight")).empty());
+}
+
+// An imatrix that names none of the tensors it would weight is another model's.
+TEST_F(QuantizeModel, ImatrixMatchingNoTensorIsAnError) {
+  const GgufFile in = open_model();
+  QuantizeModelOptions o = options("Q4_K_M");
+  o.imatrix = ImportanceMap{{"model.layers.0.self_attn.q_proj.weight", std::vector<float>(64, 1.0f)}};
+  const std::string msg = test::error_of([&] { plan_model_quantization(in, o); });
+  EXPECT_NE(msg.find("no entry for any of the"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos) << msg;
 }
 
 TEST_F(QuantizeModel, OneCallFromPathToPath) {

@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <vector>
 
 #include "cli.hpp"
 #include "lowbit/core/log.hpp"
+#include "lowbit/io/files.hpp"
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/imatrix.hpp"
 #include "lowbit/model/quant_rules.hpp"
@@ -36,7 +38,8 @@ void print_quantize_help() {
       "tied to it) gets Q6_K; a row length that does not fit a 256-element format falls\n"
       "back to a 32-element one. Quantized inputs are decoded to f32 first. Metadata is\n"
       "copied; general.file_type and general.quantization_version are set; the output\n"
-      "is written atomically (never a half-written file).\n"
+      "is written atomically (never a half-written file; an interrupted run removes its\n"
+      "temporary file); OUT must not be IN or a special file such as /dev/null.\n"
       "\n"
       "TYPE: a llama-quantize mixture: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S\n"
       "      Q5_K_M Q6_K, or a single format: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL IQ4_XS\n"
@@ -50,8 +53,9 @@ void print_quantize_help() {
       "                   search); gsq: GSQ's mse search (importance search with\n"
       "                   --imatrix), for targets Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 only;\n"
       "                   gptq: GPTQ into each tensor's target format, needs --hessians\n"
-      "  --hessians DIR   <tensor name>.hess files saved by HessianAccumulator::save;\n"
-      "                   tensors without one are quantized with rtn (logged)\n"
+      "  --hessians DIR   <tensor name>.hess files saved by HessianAccumulator::save\n"
+      "                   ('/', '%%', '\\', control bytes and a leading '.' of the name\n"
+      "                   written as %%XX); tensors without one use rtn (logged)\n"
       "  --threads N      worker threads (0 = all cores, the default); the output does\n"
       "                   not depend on it\n"
       "  --quiet          no progress bar and only warnings in the log\n"
@@ -69,7 +73,10 @@ Options parse(Args& args) {
       if (args.done()) throw UsageError(a + " needs a value");
       return args.next();
     };
-    if (a == "--imatrix") o.imatrix = value();
+    if (a == "--imatrix") {
+      o.imatrix = value();
+      if (o.imatrix.empty()) throw UsageError("--imatrix needs a file name, got an empty string");
+    }
     else if (a == "--hessians") o.hessians = value();
     else if (a == "--threads") o.threads = static_cast<int>(parse_int(a, value(), 0, 4096));
     else if (a == "--quiet") o.quiet = true;
@@ -111,11 +118,13 @@ int run_quantize(Args args) {
   const Options o = parse(args);
   setup_logging(o.quiet);
 
+  // Fail before the work, not after it, when the output cannot be written: a missing or
+  // read-only folder, a special file (/dev/null, a FIFO, a directory), an over-long
+  // name, or the input itself under another name (docs/reliability.md).
+  std::vector<std::filesystem::path> inputs = {o.in};
+  if (!o.imatrix.empty()) inputs.emplace_back(o.imatrix);
+  check_output_path(o.out, inputs);
   const GgufFile in = GgufFile::open(o.in);
-  // Fail before the work, not after it, when the output cannot be created.
-  const std::filesystem::path out_dir = std::filesystem::absolute(o.out).parent_path();
-  if (!std::filesystem::is_directory(out_dir))
-    throw Error("output " + o.out + ": folder " + out_dir.string() + " does not exist");
   QuantizeModelOptions opts{o.scheme};
   opts.method = o.method;
   opts.threads = o.threads;

@@ -53,7 +53,7 @@ std::vector<Format> parse_formats(const std::string& list) {
   std::string name;
   while (std::getline(ss, name, ',')) {
     auto f = format_from_name(name);
-    if (!f) throw Error("--formats: unknown format '" + name + "' (see `lowbit formats`)");
+    if (!f) throw UsageError("--formats: unknown format '" + name + "' (see `lowbit formats`)");
     out.push_back(*f);
   }
   return out;
@@ -64,7 +64,7 @@ DemoOptions parse(Args& args) {
   while (!args.done()) {
     const std::string opt = args.next();
     auto value = [&]() -> std::string {
-      if (args.done()) throw Error(opt + " needs a value");
+      if (args.done()) throw UsageError(opt + " needs a value");
       return args.next();
     };
     if (opt == "--rows") o.rows = parse_int(opt, value(), 1, 1 << 20);
@@ -76,15 +76,15 @@ DemoOptions parse(Args& args) {
     else if (opt == "--only") {
       const std::string v = value();
       if (v != "formats" && v != "gsq" && v != "gptq")
-        throw Error("--only expects 'formats', 'gsq' or 'gptq', got '" + v + "'");
+        throw UsageError("--only expects 'formats', 'gsq' or 'gptq', got '" + v + "'");
       o.show_formats = v == "formats";
       o.show_gsq = v == "gsq";
       o.show_gptq = v == "gptq";
     }
-    else throw Error("demo: unknown option '" + opt + "' (try lowbit demo --help)");
+    else throw UsageError("demo: unknown option '" + opt + "' (try lowbit demo --help)");
   }
   if (o.cols % 256 != 0)
-    throw Error("--cols " + std::to_string(o.cols) + " must be a multiple of 256 so every format applies");
+    throw UsageError("--cols " + std::to_string(o.cols) + " must be a multiple of 256 so every format applies");
   if (o.formats.empty())
     for (const auto& t : all_formats())
       if (t.format != Format::F32) o.formats.push_back(t.format);

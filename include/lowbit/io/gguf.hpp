@@ -7,8 +7,9 @@
 // is not copied: GgufFile::data() is a view into the mapping.
 //
 // GgufWriter collects metadata and tensors and writes them atomically: the bytes
-// go to "<path>.tmp.<pid>", are fsync'ed and renamed over <path>, so a failure
-// never leaves a half-written file behind.
+// go to a temporary file beside <path> ("<path>.tmp.<pid>.<n>"), are fsync'ed and
+// renamed over <path>, so a failure never leaves a half-written file behind
+// (lowbit/io/files.hpp, docs/reliability.md).
 //
 // Shapes use GGUF's order: shape[0] = ne0 is the contiguous row length (a weight
 // matrix [out x in] has shape {in, out}).
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "lowbit/formats/format.hpp"
+#include "lowbit/io/files.hpp"
 
 namespace lowbit {
 

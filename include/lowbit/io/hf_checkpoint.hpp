@@ -32,8 +32,11 @@ void save_hf_gptq_checkpoint(const std::filesystem::path& dir, std::span<const H
 // Reads a checkpoint written by lowbit or by AutoGPTQ / GPTQModel (single file):
 // quantize_config.json gives bits, group size, symmetry and the zero convention
 // ("checkpoint_format": "gptq" = v1, "gptq_v2" = v2; absent = v1, AutoGPTQ's
-// default); the layers are every `*.qweight` with its three companions. Shapes and
-// dtypes are validated; errors name the file and tensor.
+// default); the layers are every `*.qweight` with its three companions. Every JSON
+// value is type- and range-checked before use ("bits" an integer in [1, 32],
+// "group_size" an integer in [-1, 2^31 - 1], "sym" a boolean, "checkpoint_format" a
+// string); dtypes, dimensions and a .qweight with a zero dimension are checked;
+// errors name the file and the key or tensor. from_hf_gptq validates the rest.
 std::vector<HfGptqLayer> load_hf_gptq_checkpoint(const std::filesystem::path& dir);
 
 }  // namespace lowbit

@@ -51,8 +51,10 @@ struct Imatrix {
 
 // Reads either format (a file starting with "GGUF" is the GGUF one). Throws
 // lowbit::Error naming the file and the entry, field or byte offset for any defect:
-// truncation, lying lengths, a .in_sum2 without its .counts (or the reverse), a
-// non-F32 tensor, sizes that do not divide, NaN/Inf or negative values, no entries.
+// a path that is not a regular file (a directory, /dev/zero, a FIFO: refused before
+// reading), truncation, lying lengths, a .in_sum2 without its .counts (or the
+// reverse), a non-F32 or zero-size tensor, sizes that do not divide, NaN/Inf or
+// negative values, no entries.
 Imatrix load_imatrix(const std::filesystem::path& path);
 
 // The legacy format from memory; `source` names the data in error messages.

@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/io/files.hpp"
+
 namespace lowbit {
 
 // The whole-byte dtypes of the format. The sub-byte ones (F4, F6_E2M3, F6_E3M2) are
@@ -103,7 +105,8 @@ class SafetensorsModel {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // Tensor name -> shard file name, as written in the index.
   const std::map<std::string, std::string>& weight_map() const { return weight_map_; }
-  // The shards in order of their file names.
+  // The shards in order of their file names, each file once however the index spells
+  // it ("x" and "./x", or a link to the same file, are one shard).
   const std::vector<SafetensorsFile>& shards() const { return shards_; }
 
   const SafetensorsTensor* find(std::string_view name) const;

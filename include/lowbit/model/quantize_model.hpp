@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/core/error.hpp"
 #include "lowbit/formats/format.hpp"
 #include "lowbit/gptq/hessian.hpp"
 #include "lowbit/gptq/solver.hpp"
@@ -56,7 +57,9 @@ struct HessianSource {
   // Optional: where `name`'s Hessian is looked for, used in messages (a file path).
   std::function<std::string(const std::string& name)> describe;
 };
-// "<dir>/<tensor name>.hess" files written by HessianAccumulator::save.
+// Files <dir>/tensor_file_name(name, ".hess") written by HessianAccumulator::save
+// (lowbit/io/files.hpp escapes path separators, a leading dot and control bytes as
+// %XX, so no tensor name reaches outside <dir>).
 HessianSource hessians_from_directory(const std::filesystem::path& dir);
 // Hessians held in memory, by tensor name.
 HessianSource hessians_from_map(std::map<std::string, HessianAccumulator, std::less<>> hessians);
@@ -100,6 +103,17 @@ struct QuantizeModelOptions {
   std::function<void(int64_t done, int64_t total)> progress;
   // Called on the calling thread after each tensor (in file order) has been added.
   std::function<void(const PlannedTensor& tensor)> on_tensor;
+  // Optional: polled on the calling thread before each tensor and after each progress
+  // step (right after `progress` is called). Returning true stops the work: quantize_model
+  // throws QuantizeCancelled, and the one-call form writes no output file.
+  std::function<bool()> cancelled;
+};
+
+// What quantize_model throws when QuantizeModelOptions::cancelled returned true (an
+// Error, so code that only catches Error still stops; catch this first to tell it apart).
+class QuantizeCancelled : public Error {
+ public:
+  QuantizeCancelled() : Error("quantize_model: cancelled") {}
 };
 
 // Chooses every tensor's type and attaches its importance, before any work, so a

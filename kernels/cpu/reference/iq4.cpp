@@ -114,13 +114,11 @@ float signed_max(const float* x, int n) {
 }
 
 // The objective's weights for n elements: the importance when given and not all
-// zero, else ones. Returns false when it fell back to ones.
+// zero (scaled by a power of two, unit_scaled_weights), else ones. Returns false when it fell back to ones.
 bool objective_weights(const float* importance, int n, float* w) {
-  float sum = 0.0f;
-  if (importance != nullptr)
-    for (int j = 0; j < n; ++j) sum += importance[j];
-  for (int j = 0; j < n; ++j) w[j] = sum > 0.0f ? importance[j] : 1.0f;
-  return sum > 0.0f || importance == nullptr;
+  if (importance != nullptr && unit_scaled_weights(importance, n, w)) return true;
+  for (int j = 0; j < n; ++j) w[j] = 1.0f;
+  return importance == nullptr;
 }
 
 // Best scale for one 32-element block, as it would be stored by `round` (fp16 for
@@ -244,7 +242,9 @@ void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float
     // squared error) so its values are not arbitrary.
     for (int ib = 0; ib < kSub; ++ib) {
       counts[ib] = 1.0f;
-      if (weighted && !objective_weights(imp + ib * QB, QB, w + ib * QB)) counts[ib] = 0.0f;
+      if (!weighted || std::any_of(imp + ib * QB, imp + (ib + 1) * QB, [](float v) { return v > 0.0f; })) continue;
+      std::fill(w + ib * QB, w + (ib + 1) * QB, 1.0f);
+      counts[ib] = 0.0f;
     }
 
     // 1. The ideal (unquantized) scale of every sub-block.

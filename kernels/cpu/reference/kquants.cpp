@@ -25,6 +25,8 @@
 #include <cstring>
 #include <iterator>
 
+#include <limits>
+
 #include "common/kquant_scales.hpp"
 #include "cpu/reference/scalar_math.hpp"
 #include "lists/declarations.hpp"
@@ -68,8 +70,13 @@ void normalized_importance(const float* importance, float* w) {
     double sum = 0;
     for (int i = 0; i < N; ++i) sum += importance[i];
     if (sum > 0) {
-      const float inv_mean = static_cast<float>(N / sum);
-      for (int i = 0; i < N; ++i) w[i] = importance[i] * inv_mean + 1e-6f;
+      const double inv_mean = N / sum;
+      if (inv_mean <= std::numeric_limits<float>::max()) {
+        const auto inv = static_cast<float>(inv_mean);
+        for (int i = 0; i < N; ++i) w[i] = importance[i] * inv + 1e-6f;
+      } else {  // subnormal importance: 1/mean overflows float, so scale in double
+        for (int i = 0; i < N; ++i) w[i] = static_cast<float>(importance[i] * inv_mean) + 1e-6f;
+      }
       return;
     }
   }

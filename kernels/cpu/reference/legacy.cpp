@@ -107,12 +107,11 @@ struct TopK {
 };
 
 // The objective's per-element weights for one block: the importance when given and
-// not all zero, else ones (plain squared error).
+// not all zero (scaled by a power of two, unit_scaled_weights), else ones (plain
+// squared error).
 void importance_or_ones(const float* importance, float* w) {
-  float sum = 0.0f;
-  if (importance != nullptr)
-    for (int j = 0; j < QK; ++j) sum += importance[j];
-  for (int j = 0; j < QK; ++j) w[j] = sum > 0.0f ? importance[j] : 1.0f;
+  if (importance != nullptr && unit_scaled_weights(importance, QK, w)) return;
+  for (int j = 0; j < QK; ++j) w[j] = 1.0f;
 }
 
 // ---------------------------------------------------------------- symmetric: x = d * l

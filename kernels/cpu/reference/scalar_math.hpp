@@ -2,6 +2,7 @@
 // Small float helpers the scalar reference quantizers share. Internal linkage: these
 // files are the ground truth and must not pick up a copy compiled with SIMD flags.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -34,6 +35,21 @@ inline int round_even_to_int(float v) {
 // std::clamp's nested conditional keeps GCC from vectorising; min(max()) maps to
 // minps/maxps.
 inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
+
+// Copies n non-negative importance weights scaled by one power of two so that the
+// largest lies in [0.5, 1), and returns whether any weight is positive. Weighted
+// objectives are invariant to a common factor, and a power of two changes no
+// rounding, so normal inputs give the same decisions as unscaled ones; subnormal
+// weights (whose weighted errors would underflow to zero and make every candidate
+// tie) and huge ones (whose sums would overflow) become well-scaled.
+inline bool unit_scaled_weights(const float* importance, int n, float* w) {
+  float wmax = 0.0f;
+  for (int j = 0; j < n; ++j) wmax = std::max(wmax, importance[j]);
+  if (!(wmax > 0.0f)) return false;
+  const int e = std::ilogb(wmax) + 1;
+  for (int j = 0; j < n; ++j) w[j] = std::ldexp(importance[j], -e);
+  return true;
+}
 
 }  // namespace
 }  // namespace lowbit::kernels

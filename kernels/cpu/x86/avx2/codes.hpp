@@ -50,5 +50,13 @@ inline __m256i five_bit_codes(const uint8_t* qs, const uint8_t* qh) {
   return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(16)));
 }
 
+// The 32 four-bit codes of a 32-element block (low nibbles are elements 0..15, high
+// nibbles 16..31), one per byte.
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), m4), _mm_and_si128(bytes, m4));
+}
+
 }  // namespace
 }  // namespace lowbit::kernels

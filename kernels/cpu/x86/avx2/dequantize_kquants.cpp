@@ -116,4 +116,61 @@ void dequantize_row_q6_K__avx2(const void* x, float* y, int64_t n) {
   }
 }
 
+void dequantize_row_q5_K__avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_q5_K*>(x);
+  const __m256i mask = _mm256_set1_epi8(0x0f);
+  alignas(32) uint8_t q[64];
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_q5_K& b = in[i];
+    const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const uint8_t* ql = b.qs;
+    for (int j = 0; j < QK_K / 32; j += 2, ql += 32, y += 64) {
+      uint8_t sc, m;
+      get_scale_min_k4(j, b.scales, sc, m);
+      const __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(dmin * m);
+      get_scale_min_k4(j + 1, b.scales, sc, m);
+      const __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(dmin * m);
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      // Bit j of qh[l] is element l's fifth bit in sub-block j: move it to bit 4 (a
+      // 16-bit shift is safe: bit 0 of each byte then holds that byte's bit j).
+      const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, j), _mm256_set1_epi8(1));
+      const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(qh, j + 1), _mm256_set1_epi8(1));
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(bytes, mask), _mm256_slli_epi16(h1, 4));
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask),
+                                         _mm256_slli_epi16(h2, 4));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q), lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32), hi);
+      for (int l = 0; l < 32; l += 8) {
+        _mm256_storeu_ps(y + l, _mm256_sub_ps(_mm256_mul_ps(d1, u8_to_ps(q + l)), m1));
+        _mm256_storeu_ps(y + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, u8_to_ps(q + 32 + l)), m2));
+      }
+    }
+  }
+}
+
+void dequantize_row_q8_K__avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_q8_K*>(x);
+  for (int64_t i = 0; i < n / QK_K; ++i, y += QK_K) {
+    const __m256 d = _mm256_set1_ps(in[i].d);
+    for (int j = 0; j < QK_K; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(d, i8_to_ps(in[i].qs + j)));
+  }
+}
+
+void dequantize_row_iq4_xs__avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_iq4_xs*>(x);
+  const __m256i book = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  alignas(32) int8_t v[32];
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_iq4_xs& b = in[i];
+    const float d = fp16_to_fp32(b.d);
+    for (int ib = 0; ib < QK_K / 32; ++ib, y += 32) {
+      const int ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((b.scales_h >> (2 * ib)) & 3) << 4);
+      const __m256 dl = _mm256_set1_ps(d * static_cast<float>(ls - 32));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(v), _mm256_shuffle_epi8(book, nibbles32(b.qs + 16 * ib)));
+      for (int j = 0; j < 32; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(dl, i8_to_ps(v + j)));
+    }
+  }
+}
+
 }  // namespace lowbit::kernels

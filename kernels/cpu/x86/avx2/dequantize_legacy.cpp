@@ -58,4 +58,27 @@ void dequantize_row_q8_0__avx2(const void* x, float* y, int64_t n) {
   }
 }
 
+void dequantize_row_q4_1__avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_q4_1*>(x);
+  alignas(32) uint8_t q[QK_LEGACY];
+  for (int64_t i = 0; i < n / QK_LEGACY; ++i, y += QK_LEGACY) {
+    const __m256 d = _mm256_set1_ps(fp16_to_fp32(in[i].d)), m = _mm256_set1_ps(fp16_to_fp32(in[i].m));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(q), nibbles32(in[i].qs));
+    // q * d + m, the scalar reference's order.
+    for (int j = 0; j < 32; j += 8) _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_mul_ps(u8_to_ps(q + j), d), m));
+  }
+}
+
+void dequantize_row_iq4_nl__avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const block_iq4_nl*>(x);
+  // The 16-entry code book as a byte shuffle: code -> int8 value.
+  const __m256i book = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  alignas(32) int8_t v[QK_LEGACY];
+  for (int64_t i = 0; i < n / QK_LEGACY; ++i, y += QK_LEGACY) {
+    const __m256 d = _mm256_set1_ps(fp16_to_fp32(in[i].d));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v), _mm256_shuffle_epi8(book, nibbles32(in[i].qs)));
+    for (int j = 0; j < 32; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(d, i8_to_ps(v + j)));
+  }
+}
+
 }  // namespace lowbit::kernels

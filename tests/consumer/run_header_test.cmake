@@ -1,0 +1,16 @@
+# Compiles tests/consumer/header_check.c (lowbit.h alone) as C99 with gcc and as C++
+# with the project's C++ compiler, warnings as errors, pedantic.
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+function(compile)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "lowbit.h does not compile (${rc}): ${ARGN}\n${out}")
+  endif()
+  message("ok: ${ARGN}")
+endfunction()
+set(_warn -Wall -Wextra -Werror -pedantic)
+compile(${C_COMPILER} -std=c99 ${_warn} -I${INCLUDE_DIR} -c ${SOURCE} -o ${WORK_DIR}/header_c99.o)
+compile(${C_COMPILER} -std=c11 ${_warn} -Wstrict-prototypes -I${INCLUDE_DIR} -c ${SOURCE} -o ${WORK_DIR}/header_c11.o)
+compile(${CXX_COMPILER} -x c++ -std=c++11 ${_warn} -I${INCLUDE_DIR} -c ${SOURCE} -o ${WORK_DIR}/header_cxx11.o)
+compile(${CXX_COMPILER} -x c++ -std=c++20 ${_warn} -I${INCLUDE_DIR} -c ${SOURCE} -o ${WORK_DIR}/header_cxx20.o)
