@@ -91,7 +91,18 @@ std::string quote(std::string_view s) {
   std::string r;
   r.reserve(s.size() + 2);
   r.push_back('\'');
-  r.append(s);
+  // Control bytes (a NUL from "\u0000" above all) as \xNN, so a message stays one
+  // printable C string.
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      r += "\\x";
+      r.push_back(kHex[c >> 4]);
+      r.push_back(kHex[c & 15]);
+    } else {
+      r.push_back(static_cast<char>(c));
+    }
+  }
   r.push_back('\'');
   return r;
 }
@@ -278,6 +289,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     if (!dtype) throw Error(where + ": unknown dtype " + dtype_v.dump());
 
     SafetensorsTensor t;
+    // "\u0000" is valid JSON, but a NUL would end the name early for C consumers.
+    if (name.find('\0') != std::string::npos) throw Error(where + ": tensor name contains a NUL character");
     t.name = name;
     t.dtype = *dtype;
     t.shape = unsigned_array(value["shape"], where + ": shape");
@@ -286,6 +299,11 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
       throw Error(where + ": data_offsets must hold [begin, end], got " + value["data_offsets"].dump());
     const uint64_t begin = offsets[0], end = offsets[1];
 
+    // Every consumer indexes with int64 (and prints shapes signed): a dimension above
+    // INT64_MAX, possible next to a zero dimension, would turn negative.
+    for (uint64_t d : t.shape)
+      if (d > static_cast<uint64_t>(INT64_MAX))
+        throw Error(where + ": shape " + shape_text(t.shape) + " has a dimension above INT64_MAX");
     uint64_t numel = 1;
     for (uint64_t d : t.shape)
       numel = checked_mul(numel, d, where + ": element count of shape " + shape_text(t.shape) + " overflows 64 bits");

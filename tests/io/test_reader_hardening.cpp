@@ -152,6 +152,19 @@ TEST(ReaderHardening, SafetensorsByteOrderMarkIsRefused) {
   EXPECT_NE(e.find("byte-order mark (EF BB BF) at file offset 0"), std::string::npos) << e;
 }
 
+// A dimension above INT64_MAX next to a zero one: zero bytes, but printed negative
+// and indexed wrongly by every int64 consumer, so refused.
+TEST(ReaderHardening, SafetensorsDimensionAboveInt64MaxIsRefused) {
+  TempDir dir;
+  const fs::path p = dir / "dims.safetensors";
+  write_file(p, safetensors(R"({"t":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})"));
+  const std::string e = error_of([&] { lowbit::SafetensorsFile::open(p); });
+  EXPECT_NE(e.find("above INT64_MAX"), std::string::npos) << e;
+  write_file(p, safetensors(R"({"a\u0000b":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})"));
+  const std::string e2 = error_of([&] { lowbit::SafetensorsFile::open(p); });
+  EXPECT_NE(e2.find("NUL character"), std::string::npos) << e2;
+}
+
 TEST(ReaderHardening, OneShardUnderTwoSpellingsIsOpenedOnce) {
   TempDir dir;
   // Two F32 tensors of one element each in one shard.
