@@ -174,8 +174,8 @@ LOWBIT_C_API lowbit_status lowbit_dequantize(lowbit_format format, const void* s
 /* One row through the best kernel variant for this CPU (the dispatch tables of
    docs/kernels.md). n: elements, a multiple of the block size. These are the raw
    kernels: no NaN/Inf check (lowbit_quantize does that), sizes are checked.
-   Only the quantize, dequantize and GSQ GEMV families exist: dot products, GEMV and
-   GEMM over the GGML formats are not implemented yet. */
+   The C API covers the quantize, dequantize and GSQ GEMV families (docs/api.md
+   lists what it leaves to C++). */
 LOWBIT_C_API lowbit_status lowbit_quantize_row(lowbit_format format, const float* x, int64_t n,
                                                const float* importance, size_t importance_len, void* y,
                                                size_t y_size);

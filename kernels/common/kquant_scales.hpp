@@ -22,6 +22,15 @@ LOWBIT_HD void get_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m
   }
 }
 
+// Sub-block j's decode map: value = scale * q - min with scale = d * sc_j and
+// min = dmin * m_j, multiplied in the scalar dequantizers' order.
+LOWBIT_HD void sub_block_affine_k4(int j, const uint8_t* q, float d, float dmin, float& scale, float& min) {
+  uint8_t sc, m;
+  get_scale_min_k4(j, q, sc, m);
+  scale = d * sc;
+  min = dmin * m;
+}
+
 // Packs eight scales and mins (each 0..63) into the 12 bytes `q`.
 LOWBIT_HD void put_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
   for (int i = 0; i < 12; ++i) q[i] = 0;

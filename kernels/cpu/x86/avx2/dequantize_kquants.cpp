@@ -62,11 +62,10 @@ void dequantize_row_q4_K__avx2(const void* x, float* y, int64_t n) {
     const uint8_t* q = b.qs;
     alignas(32) uint8_t nib[64];
     for (int j = 0; j < QK_K / 32; j += 2, q += 32, y += 64) {
-      uint8_t sc, m;
-      get_scale_min_k4(j, b.scales, sc, m);
-      const __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(dmin * m);
-      get_scale_min_k4(j + 1, b.scales, sc, m);
-      const __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(dmin * m);
+      float s1, n1, s2, n2;
+      sub_block_affine_k4(j, b.scales, d, dmin, s1, n1);
+      sub_block_affine_k4(j + 1, b.scales, d, dmin, s2, n2);
+      const __m256 d1 = _mm256_set1_ps(s1), m1 = _mm256_set1_ps(n1), d2 = _mm256_set1_ps(s2), m2 = _mm256_set1_ps(n2);
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
       const __m256i mask = _mm256_set1_epi8(0x0f);
       _mm256_store_si256(reinterpret_cast<__m256i*>(nib), _mm256_and_si256(bytes, mask));
@@ -126,11 +125,10 @@ void dequantize_row_q5_K__avx2(const void* x, float* y, int64_t n) {
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
     const uint8_t* ql = b.qs;
     for (int j = 0; j < QK_K / 32; j += 2, ql += 32, y += 64) {
-      uint8_t sc, m;
-      get_scale_min_k4(j, b.scales, sc, m);
-      const __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(dmin * m);
-      get_scale_min_k4(j + 1, b.scales, sc, m);
-      const __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(dmin * m);
+      float s1, n1, s2, n2;
+      sub_block_affine_k4(j, b.scales, d, dmin, s1, n1);
+      sub_block_affine_k4(j + 1, b.scales, d, dmin, s2, n2);
+      const __m256 d1 = _mm256_set1_ps(s1), m1 = _mm256_set1_ps(n1), d2 = _mm256_set1_ps(s2), m2 = _mm256_set1_ps(n2);
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
       // Bit j of qh[l] is element l's fifth bit in sub-block j: move it to bit 4 (a
       // 16-bit shift is safe: bit 0 of each byte then holds that byte's bit j).

@@ -37,11 +37,10 @@ void dequantize_row_q4_K__avx512(const void* x, float* y, int64_t n) {
     const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
     const uint8_t* q = b.qs;
     for (int j = 0; j < QK_K / 32; j += 2, q += 32, y += 64) {
-      uint8_t sc, m;
-      get_scale_min_k4(j, b.scales, sc, m);
-      const __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(dmin * m);
-      get_scale_min_k4(j + 1, b.scales, sc, m);
-      const __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(dmin * m);
+      float s1, n1, s2, n2;
+      sub_block_affine_k4(j, b.scales, d, dmin, s1, n1);
+      sub_block_affine_k4(j + 1, b.scales, d, dmin, s2, n2);
+      const __m512 d1 = _mm512_set1_ps(s1), m1 = _mm512_set1_ps(n1), d2 = _mm512_set1_ps(s2), m2 = _mm512_set1_ps(n2);
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
       const __m256i lo = _mm256_and_si256(bytes, mask);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
