@@ -15,6 +15,7 @@
 
 #include "cli.hpp"
 #include "ggml_peer.hpp"
+#include "timing.hpp"
 #include "lowbit/lowbit.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
@@ -167,22 +168,6 @@ int64_t last_level_cache_bytes() {
   return best > 0 ? best : int64_t{32} << 20;
 }
 
-// Runs `body` until min_seconds have passed (after one warm-up call) and returns the
-// mean seconds per call.
-double time_per_call(double min_seconds, const std::function<void()>& body) {
-  using clock = std::chrono::steady_clock;
-  body();
-  int64_t calls = 0;
-  const auto start = clock::now();
-  double elapsed = 0;
-  do {
-    body();
-    ++calls;
-    elapsed = std::chrono::duration<double>(clock::now() - start).count();
-  } while (elapsed < min_seconds || calls < 2);
-  return elapsed / static_cast<double>(calls);
-}
-
 // One quantized matrix of `rows` x `cols`: a 64-row band quantized once and copied
 // down the matrix (quantizing 14336 rows of every format would dominate the run;
 // speed does not depend on which rows repeat).
@@ -250,29 +235,6 @@ class Report {
   std::vector<Row> rows_;
   std::string last_family_;
 };
-
-// Sums every 8-byte word of the buffers: the least work any kernel reading the same
-// bytes can do. Rows of 64 KiB chunks go to the threads like the kernels' rows.
-double stream_read_seconds(const std::vector<std::vector<std::byte>>& buffers, double min_seconds) {
-  std::vector<uint64_t> sink(64);
-  return time_per_call(min_seconds, [&] {
-    for (const auto& b : buffers) {
-      const auto* words = reinterpret_cast<const uint64_t*>(b.data());
-      const int64_t n = static_cast<int64_t>(b.size() / 8), chunk = 8192;
-      parallel_for((n + chunk - 1) / chunk, 4, [&](int64_t c0, int64_t c1) {
-        uint64_t acc[8] = {};
-        const int64_t end = std::min(n, c1 * chunk);
-        int64_t i = c0 * chunk;
-        for (; i + 8 <= end; i += 8)
-          for (int k = 0; k < 8; ++k) acc[k] += words[i + k];
-        for (; i < end; ++i) acc[0] += words[i];
-        uint64_t s = 0;
-        for (uint64_t v : acc) s += v;
-        sink[static_cast<size_t>(c0 % 64)] += s;
-      });
-    }
-  });
-}
 
 double stream_write_seconds(std::vector<float>& out, double min_seconds) {
   return time_per_call(min_seconds, [&] {

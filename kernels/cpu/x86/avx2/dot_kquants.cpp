@@ -5,7 +5,8 @@
 // equals the scalar reference's.
 #include "target.hpp"
 // (target.hpp first: it checks the compile flags.)
-#include "common/kquant_scales.hpp"
+#include <cstring>
+
 #include "dot_common.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -96,18 +97,27 @@ float dot_q3_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
 
 namespace {
 
+// The eight 6-bit scales and mins of a Q4_K / Q5_K block (the packing of
+// kernels/common/kquant_scales.hpp) with four 32-bit operations instead of eight
+// branchy byte lookups: the high two bits of sub-blocks 4..7 sit in the top bits of
+// bytes 0..7, their low four bits in the nibbles of bytes 8..11.
+inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* sc, uint8_t* m) {
+  constexpr uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+  uint32_t u[3];
+  std::memcpy(u, packed, 12);
+  const uint32_t scales[2] = {u[0] & low6, (u[2] & low4) | (((u[0] >> 6) & low2) << 4)};
+  const uint32_t mins[2] = {u[1] & low6, ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4)};
+  std::memcpy(sc, scales, 8);
+  std::memcpy(m, mins, 8);
+}
+
 // Q4_K and Q5_K share everything but the fifth bit.
 template <class Block, bool kFifthBit>
 float dot_k4(const Block* w, const block_q8_K* a, int64_t blocks) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < blocks; ++i) {
-    alignas(16) int16_t mins[16];
-    uint8_t sc[8];
-    for (int j = 0; j < 8; ++j) {
-      uint8_t m;
-      get_scale_min_k4(j, w[i].scales, sc[j], m);
-      mins[2 * j] = mins[2 * j + 1] = m;  // one min per pair of 16-element bsums
-    }
+    uint8_t sc[8], mins[8];
+    unpack_scales_mins_k4(w[i].scales, sc, mins);
     __m256i isum = _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
       const __m256i bytes = load256(w[i].qs + 32 * k);
@@ -123,7 +133,10 @@ float dot_k4(const Block* w, const block_q8_K* a, int64_t blocks) {
       isum = _mm256_add_epi32(isum, scale_pairs(plo, _mm256_set1_epi16(sc[2 * k])));
       isum = _mm256_add_epi32(isum, scale_pairs(phi, _mm256_set1_epi16(sc[2 * k + 1])));
     }
-    const __m256i summs = scaled_bsums(a[i], _mm256_load_si256(reinterpret_cast<const __m256i*>(mins)));
+    // sum_j m_j * (bsums[2j] + bsums[2j+1]), j = 0..7, in eight lanes.
+    const __m256i pair_sums = _mm256_madd_epi16(load256(a[i].bsums), _mm256_set1_epi16(1));
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+    const __m256i summs = _mm256_mullo_epi32(pair_sums, m32);
     const float dall = a[i].d * h2f(w[i].d), dmin = a[i].d * h2f(w[i].dmin);
     acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(isum), acc);
     acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(summs), acc);
