@@ -223,6 +223,104 @@ float dot_q6_K_q8_K__avx512(const void* vw, const void* va, int64_t n) {
   return hsum(acc);
 }
 
+
+namespace {
+
+// Per-lane 16-bit scales for 64 maddubs pair sums of four consecutive 16-element
+// sub-blocks: eight lanes each for s0, s1, s2, s3.
+inline __m512i four_scales(int s0, int s1, int s2, int s3) {
+  return join(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(s1)), _mm_set1_epi16(static_cast<int16_t>(s0))),
+              _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(s3)), _mm_set1_epi16(static_cast<int16_t>(s2))));
+}
+
+}  // namespace
+
+float dot_q2_K_q8_K__avx512(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_q2_K*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  __m512 acc = _mm512_setzero_ps();
+  const __m512i m2 = _mm512_set1_epi8(3);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* sc = w[i].scales;  // low nibble scale, high nibble min, per 16 elements
+    __m512i isum = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bits = load256(w[i].qs + 32 * h);
+      // Elements 128h + 32k + l sit at bits 2k of qs[32h + l]: k = 0,1 then k = 2,3.
+      for (int k = 0; k < 4; k += 2) {
+        const __m512i q = _mm512_and_si512(join(_mm256_srli_epi16(bits, 2 * k), _mm256_srli_epi16(bits, 2 * k + 2)), m2);
+        const __m512i y = _mm512_loadu_si512(a[i].qs + 128 * h + 32 * k);
+        const int j = 8 * h + 2 * k;
+        const __m512i scales = four_scales(sc[j] & 0xF, sc[j + 1] & 0xF, sc[j + 2] & 0xF, sc[j + 3] & 0xF);
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), scales));
+      }
+    }
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc));
+    const __m256i m = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
+    const __m256i summs = _mm256_madd_epi16(load256(a[i].bsums), m);
+    const float dall = a[i].d * h2f(w[i].d), dmin = a[i].d * h2f(w[i].dmin);
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(dall), _mm512_cvtepi32_ps(isum), acc);
+    acc = _mm512_fnmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(_mm512_castsi256_si512(summs)), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q3_K_q8_K__avx512(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_q3_K*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  __m512 acc = _mm512_setzero_ps();
+  const __m512i m2 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    alignas(16) int8_t sc[16];
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (w[i].scales[j % 8] >> (j < 8 ? 0 : 4)) & 0xF;
+      const int hi = (w[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+      sc[j] = static_cast<int8_t>((lo | hi << 4) - 32);
+    }
+    const __m256i hmask = load256(w[i].hmask);
+    __m512i isum = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bits = load256(w[i].qs + 32 * h);
+      for (int k = 0; k < 4; k += 2) {
+        // Unsigned code low + 4 * high = q + 4; high is bit 4h + k of hmask[l].
+        const __m512i low = _mm512_and_si512(join(_mm256_srli_epi16(bits, 2 * k), _mm256_srli_epi16(bits, 2 * k + 2)), m2);
+        const __m512i high =
+            _mm512_and_si512(join(_mm256_srli_epi16(hmask, 4 * h + k), _mm256_srli_epi16(hmask, 4 * h + k + 1)), one);
+        const __m512i q = _mm512_or_si512(low, _mm512_slli_epi16(high, 2));
+        const __m512i y = _mm512_loadu_si512(a[i].qs + 128 * h + 32 * k);
+        const int j = 8 * h + 2 * k;
+        isum = _mm512_add_epi32(
+            isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), four_scales(sc[j], sc[j + 1], sc[j + 2], sc[j + 3])));
+      }
+    }
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)));
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(a[i].bsums), scales16), 2);
+    isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(offset));
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i].d * h2f(w[i].d)), _mm512_cvtepi32_ps(isum), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_iq4_xs_q8_K__avx512(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_iq4_xs*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  const __m256i book = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    int ls[8];
+    for (int j = 0; j < 8; ++j)
+      ls[j] = (((w[i].scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((w[i].scales_h >> (2 * j)) & 3) << 4)) - 32;
+    __m512i isum = _mm512_setzero_si512();
+    for (int j = 0; j < 8; j += 2) {
+      const __m512i x = join(_mm256_shuffle_epi8(book, nibbles32(w[i].qs + 16 * j)),
+                             _mm256_shuffle_epi8(book, nibbles32(w[i].qs + 16 * (j + 1))));
+      const __m512i y = _mm512_loadu_si512(a[i].qs + 32 * j);
+      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(pairs_i8_i8(x, y), join_epi16(ls[j], ls[j + 1])));
+    }
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i].d * h2f(w[i].d)), _mm512_cvtepi32_ps(isum), acc);
+  }
+  return hsum(acc);
+}
+
 namespace {
 
 template <class Load16, class Scalar>
