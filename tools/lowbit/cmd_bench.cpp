@@ -41,13 +41,14 @@ struct BenchOptions {
   int threads = 1;
   int64_t footprint = 0;  // 0: twice the last-level cache
   double min_seconds = 0.5;
+  MatmulPath path = MatmulPath::automatic;  // gemm only
   bool json = false;
 };
 
 void print_bench_help() {
   std::printf(
       "usage: lowbit bench [--family F] [--format T] [--rows R] [--cols C] [--batch B]\n"
-      "                    [--threads N] [--footprint BYTES] [--min-time S] [--json]\n"
+      "                    [--threads N] [--footprint BYTES] [--min-time S] [--path P] [--json]\n"
       "\n"
       "Times lowbit's CPU kernels on synthetic weights, next to a ceiling and ggml's\n"
       "own kernel measured in the same run (ratios are what compare across machines).\n"
@@ -73,6 +74,8 @@ void print_bench_help() {
       "                  default: twice the last-level cache from sysfs, at least one\n"
       "                  matrix), so the weights come from memory as in token generation\n"
       "  --min-time S    seconds each measurement runs at least (default 0.5)\n"
+      "  --path P        gemm only: auto (lowbit::matmul's choice by batch), dot or\n"
+      "                  dequant (see docs/kernels.md)\n"
       "  --json          print a JSON array, one object per measurement: family, format,\n"
       "                  variant, threads, rows, cols, batch, footprint, value, unit, and\n"
       "                  where measured ceiling, ggml (same unit), rmse, ggml_rmse\n"
@@ -140,6 +143,12 @@ BenchOptions parse(Args& args) {
       o.min_seconds = std::strtod(v.c_str(), &end);
       if (end == v.c_str() || *end != '\0' || !(o.min_seconds > 0) || o.min_seconds > 600)
         throw UsageError("--min-time expects seconds in (0, 600], got '" + v + "'");
+    } else if (a == "--path") {
+      const std::string v = value();
+      if (v == "auto") o.path = MatmulPath::automatic;
+      else if (v == "dot") o.path = MatmulPath::dot;
+      else if (v == "dequant") o.path = MatmulPath::dequant;
+      else throw UsageError("--path expects auto, dot or dequant, got '" + v + "'");
     } else if (a == "--json") {
       o.json = true;
     } else {
@@ -313,10 +322,12 @@ void bench_gemv(const BenchOptions& o, Report& report, const GgmlPeer* ggml) {
 }
 
 // ggml_mul_mat of the same weights and activations through ggml's graph API and its
-// own threads; seconds per call, or nullopt without libggml-cpu.
+// own threads; seconds per call, or nullopt without libggml-cpu. Its result must
+// match `want` (lowbit's y for the same product) within the activations' rounding,
+// else the measurement is refused with a warning rather than reported.
 std::optional<double> ggml_matmul_seconds(const GgmlPeer* ggml, Format f, const std::vector<std::byte>& w,
                                           int64_t rows, int64_t cols, const std::vector<float>& x, int64_t batch,
-                                          double min_seconds) {
+                                          const std::vector<float>& want, double min_seconds) {
   if (!ggml || !ggml->has_cpu()) return std::nullopt;
   const GgmlPeer::CpuTraits* wt = ggml->cpu_traits(static_cast<int>(f));
   if (!wt || !wt->vec_dot) return std::nullopt;
@@ -334,8 +345,21 @@ std::optional<double> ggml_matmul_seconds(const GgmlPeer* ggml, Format f, const 
   void* graph = ggml->new_graph(ctx);
   ggml->build_forward_expand(graph, c);
   const int threads = num_threads();
-  const double t = time_per_call(min_seconds, [&] { ggml->graph_compute_with_ctx(ctx, graph, threads); });
+  int status = 0;
+  const double t = time_per_call(min_seconds, [&] { status |= ggml->graph_compute_with_ctx(ctx, graph, threads); });
+  // c is rows x batch with ne0 = rows: the same layout as y (batch rows of `rows`).
+  const auto* got = static_cast<const float*>(ggml->get_data(c));
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    norm += double(want[i]) * want[i];
+  }
   ggml->free_context(ctx);
+  if (status != 0 || !(err <= 1e-4 * norm)) {
+    std::fprintf(stderr, "lowbit bench: ggml_mul_mat for %s gave status %d and relative error %.3g; not reported\n",
+                 std::string(traits(f).name).c_str(), status, norm > 0 ? std::sqrt(err / norm) : 0.0);
+    return std::nullopt;
+  }
   return t;
 }
 
@@ -351,7 +375,9 @@ void bench_gemm(const BenchOptions& o, Report& report, const GgmlPeer* ggml) {
       const double flops = 2.0 * double(o.rows) * double(o.cols) * double(batch);
       std::vector<float> y(static_cast<size_t>(batch * o.rows));
       const ConstMatrixView<float> xv(x.data(), batch, o.cols);
-      const MatmulPath path = batch <= kMatmulDotMaxBatch ? MatmulPath::dot : MatmulPath::dequant;
+      const MatmulPath path = o.path != MatmulPath::automatic ? o.path
+                              : batch <= kMatmulDotMaxBatch ? MatmulPath::dot
+                                                            : MatmulPath::dequant;
       const double t = time_per_call(o.min_seconds, [&] {
         matmul(f, w, o.rows, o.cols, xv, MatrixView<float>(y.data(), batch, o.rows), {path});
       });
@@ -366,7 +392,8 @@ void bench_gemm(const BenchOptions& o, Report& report, const GgmlPeer* ggml) {
                                                                 dequantize_kernels().select(f).name;
       Row r{"gemm", std::string(traits(f).name), variant, "GFLOP/s", o.rows, o.cols, batch,
             static_cast<int64_t>(w.size()), flops / t / 1e9, flops / ts / 1e9, {}, {}, {}};
-      if (const auto tg = ggml_matmul_seconds(ggml, f, w, o.rows, o.cols, x, batch, o.min_seconds))
+      matmul(f, w, o.rows, o.cols, xv, MatrixView<float>(y.data(), batch, o.rows), {path});  // ggml's check
+      if (const auto tg = ggml_matmul_seconds(ggml, f, w, o.rows, o.cols, x, batch, y, o.min_seconds))
         r.ggml = flops / *tg / 1e9;
       report.add(r);
     }
