@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "dot_common.hpp"
+#include "common/kquant_scales.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/formats/blocks.hpp"
 
@@ -96,20 +97,6 @@ float dot_q3_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
 }
 
 namespace {
-
-// The eight 6-bit scales and mins of a Q4_K / Q5_K block (the packing of
-// kernels/common/kquant_scales.hpp) with four 32-bit operations instead of eight
-// branchy byte lookups: the high two bits of sub-blocks 4..7 sit in the top bits of
-// bytes 0..7, their low four bits in the nibbles of bytes 8..11.
-inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* sc, uint8_t* m) {
-  constexpr uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
-  uint32_t u[3];
-  std::memcpy(u, packed, 12);
-  const uint32_t scales[2] = {u[0] & low6, (u[2] & low4) | (((u[0] >> 6) & low2) << 4)};
-  const uint32_t mins[2] = {u[1] & low6, ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4)};
-  std::memcpy(sc, scales, 8);
-  std::memcpy(m, mins, 8);
-}
 
 // Q4_K and Q5_K share everything but the fifth bit.
 template <class Block, bool kFifthBit>

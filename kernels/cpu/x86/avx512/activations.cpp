@@ -7,10 +7,6 @@
 
 #include <immintrin.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in its own intrinsics
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 #include <cstring>
 

@@ -7,10 +7,6 @@
 
 #include <immintrin.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in its own intrinsics
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 #include "cpu/x86/avx2/codes.hpp"  // 256-bit code extraction (internal linkage, compiled here with these flags)
 #include "common/kquant_scales.hpp"

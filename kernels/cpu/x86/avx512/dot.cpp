@@ -5,14 +5,11 @@
 
 #include <immintrin.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in its own intrinsics
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 #include <cstring>
 
 #include "cpu/x86/avx2/codes.hpp"  // 256-bit code extraction (internal linkage, compiled here with these flags)
+#include "common/kquant_scales.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -91,17 +88,6 @@ float dot_with_min(const Block* w, const block_q8_1* a, int64_t blocks, Codes co
     tail = (h2f(w[i].d) * h2f(a[i].d)) * static_cast<float>(isum) + h2f(w[i].m) * h2f(a[i].s);
   }
   return hsum(acc) + mins + tail;
-}
-
-// The eight 6-bit scales and mins of Q4_K / Q5_K (see dot_kquants.cpp in avx2/).
-inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* sc, uint8_t* m) {
-  constexpr uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
-  uint32_t u[3];
-  std::memcpy(u, packed, 12);
-  const uint32_t scales[2] = {u[0] & low6, (u[2] & low4) | (((u[0] >> 6) & low2) << 4)};
-  const uint32_t mins[2] = {u[1] & low6, ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4)};
-  std::memcpy(sc, scales, 8);
-  std::memcpy(m, mins, 8);
 }
 
 template <class Block, bool kFifthBit>
