@@ -6,6 +6,7 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit::kernels {
@@ -28,6 +29,10 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DotFn> fn;
 #include "lists/dot.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<PackedGemmFn> fn;
+#include "lists/packed_gemm.inc"
 #undef LOWBIT_KERNEL
 
 }  // namespace lowbit::kernels

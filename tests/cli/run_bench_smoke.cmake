@@ -40,19 +40,28 @@ foreach(i RANGE ${last})
       message(FATAL_ERROR "entry ${i}: quantize rmse ${rmse}: ${entry}")
     endif()
   endif()
-  list(APPEND seen "${family}/${format}")
+  string(JSON variant GET "${entry}" variant)
+  if(variant MATCHES "^packed/")
+    list(APPEND seen "packed/${format}")
+  else()
+    list(APPEND seen "${family}/${format}")
+  endif()
 endforeach()
-# gemv and gemm at both batches for the three formats, dequantize for the three, the
-# one activation format asked for (Q8_0), quantize for Q4_K and Q8_0 (F16 is no block format).
-foreach(want gemv/Q4_K gemv/Q8_0 gemv/F16 gemm/Q4_K gemm/F16 dequantize/Q4_K dequantize/F16 activations/Q8_0
-             quantize/Q4_K quantize/Q8_0)
+# gemv and gemm at both batches for the three formats, the repacked gemm for the two
+# that repack (not F16), dequantize for the three, the one activation format asked
+# for (Q8_0), quantize for Q4_K and Q8_0 (F16 is no block format).
+if("packed/F16" IN_LIST seen)
+  message(FATAL_ERROR "F16 does not repack, yet bench reported a packed gemm for it: ${seen}")
+endif()
+foreach(want gemv/Q4_K gemv/Q8_0 gemv/F16 gemm/Q4_K gemm/F16 packed/Q4_K packed/Q8_0 dequantize/Q4_K dequantize/F16
+             activations/Q8_0 quantize/Q4_K quantize/Q8_0)
   if(NOT want IN_LIST seen)
     message(FATAL_ERROR "no ${want} measurement in: ${seen}")
   endif()
 endforeach()
 list(LENGTH seen count)
-if(NOT count EQUAL 18)
-  message(FATAL_ERROR "expected 18 measurements (gemv and gemm at two batches each), got ${count}: ${seen}")
+if(NOT count EQUAL 22)
+  message(FATAL_ERROR "expected 22 measurements (gemv, gemm and the packed gemm at two batches each), got ${count}: ${seen}")
 endif()
 
 foreach(bad "--family;nope" "--format;Q9_X" "--rows;0" "--footprint;12Q" "--min-time;-1")

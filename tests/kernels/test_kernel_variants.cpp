@@ -13,6 +13,7 @@
 #include "families/dequantize.hpp"
 #include "families/dot.hpp"
 #include "families/gsq_gemv.hpp"
+#include "families/packed_gemm.hpp"
 #include "families/quantize.hpp"
 
 namespace lowbit::kernel_families {
@@ -61,6 +62,11 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvF
 class Dot : public ::testing::TestWithParam<const DotFamily::Variant*> {};
 TEST_P(Dot, MatchesFloat64Reference) { run_variant<DotFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, Dot, ::testing::ValuesIn(variants<DotFamily>()), variant_name<DotFamily>);
+
+class PackedGemm : public ::testing::TestWithParam<const PackedGemmFamily::Variant*> {};
+TEST_P(PackedGemm, MatchesReference) { run_variant<PackedGemmFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, PackedGemm, ::testing::ValuesIn(variants<PackedGemmFamily>()),
+                         variant_name<PackedGemmFamily>);
 
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.
@@ -121,6 +127,7 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(gsq_gemv_kernels());
   expect_well_formed(activation_kernels());
   expect_well_formed(dot_kernels());
+  expect_well_formed(packed_gemm_kernels());
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;
     EXPECT_NO_THROW(dequantize_kernels().reference(t.format)) << t.name;

@@ -20,6 +20,7 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/matmul.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
 
 extern "C" void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
                             int lda, const float* b, int ldb, float beta, float* c, int ldc);
@@ -56,7 +57,8 @@ void print_bench_help() {
       "families (--family, repeatable or comma-separated; default all):\n"
       "  gemv         y = W x, batch rows of x (default 1): GB/s of weights read;\n"
       "               ceiling: a streaming read of the same bytes; ggml: its vec_dot per row\n"
-      "  gemm         y = x W^T at batch B (default 512): GFLOP/s (2 x rows x cols x B);\n"
+      "  gemm         y = x W^T at batch B (default 512): GFLOP/s (2 x rows x cols x B),\n"
+      "               lowbit::matmul and, for the formats that repack, PackedMatrix;\n"
       "               ceiling: OpenBLAS SGEMM on the f32 matrix; ggml: ggml_mul_mat\n"
       "  dequantize   decode to f32: GB/s of f32 written; ceiling: a streaming write\n"
       "  activations  f32 -> Q8_0/Q8_1/Q8_K: GB/s of f32 read; ceiling: streaming read;\n"
@@ -331,10 +333,11 @@ std::optional<double> ggml_matmul_seconds(const GgmlPeer* ggml, Format f, const 
   if (!ggml || !ggml->has_cpu()) return std::nullopt;
   const GgmlPeer::CpuTraits* wt = ggml->cpu_traits(static_cast<int>(f));
   if (!wt || !wt->vec_dot) return std::nullopt;
-  const size_t work = row_bytes(Format::Q8_K, std::max<int64_t>(cols, 256)) * 2 * static_cast<size_t>(batch) +
-                      static_cast<size_t>(cols) * 4 * static_cast<size_t>(batch);
-  const size_t mem = w.size() + static_cast<size_t>(batch) * (cols + rows) * 4 + work + ggml->graph_overhead() +
-                     (size_t{64} << 20);
+  // ggml aborts when its context runs out, so size it generously: twice the operands
+  // (its mul_mat may repack tiles and quantize the activations into the same pool),
+  // the graph, and 128 MiB of slack.
+  const size_t operands = w.size() + static_cast<size_t>(batch) * static_cast<size_t>(cols + rows) * 4;
+  const size_t mem = 2 * operands + ggml->graph_overhead() + (size_t{128} << 20);
   void* ctx = ggml->init({mem, nullptr, false});
   if (!ctx) return std::nullopt;
   void* a = ggml->new_tensor_2d(ctx, static_cast<int>(f), cols, rows);
@@ -396,6 +399,17 @@ void bench_gemm(const BenchOptions& o, Report& report, const GgmlPeer* ggml) {
       if (const auto tg = ggml_matmul_seconds(ggml, f, w, o.rows, o.cols, x, batch, y, o.min_seconds))
         r.ggml = flops / *tg / 1e9;
       report.add(r);
+      // The repacked layout (made once, outside the timing), where the format has one.
+      if (PackedMatrix::supports(f) && o.path == MatmulPath::automatic) {
+        const PackedMatrix packed(f, w, o.rows, o.cols);
+        const double tp = time_per_call(
+            o.min_seconds, [&] { packed.multiply(xv, MatrixView<float>(y.data(), batch, o.rows)); });
+        Row rp = r;
+        rp.variant = std::string("packed/") + packed_gemm_kernels().select(PackedGemmKey{}).name;
+        rp.footprint = static_cast<int64_t>(packed.bytes());
+        rp.value = flops / tp / 1e9;
+        report.add(rp);
+      }
     }
   }
 }

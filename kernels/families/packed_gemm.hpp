@@ -1,0 +1,92 @@
+#pragma once
+// The packed GEMM family (lowbit/kernels/packed_matrix.hpp): 16-row weight panels
+// times a batch of 32-element-block activations.
+//   key         PackedGemmKey (one layout)
+//   comparison  exact_bytes: every variant performs the reference's per-lane
+//               operations (exact integer block sums, then two fused multiply-adds
+//               per block in block order), so outputs are equal bit for bit
+//   inputs      random panels (levels over the full int8 range, scales and offsets
+//               of both signs, consistent biases), random activation blocks; batch
+//               sizes 1..17 (every remainder of the 8- and 4-row steps), full and
+//               partial panels, outputs poisoned around the written tile.
+// The scalar reference is checked against a float64 sum of (scale * level + offset)
+// * (d * code) within 1e-6 of the terms' magnitude.
+#include <cmath>
+#include <random>
+
+#include "families/family.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
+
+namespace lowbit::kernel_families {
+
+struct PackedGemmFamily {
+  using Fn = PackedGemmFn;
+  using Key = PackedGemmKey;
+  using Variant = PackedGemmKernel;
+  static constexpr const char* name = "packed_gemm";
+  static constexpr Comparison comparison = Comparison::exact_bytes;
+  static const KernelTable<Fn, Key>& table() { return packed_gemm_kernels(); }
+
+  static std::string check(const Variant& v) {
+    std::mt19937 rng(41);
+    std::uniform_int_distribution<int> level(-128, 127), code(0, 255);
+    std::uniform_real_distribution<float> real(-2.0f, 2.0f);
+    const int64_t blocks = 5;
+    for (int rows : {16, 7})
+      for (int64_t batch = 1; batch <= 17; ++batch) {
+        std::vector<PackedPanelBlock> panel(static_cast<size_t>(blocks));
+        for (PackedPanelBlock& p : panel)
+          for (int r = 0; r < 16; ++r) {
+            int32_t sum = 0;
+            for (int j = 0; j < 32; ++j) sum += p.codes[j / 4][r][j % 4] = static_cast<int8_t>(level(rng));
+            p.bias[r] = 128 * sum;
+            p.scale[r] = real(rng) * 1e-2f;
+            p.offset[r] = real(rng);
+          }
+        std::vector<PackedActivationBlock> acts(static_cast<size_t>(batch * blocks));
+        for (PackedActivationBlock& a : acts) {
+          int32_t sum = 0;
+          for (uint8_t& q : a.q) sum += (q = static_cast<uint8_t>(code(rng))) - 128;
+          a.d = std::fabs(real(rng)) * 1e-2f;
+          a.dsum = a.d * static_cast<float>(sum);
+        }
+        const int64_t ldy = 19;  // wider than the tile: the columns past `rows` must stay poisoned
+        std::vector<float> want(static_cast<size_t>(batch * ldy), -5.0f), got(want.size(), -5.0f);
+        table().reference(PackedGemmKey{}).fn(panel.data(), acts.data(), blocks, batch, want.data(), ldy, rows);
+        v.fn(panel.data(), acts.data(), blocks, batch, got.data(), ldy, rows);
+        const std::string where = "rows " + std::to_string(rows) + ", batch " + std::to_string(batch);
+        for (size_t i = 0; i < got.size(); ++i) {
+          const int64_t r = static_cast<int64_t>(i) % ldy;
+          if (r >= rows && got[i] != -5.0f) return where + ": wrote column " + std::to_string(r);
+          if (std::memcmp(&got[i], &want[i], 4) != 0) return mismatch(where, static_cast<int64_t>(i), want[i], got[i]);
+        }
+        if (!v.is_reference()) continue;
+        for (int64_t b = 0; b < batch; ++b)
+          for (int r = 0; r < rows; ++r) {
+            double exact = 0, magnitude = 0;
+            for (int64_t k = 0; k < blocks; ++k) {
+              const PackedPanelBlock& p = panel[k];
+              const PackedActivationBlock& a = acts[b * blocks + k];
+              for (int j = 0; j < 32; ++j) {
+                const double w = double(p.scale[r]) * p.codes[j / 4][r][j % 4] + p.offset[r];
+                const double x = double(a.d) * (int(a.q[j]) - 128);
+                exact += w * x;
+                magnitude += (std::fabs(double(p.scale[r]) * p.codes[j / 4][r][j % 4]) + std::fabs(p.offset[r])) *
+                             std::fabs(x);
+              }
+              // The reference multiplies the offset by dsum = d * sum (rounded once).
+              exact += double(p.offset[r]) * (double(a.dsum) - [&] {
+                         double s = 0;
+                         for (int j = 0; j < 32; ++j) s += double(a.d) * (int(a.q[j]) - 128);
+                         return s;
+                       }());
+            }
+            const double y = want[b * ldy + r];
+            if (!(std::fabs(y - exact) <= 1e-6 * magnitude)) return mismatch(where + " vs float64", b * ldy + r, exact, y);
+          }
+      }
+    return {};
+  }
+};
+
+}  // namespace lowbit::kernel_families
