@@ -234,57 +234,106 @@ LOWBIT_HD int load_int8x4(const void* p) {
   return v;
 }
 
+// The same at an address known to be 2-byte (block fields after an fp16) or 4-byte
+// aligned: two 16-bit or one 32-bit load on the device instead of four byte loads.
+LOWBIT_HD int load_int8x4_a2(const void* p) {
+#if defined(__CUDA_ARCH__)
+  const auto* h = static_cast<const uint16_t*>(p);
+  return static_cast<int>(static_cast<uint32_t>(h[0]) | static_cast<uint32_t>(h[1]) << 16);
+#else
+  return load_int8x4(p);
+#endif
+}
+LOWBIT_HD int load_int8x4_a4(const void* p) {
+#if defined(__CUDA_ARCH__)
+  return *static_cast<const int*>(p);
+#else
+  return load_int8x4(p);
+#endif
+}
+
 // Levels e .. e+3 of a block (e a multiple of 4) packed as int8x4. Generic through
 // level(); the formats the GEMV targets name (Q4_0, Q8_0, Q4_K) read whole words.
 template <Format F>
 LOWBIT_HD int levels4(const typename BlockLevels<F>::Block& b, int e) {
   using L = BlockLevels<F>;
   if constexpr (F == Format::Q8_0 || F == Format::Q8_1) {
-    return load_int8x4(b.qs + e);
+    return load_int8x4_a2(b.qs + e);
   } else if constexpr (F == Format::Q4_0) {
     // Nibbles 0..15 biased by -8 per byte without borrows: (q + 0x78) ^ 0x80.
-    const uint32_t w = static_cast<uint32_t>(load_int8x4(b.qs + (e & 15)));
+    const uint32_t w = static_cast<uint32_t>(load_int8x4_a2(b.qs + (e & 15)));
     const uint32_t q = (e < 16 ? w : w >> 4) & 0x0f0f0f0fu;
     return static_cast<int>((q + 0x78787878u) ^ 0x80808080u);
   } else if constexpr (F == Format::Q4_K) {
-    const uint32_t w = static_cast<uint32_t>(load_int8x4(b.qs + 32 * (e / 64) + e % 32));
+    const uint32_t w = static_cast<uint32_t>(load_int8x4_a2(b.qs + 32 * (e / 64) + e % 32));
     return static_cast<int>(((e / 32) % 2 == 0 ? w : w >> 4) & 0x0f0f0f0fu);
   } else {
     return pack_int8x4(L::level(b, e), L::level(b, e + 1), L::level(b, e + 2), L::level(b, e + 3));
   }
 }
 
-// sum_{e in chunk} w_e * x_e for the 32-element chunk `c` of a weight row against its
-// Q8_1 activation block: integer dot products per sub-block, then one float map per
-// sub-block. The activation sum is taken from the codes (not Q8_1's fp16 s), so the
-// offset term carries no fp16 rounding.
+// One 32-element chunk of a weight row, unpacked once for every activation row of a
+// batch: its levels as eight int8x4 words and the map of each of its parts (two
+// 16-element sub-blocks for Q2_K, Q3_K and Q6_K, one otherwise).
 template <Format F>
-LOWBIT_HD float chunk_dot_q8_1(const typename BlockLevels<F>::Block* row, int64_t c, const block_q8_1& x) {
+struct WeightChunk {
+  static constexpr int part = BlockLevels<F>::sub < 32 ? BlockLevels<F>::sub : 32;
+  static constexpr int parts = 32 / part;
+  int words[8];
+  Affine maps[parts];
+};
+
+template <Format F>
+LOWBIT_HD WeightChunk<F> load_chunk(const typename BlockLevels<F>::Block* row, int64_t c) {
   using L = BlockLevels<F>;
+  using C = WeightChunk<F>;
   constexpr int chunks_per_block = L::elems / 32;
-  constexpr int part = L::sub < 32 ? L::sub : 32;  // elements sharing one map inside the chunk
   const auto& b = row[c / chunks_per_block];
   const int e0 = static_cast<int>(c % chunks_per_block) * 32;
+  C w;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int k = 0; k < 8; ++k) w.words[k] = levels4<F>(b, e0 + 4 * k);
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int h = 0; h < C::parts; ++h) w.maps[h] = L::map(b, (e0 + h * C::part) / L::sub);
+  return w;
+}
+
+// sum_{e in chunk} w_e * x_e against the chunk's Q8_1 activation block (4-byte
+// aligned, as the GEMV's can_implement requires): integer dot products per part, then
+// one float map per part. The activation sum is taken from the codes (not Q8_1's fp16
+// s), so the offset term carries no fp16 rounding.
+template <Format F>
+LOWBIT_HD float chunk_dot(const WeightChunk<F>& w, const block_q8_1& x) {
+  using C = WeightChunk<F>;
   const float dx = fp16_to_fp32(x.d);
   float acc = 0.0f;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-  for (int h = 0; h < 32 / part; ++h) {
+  for (int h = 0; h < C::parts; ++h) {
     int isum = 0, qsum = 0;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-    for (int k = 0; k < part / 4; ++k) {
-      const int xw = load_int8x4(x.qs + h * part + 4 * k);
-      isum = dp4a(levels4<F>(b, e0 + h * part + 4 * k), xw, isum);
-      if constexpr (L::has_offset) qsum = dp4a(0x01010101, xw, qsum);
+    for (int k = 0; k < C::part / 4; ++k) {
+      const int xw = load_int8x4_a4(x.qs + h * C::part + 4 * k);
+      isum = dp4a(w.words[h * (C::part / 4) + k], xw, isum);
+      if constexpr (BlockLevels<F>::has_offset) qsum = dp4a(0x01010101, xw, qsum);
     }
-    const Affine a = L::map(b, (e0 + h * part) / L::sub);
-    acc += a.scale * (dx * static_cast<float>(isum));
-    if constexpr (L::has_offset) acc += a.offset * (dx * static_cast<float>(qsum));
+    acc += w.maps[h].scale * (dx * static_cast<float>(isum));
+    if constexpr (BlockLevels<F>::has_offset) acc += w.maps[h].offset * (dx * static_cast<float>(qsum));
   }
   return acc;
+}
+
+// Both steps for one chunk of row `row`.
+template <Format F>
+LOWBIT_HD float chunk_dot_q8_1(const typename BlockLevels<F>::Block* row, int64_t c, const block_q8_1& x) {
+  return chunk_dot<F>(load_chunk<F>(row, c), x);
 }
 
 }  // namespace lowbit::kernels

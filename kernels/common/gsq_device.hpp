@@ -102,4 +102,59 @@ LOWBIT_HD float gsq_decode_value(GsqIntParams p, uint32_t q) {
   return p.scale * static_cast<float>(static_cast<int32_t>(q) - p.zero);
 }
 
+// ---------------------------------------------------------------- GPTQ driver plan
+
+// Columns per lazy block: solver.cpp's effective_block (at least the configured size,
+// aligned to the groups so that no group straddles two blocks).
+LOWBIT_HD int64_t gptq_effective_block(int64_t block, int64_t group, int64_t cols) {
+  if (group >= cols) return block < cols ? block : cols;
+  if (group >= block) return group;
+  return (block + group - 1) / group * group;
+}
+
+// What the GPU driver does for the lazy block starting at column i1, in one place so
+// the CPU tests can replay it (tests/kernels/test_cuda_common.cpp):
+//  - fit groups [g0, g1) on the block's starting weights (the reference fits a group
+//    that starts inside a block on those; one per row, longer than a block, starts
+//    only at column 0);
+//  - sweep columns [i1, i2);
+//  - push the block's errors onto columns i2.. with one SGEMM, in cuBLAS's column-major
+//    terms C (m x n, ldc) -= A (m x k, lda) * B (k x n, ldb), where C starts at
+//    c_offset of the row-major weights, A at a_offset of the row-major H^-1 factor and
+//    B is the row-major error block [rows x k]. m == 0: no update (last block).
+struct GptqBlockPlan {
+  int64_t i1, i2, g0, g1;
+  int64_t m, n, k, a_offset, lda, ldb, c_offset, ldc;
+};
+
+LOWBIT_HD GptqBlockPlan gptq_block_plan(int64_t rows, int64_t cols, int64_t group, int64_t block, int64_t i1) {
+  GptqBlockPlan p{};
+  p.i1 = i1;
+  p.i2 = i1 + block < cols ? i1 + block : cols;
+  if (i1 % group == 0 || group < block) {
+    p.g0 = i1 / group;
+    p.g1 = (p.i2 + group - 1) / group;
+  } else {
+    p.g0 = p.g1 = 0;
+  }
+  // Row-major W (rows x cols) is column-major W^T; W^T[i2:, :] -= Hinv[i1:i2, i2:]^T Err^T.
+  p.m = cols - p.i2;
+  p.n = rows;
+  p.k = p.i2 - i1;
+  p.a_offset = i1 * cols + p.i2;
+  p.lda = cols;
+  p.ldb = p.k;
+  p.c_offset = p.i2;
+  p.ldc = cols;
+  return p;
+}
+
+// One column of one row in the in-block recursion: the code of w, its decoded value
+// and the error scaled by the factor's diagonal, (w - q) / Hinv[p, p].
+LOWBIT_HD float gptq_column_step(float w, GsqIntParams params, int bits, float hinv_diag, uint32_t& code, float& q) {
+  code = gsq_encode(params, bits, w);
+  q = gsq_decode_value(params, code);
+  return (w - q) / hinv_diag;
+}
+
 }  // namespace lowbit::kernels

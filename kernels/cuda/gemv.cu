@@ -1,7 +1,7 @@
 // GEMV family (decode, batch 1..8). GGML formats: one warp per weight row, each lane
 // takes 32-element chunks and multiplies them with the Q8_1 activation blocks by dp4a
-// (kernels/common/block_levels.hpp: chunk_dot_q8_1, the function the CPU tests check
-// against float64); the weight chunk is read once for all batch rows. GSQ layouts:
+// (kernels/common/block_levels.hpp: load_chunk and chunk_dot, which the CPU tests check
+// against float64); the weight chunk is unpacked once for all batch rows. GSQ layouts:
 // one warp per row, each lane a 32-bit word of codes against f16 activations.
 #include <cuda_runtime.h>
 
@@ -38,9 +38,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const Block* row = static_cast<const Block*>(weights) + r * (cols / BlockLevels<F>::elems);
   float acc[kMaxGemvBatch] = {};
   for (int64_t c = lane; c < chunks; c += 32) {
+    const kernels::WeightChunk<F> w = kernels::load_chunk<F>(row, c);  // once for the whole batch
 #pragma unroll
     for (int b = 0; b < kMaxGemvBatch; ++b)
-      if (b < batch) acc[b] += kernels::chunk_dot_q8_1<F>(row, c, x[b * chunks + c]);
+      if (b < batch) acc[b] += kernels::chunk_dot<F>(w, x[b * chunks + c]);
   }
 #pragma unroll
   for (int b = 0; b < kMaxGemvBatch; ++b) {

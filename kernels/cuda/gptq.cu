@@ -47,11 +47,7 @@ Handles& handles() {
   return per_device.back();
 }
 
-int64_t effective_block(int64_t block, int64_t group, int64_t cols) {
-  if (group >= cols) return std::min(block, cols);
-  if (group >= block) return group;
-  return (block + group - 1) / group * group;
-}
+using kernels::gptq_effective_block;
 
 // ---------------------------------------------------------------- kernels
 
@@ -108,10 +104,9 @@ struct FitParams {
   bool symmetric;
 };
 
-// One thread per (row, group starting in [p0, p1)).
-__global__ void fit_groups_kernel(const float* __restrict__ wk, FitParams f, int64_t p0, int64_t p1,
+// One thread per (row, group in [g0, g1)).
+__global__ void fit_groups_kernel(const float* __restrict__ wk, FitParams f, int64_t g0, int64_t g1,
                                   float* __restrict__ scales, int32_t* __restrict__ zeros) {
-  const int64_t g0 = p0 / f.group, g1 = (p1 + f.group - 1) / f.group;
   const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= f.rows * (g1 - g0)) return;
   const int64_t r = k / (g1 - g0), g = g0 + k % (g1 - g0);
@@ -140,13 +135,12 @@ __global__ void __launch_bounds__(kSweepThreads)
     const int64_t p = p0 + i;
     if (live && tl == 0) {
       const int64_t g = r * f.groups + p / f.group;
-      const kernels::GsqIntParams gp{scales[g], zeros[g]};
-      const float w = ws[tr * B + i];
-      const uint32_t code = kernels::gsq_encode(gp, f.bits, w);
-      const float q = kernels::gsq_decode_value(gp, code);
+      uint32_t code;
+      float q;
+      const float ei =
+          kernels::gptq_column_step(ws[tr * B + i], {scales[g], zeros[g]}, f.bits, hinv[p * f.n + p], code, q);
       codes[r * f.n + p] = static_cast<uint8_t>(code);
       if (qout != nullptr) qout[r * f.n + p] = q;
-      const float ei = (w - q) / hinv[p * f.n + p];
       e[tr] = ei;
       err[r * B + i] = ei;
     }
@@ -172,7 +166,7 @@ size_t align_up(size_t v) { return (v + 255) / 256 * 256; }
 Layout layout(const GptqArguments& a, int lwork) {
   const auto n = static_cast<size_t>(a.cols), rows = static_cast<size_t>(a.rows);
   const int64_t group = a.target.resolved_group(a.cols);
-  const auto block = static_cast<size_t>(effective_block(a.solver.block_size, group, a.cols));
+  const auto block = static_cast<size_t>(gptq_effective_block(a.solver.block_size, group, a.cols));
   Layout l{};
   size_t o = 0;
   auto take = [&](size_t bytes) { const size_t at = o; o += align_up(bytes); return at; };
@@ -243,7 +237,7 @@ Status can_implement(const GptqArguments& a) {
   if (a.rows < 1 || a.cols < 1 || a.cols > INT32_MAX || a.rows > INT32_MAX) return Status::invalid_problem;
   const int64_t group = t.resolved_group(a.cols);
   if (group < 1 || a.cols % group != 0) return Status::invalid_problem;
-  if (effective_block(a.solver.block_size, group, a.cols) > kMaxBlock) return Status::not_supported;
+  if (gptq_effective_block(a.solver.block_size, group, a.cols) > kMaxBlock) return Status::not_supported;
   if (a.w == nullptr || a.h_upper == nullptr || a.codes == nullptr || a.scales == nullptr || a.zeros == nullptr)
     return Status::invalid_problem;
   if (!detail::aligned(a.w, 4) || !detail::aligned(a.h_upper, 4) || !detail::aligned(a.scales, 4) ||
@@ -263,7 +257,7 @@ GptqGpuReport run(const GptqArguments& a, void* workspace, Stream stream) {
   if (!detail::aligned(workspace, 256)) throw_if_error(Status::misaligned_operand, "cuda GPTQ workspace");
   const int64_t n = a.cols, rows = a.rows;
   const int64_t group = a.target.resolved_group(n), groups = n / group;
-  const int64_t block = effective_block(a.solver.block_size, group, n);
+  const int64_t block = gptq_effective_block(a.solver.block_size, group, n);
   Handles& hd = handles();
   if (cublasSetStream(hd.blas, stream) != CUBLAS_STATUS_SUCCESS || cusolverDnSetStream(hd.solver, stream) != CUSOLVER_STATUS_SUCCESS)
     throw Error("cuda GPTQ: cannot bind the stream to the cuBLAS / cuSOLVER handles");
@@ -334,23 +328,18 @@ GptqGpuReport run(const GptqArguments& a, void* workspace, Stream stream) {
           "shared memory attribute");
   const float minus_one = -1.0f, one = 1.0f;
   for (int64_t i1 = 0; i1 < n; i1 += block) {
-    const int64_t i2 = std::min(n, i1 + block), count = i2 - i1;
-    // Groups starting in the block, fitted on the block's starting weights (a group
-    // longer than the block, i.e. one per row, starts only at column 0).
-    if (i1 % group == 0 || group < block) {
-      const int64_t g0 = i1 / group, g1 = (i2 + group - 1) / group;
-      fit_groups_kernel<<<detail::blocks_for(rows * (g1 - g0), 128), 128, 0, stream>>>(wk, f, i1, i2, a.scales, a.zeros);
-    }
+    const kernels::GptqBlockPlan pl = kernels::gptq_block_plan(rows, n, group, block, i1);
+    if (pl.g1 > pl.g0)
+      fit_groups_kernel<<<detail::blocks_for(rows * (pl.g1 - pl.g0), 128), 128, 0, stream>>>(wk, f, pl.g0, pl.g1,
+                                                                                            a.scales, a.zeros);
     sweep_kernel<<<static_cast<unsigned>((rows + kSweepRows - 1) / kSweepRows), kSweepThreads, smem, stream>>>(
-        wk, hw, f, i1, i2, a.scales, a.zeros, a.codes, a.q, err);
+        wk, hw, f, pl.i1, pl.i2, a.scales, a.zeros, a.codes, a.q, err);
     check(cudaGetLastError(), "sweep kernels");
-    if (i2 < n) {
-      // W^T[i2:, :] -= Hinv[i1:i2, i2:]^T Err^T, all column-major views of row-major data.
-      if (cublasSgemm(hd.blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n - i2), static_cast<int>(rows),
-                      static_cast<int>(count), &minus_one, hw + i1 * n + i2, ni, err, static_cast<int>(count), &one,
-                      wk + i2, ni) != CUBLAS_STATUS_SUCCESS)
-        throw Error("cuda GPTQ: cublasSgemm failed");
-    }
+    if (pl.m > 0 &&
+        cublasSgemm(hd.blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(pl.m), static_cast<int>(pl.n), static_cast<int>(pl.k),
+                    &minus_one, hw + pl.a_offset, static_cast<int>(pl.lda), err, static_cast<int>(pl.ldb), &one,
+                    wk + pl.c_offset, static_cast<int>(pl.ldc)) != CUBLAS_STATUS_SUCCESS)
+      throw Error("cuda GPTQ: cublasSgemm failed");
   }
   check(cudaStreamSynchronize(stream), "sweep");
   return report;

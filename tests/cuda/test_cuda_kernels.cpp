@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -374,20 +376,27 @@ TEST(CudaKernels, GptqMatchesCpuSolver) {
     cuda::GptqGpuReport rep;
     const GsqResult gpu = cuda::gptq_solve_host(sc, tc, ConstMatrixView<float>(w.data(), rows, cols), hu, &rep);
     EXPECT_EQ(rep.dead_columns, (cols + 96) / 97);
-    int64_t same = 0;
+    // The tolerance of the CPU solver's own reference test (tests/interop/
+    // test_gptq_reference.py, against float64 numpy): at most 0.1% of codes differ,
+    // by at most one step, and the layer output error agrees to 1e-4 relative.
+    int64_t differ = 0, max_diff = 0;
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) same += cpu.code(r, c) == gpu.code(r, c);
-    // Float sums run in a different order (cuSOLVER, cuBLAS), so a few codes sitting on
-    // a rounding boundary may flip; the layer error must agree closely.
-    const double frac = static_cast<double>(same) / static_cast<double>(rows * cols);
-    EXPECT_GE(frac, 0.99) << tc.describe();
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t d = std::abs(static_cast<int64_t>(cpu.code(r, c)) - static_cast<int64_t>(gpu.code(r, c)));
+        differ += d != 0;
+        max_diff = std::max(max_diff, d);
+      }
+    const double frac = static_cast<double>(differ) / static_cast<double>(rows * cols);
+    EXPECT_LE(frac, 1e-3) << tc.describe();
+    EXPECT_LE(max_diff, 1) << tc.describe();
     std::vector<float> qc(w.size()), qg(w.size());
     gsq_dequantize(cpu, MatrixView<float>(qc.data(), rows, cols));
     gsq_dequantize(gpu, MatrixView<float>(qg.data(), rows, cols));
     const double ec = layer_output_error(ConstMatrixView<float>(w.data(), rows, cols), ConstMatrixView<float>(qc.data(), rows, cols), hu);
     const double eg = layer_output_error(ConstMatrixView<float>(w.data(), rows, cols), ConstMatrixView<float>(qg.data(), rows, cols), hu);
-    EXPECT_NEAR(eg, ec, 0.02 * ec) << tc.describe() << ": layer error CPU " << ec << ", GPU " << eg << ", codes equal " << frac;
-    std::printf("GPTQ %s: codes equal %.5f, layer error CPU %.6g GPU %.6g\n", tc.describe().c_str(), frac, ec, eg);
+    EXPECT_LE(std::fabs(eg - ec), 1e-4 * ec) << tc.describe() << ": layer error CPU " << ec << ", GPU " << eg;
+    std::printf("GPTQ %s: codes differing %.5f (max %lld steps), layer error CPU %.6g GPU %.6g\n", tc.describe().c_str(), frac,
+                static_cast<long long>(max_diff), ec, eg);
   }
 }
 

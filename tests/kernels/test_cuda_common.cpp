@@ -12,6 +12,8 @@
 #include "common/gsq_device.hpp"
 #include "cuda/blocks_for_test.hpp"
 #include "cuda/format_dispatch.hpp"
+#include "lowbit/gptq/solver.hpp"
+#include "lowbit/gptq/target.hpp"
 #include "lowbit/gsq/group_fit.hpp"
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/lowbit.hpp"
@@ -184,6 +186,97 @@ TEST(SharedMath, GptqRtnFitAndEncoderMatchCpuQuantizer) {
   const auto p = kernels::gsq_fit_rtn(zeros, 8, 1, 4, false, 0);
   EXPECT_EQ(p.scale, 0.0f);
   EXPECT_EQ(kernels::gsq_encode(p, 4, 0.0f), static_cast<uint32_t>(p.zero));
+}
+
+// Replays the GPU GPTQ driver on the CPU: the same block plan (groups fitted, columns
+// swept, the SGEMM's column-major operands), the same per-column step, with the CPU's
+// H^-1 factor and a naive column-major GEMM in place of cuSOLVER and cuBLAS. It must
+// agree with gptq_solve within the CPU solver's own reference tolerance (at most 0.1%
+// of codes differ, by at most one step): this checks the driver's index math, which
+// the GPU tests can only check end to end.
+TEST(SharedMath, GptqDriverPlanReplaysCpuSolver) {
+  const int64_t rows = 48, n = 512;
+  const auto w = synthetic_weights(rows, n, 61);
+  const auto x = synthetic_activations(1024, n, 62);
+  HessianAccumulator acc(n);
+  acc.add(ConstMatrixView<float>(x.data(), 1024, n));
+  const auto h = acc.matrix();
+  struct Case {
+    int bits, group;
+    GsqScheme scheme;
+  };
+  for (const Case& cs : {Case{4, 128, GsqScheme::asymmetric}, Case{3, 32, GsqScheme::symmetric},
+                         Case{8, 0, GsqScheme::asymmetric}, Case{2, 256, GsqScheme::asymmetric}}) {
+    GsqConfig tc;
+    tc.bits = cs.bits;
+    tc.group_size = cs.group;
+    tc.scheme = cs.scheme;
+    tc.search = ScaleSearch::rtn;
+    GptqConfig sc;
+    GsqTarget target(tc);
+    gptq_solve(sc, ConstMatrixView<float>(w.data(), rows, n), h, target);
+    const GsqResult cpu = target.result();
+
+    // The damped factor, as the solver (and the GPU driver) computes it.
+    double mean = 0;
+    for (int64_t i = 0; i < n; ++i) mean += h[i * n + i];
+    mean /= static_cast<double>(n);
+    auto damped = h;
+    for (int64_t i = 0; i < n; ++i) damped[i * n + i] += static_cast<float>(sc.damp_percent * mean);
+    std::vector<float> hinv;
+    ASSERT_TRUE(inverse_cholesky_upper(damped, n, hinv));
+
+    const int64_t group = tc.resolved_group(n), groups = n / group;
+    const int64_t block = kernels::gptq_effective_block(sc.block_size, group, n);
+    std::vector<float> wk = w, scales(static_cast<size_t>(rows * groups)), err(static_cast<size_t>(rows * block));
+    std::vector<int32_t> zeros(scales.size());
+    std::vector<uint32_t> codes(static_cast<size_t>(rows * n));
+    for (int64_t i1 = 0; i1 < n; i1 += block) {
+      const kernels::GptqBlockPlan pl = kernels::gptq_block_plan(rows, n, group, block, i1);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = pl.g0; g < pl.g1; ++g) {
+          const int64_t c0 = g * group;
+          const auto p = kernels::gsq_fit_rtn(&wk[r * n + c0], std::min(group, n - c0), 1, tc.bits,
+                                              tc.scheme == GsqScheme::symmetric, static_cast<int>(tc.scale_storage));
+          scales[r * groups + g] = p.scale, zeros[r * groups + g] = p.zero;
+        }
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> ws(wk.begin() + r * n + pl.i1, wk.begin() + r * n + pl.i2);
+        for (int64_t i = 0; i < pl.k; ++i) {
+          const int64_t p = pl.i1 + i, g = r * groups + p / group;
+          uint32_t code;
+          float q;
+          const float e = kernels::gptq_column_step(ws[i], {scales[g], zeros[g]}, tc.bits, hinv[p * n + p], code, q);
+          codes[r * n + p] = code;
+          err[r * pl.k + i] = e;
+          for (int64_t j = i + 1; j < pl.k; ++j) ws[j] -= e * hinv[p * n + pl.i1 + j];
+        }
+      }
+      // cublasSgemm(N, N, m, n, k, -1, A, lda, B, ldb, 1, C, ldc), column-major.
+      const float* a = hinv.data() + pl.a_offset;
+      float* c = wk.data() + pl.c_offset;
+      for (int64_t col = 0; col < pl.n; ++col)
+        for (int64_t row = 0; row < pl.m; ++row) {
+          float s = 0;
+          for (int64_t kk = 0; kk < pl.k; ++kk) s += a[row + kk * pl.lda] * err[kk + col * pl.ldb];
+          c[row + col * pl.ldc] -= s;
+        }
+    }
+    int64_t differ = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        const int64_t d = std::llabs(static_cast<int64_t>(codes[r * n + c]) - static_cast<int64_t>(cpu.code(r, c)));
+        ASSERT_LE(d, 1) << tc.describe() << " (" << r << ", " << c << ")";
+        differ += d != 0;
+      }
+    EXPECT_LE(static_cast<double>(differ) / static_cast<double>(rows * n), 1e-3) << tc.describe();
+    // Group parameters: later blocks see weights updated by another GEMM summation
+    // order, so a scale may land one fp16 step away, a zero one code away.
+    for (int64_t i = 0; i < rows * groups; ++i) {
+      ASSERT_LE(std::fabs(scales[i] - cpu.scales[i]), 2e-3f * std::fabs(cpu.scales[i])) << tc.describe() << " group " << i;
+      ASSERT_LE(std::abs(zeros[i] - cpu.zeros[i]), 1) << tc.describe() << " group " << i;
+    }
+  }
 }
 
 }  // namespace
