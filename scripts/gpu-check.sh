@@ -23,7 +23,8 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,dr
 
 echo "== configure + build (CUDA arch $CUDA_ARCH, -j$JOBS)"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLOWBIT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" \
-  -DLOWBIT_BUILD_TESTS=ON -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=OFF > "$OUT/configure.log"
+  -DLOWBIT_BUILD_TESTS=ON -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=OFF > "$OUT/configure.log" 2>&1 \
+  || { tail -30 "$OUT/configure.log"; echo "gpu-check: configure failed (dependencies: scripts/install-deps.sh)"; exit 1; }
 cmake --build "$BUILD_DIR" -j "$JOBS" --target test_cuda test_cuda_common bench_cuda > "$OUT/build.log" 2>&1 \
   || { tail -50 "$OUT/build.log"; exit 1; }
 t_build=$(date +%s)
@@ -51,7 +52,13 @@ try:
 except Exception as e:
     print("no benchmark JSON:", e); sys.exit(0)
 print("device:", data.get("context", {}).get("device", "?"))
-runs = {b["name"]: b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration" and not b.get("error_occurred")}
+for b in data["benchmarks"]:
+    if b.get("error_occurred"):
+        print(f"  benchmark error: {b['name']}: {b.get('error_message', '?')}")
+def short(name):  # "Gemv/Q4_K/1/manual_time" -> "Gemv/Q4_K/1"
+    return "/".join(p for p in name.split("/") if p != "manual_time" and ":" not in p)
+runs = {short(b["name"]): b for b in data["benchmarks"]
+        if b.get("run_type", "iteration") == "iteration" and not b.get("error_occurred")}
 copy = next((b["bytes/s"] for n, b in runs.items() if n.startswith("Copy")), None)
 if copy:
     print(f"copy (read+write) {copy/1e9:.0f} GB/s")
