@@ -35,7 +35,8 @@ test_rc=0
 (cd "$BUILD_DIR" && ctest --output-on-failure -j 4 -L gpu --timeout 300 &&
   ctest --output-on-failure -j 4 -R 'SharedBlockMath|SharedMath' --timeout 300) > "$OUT/ctest.log" 2>&1 || test_rc=$?
 tail -15 "$OUT/ctest.log"
-"$BUILD_DIR/tests/test_cuda" --gtest_filter='*Gptq*' 2>&1 | grep -E '^GPTQ|OK|FAILED' | tee "$OUT/gptq_agreement.txt" || true
+"$BUILD_DIR/tests/test_cuda" --gtest_filter='*Gptq*' > "$OUT/gptq_test.txt" 2>&1 || true
+grep -E '^GPTQ' "$OUT/gptq_test.txt" | tee "$OUT/gptq_agreement.txt" || true
 t_test=$(date +%s)
 
 echo "== benchmarks"
@@ -80,6 +81,9 @@ for n, b in runs.items():
 PY
 echo "times: build $((t_build - t0)) s, tests $((t_test - t_build)) s, benchmarks $((t_bench - t_test)) s"
 echo "outputs in $OUT/ (ctest.log, bench_cuda.json, summary.txt)"
+if grep -q "no CUDA device" "$OUT/gptq_test.txt"; then
+  echo "gpu-check: NO GPU - the device tests skipped and no benchmark ran; nothing was verified"; exit 2
+fi
 if [ "$test_rc" -ne 0 ] || [ "$bench_rc" -ne 0 ]; then
   echo "gpu-check: FAILED (ctest rc $test_rc, bench rc $bench_rc)"; exit 1
 fi
