@@ -5,12 +5,14 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
 
 std::string kernel_key_name(Format f) { return std::string(traits(f).name); }
 std::string kernel_key_name(GsqPackedLayout) { return "GSQ packed"; }
+std::string kernel_key_name(PackedGemmKey) { return "packed 16-row panels"; }
 
 template <class Fn, class Key>
 const typename KernelTable<Fn, Key>::Variant& KernelTable<Fn, Key>::select(const Key& key) const {
@@ -43,5 +45,6 @@ template class KernelTable<DequantizeRowFn, Format>;
 template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;
 template class KernelTable<DotFn, Format>;
+template class KernelTable<PackedGemmFn, PackedGemmKey>;
 
 }  // namespace lowbit

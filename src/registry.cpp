@@ -6,6 +6,7 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
 
 namespace lowbit {
 namespace {
@@ -40,11 +41,18 @@ constexpr DotKernel kDot[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr PackedGemmKernel kPackedGemm[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/packed_gemm.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
 constexpr KernelTable<DotFn, Format> kDotTable{"dot", kDot};
+constexpr KernelTable<PackedGemmFn, PackedGemmKey> kPackedGemmTable{"packed_gemm", kPackedGemm};
 
 }  // namespace
 
@@ -53,6 +61,7 @@ const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequa
 const KernelTable<QuantizeActivationsFn, Format>& activation_kernels() { return kActivationTable; }
 const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
 const KernelTable<DotFn, Format>& dot_kernels() { return kDotTable; }
+const KernelTable<PackedGemmFn, PackedGemmKey>& packed_gemm_kernels() { return kPackedGemmTable; }
 
 Format dot_activation_format(Format weights) {
   switch (weights) {
