@@ -3,6 +3,7 @@
 
 #include "lists/declarations.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 
 namespace lowbit {
@@ -32,10 +33,17 @@ constexpr GsqGemvKernel kGsqGemv[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr GsqDequantizeKernel kGsqDequantize[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/gsq_dequantize.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
+constexpr KernelTable<GsqDequantizeFn, GsqPackedLayout> kGsqDequantizeTable{"gsq_dequantize", kGsqDequantize};
 
 }  // namespace
 
@@ -43,6 +51,7 @@ const KernelTable<QuantizeRowFn, Format>& quantize_kernels() { return kQuantizeT
 const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequantizeTable; }
 const KernelTable<QuantizeActivationsFn, Format>& activation_kernels() { return kActivationTable; }
 const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
+const KernelTable<GsqDequantizeFn, GsqPackedLayout>& gsq_dequantize_kernels() { return kGsqDequantizeTable; }
 
 const QuantizeKernel& select_quantize_kernel(Format f) { return kQuantizeTable.select(f); }
 const DequantizeKernel& select_dequantize_kernel(Format f) { return kDequantizeTable.select(f); }

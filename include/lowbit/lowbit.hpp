@@ -30,6 +30,7 @@
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/cpu_features.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/kernel_table.hpp"
 #include "lowbit/kernels/registry.hpp"

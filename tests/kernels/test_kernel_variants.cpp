@@ -9,6 +9,7 @@
 
 #include "families/activations.hpp"
 #include "families/dequantize.hpp"
+#include "families/gsq_dequantize.hpp"
 #include "families/gsq_gemv.hpp"
 #include "families/quantize.hpp"
 
@@ -55,6 +56,11 @@ TEST_P(GsqGemv, MatchesReference) { run_variant<GsqGemvFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvFamily>()),
                          variant_name<GsqGemvFamily>);
 
+class GsqDequantize : public ::testing::TestWithParam<const GsqDequantizeFamily::Variant*> {};
+TEST_P(GsqDequantize, MatchesReference) { run_variant<GsqDequantizeFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, GsqDequantize, ::testing::ValuesIn(variants<GsqDequantizeFamily>()),
+                         variant_name<GsqDequantizeFamily>);
+
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.
 TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
@@ -95,6 +101,7 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(quantize_kernels());
   expect_well_formed(dequantize_kernels());
   expect_well_formed(gsq_gemv_kernels());
+  expect_well_formed(gsq_dequantize_kernels());
   expect_well_formed(activation_kernels());
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;
