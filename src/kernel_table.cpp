@@ -5,6 +5,7 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -43,5 +44,6 @@ template class KernelTable<DequantizeRowFn, Format>;
 template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;
 template class KernelTable<GsqDequantizeFn, GsqPackedLayout>;
+template class KernelTable<GsqGemvQ8Fn, GsqPackedLayout>;
 
 }  // namespace lowbit

@@ -5,6 +5,7 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 
 namespace lowbit {
 namespace {
@@ -39,11 +40,18 @@ constexpr GsqDequantizeKernel kGsqDequantize[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr GsqGemvQ8Kernel kGsqGemvQ8[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/gsq_gemv_q8.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
 constexpr KernelTable<GsqDequantizeFn, GsqPackedLayout> kGsqDequantizeTable{"gsq_dequantize", kGsqDequantize};
+constexpr KernelTable<GsqGemvQ8Fn, GsqPackedLayout> kGsqGemvQ8Table{"gsq_gemv_q8", kGsqGemvQ8};
 
 }  // namespace
 
@@ -52,6 +60,7 @@ const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequa
 const KernelTable<QuantizeActivationsFn, Format>& activation_kernels() { return kActivationTable; }
 const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
 const KernelTable<GsqDequantizeFn, GsqPackedLayout>& gsq_dequantize_kernels() { return kGsqDequantizeTable; }
+const KernelTable<GsqGemvQ8Fn, GsqPackedLayout>& gsq_gemv_q8_kernels() { return kGsqGemvQ8Table; }
 
 const QuantizeKernel& select_quantize_kernel(Format f) { return kQuantizeTable.select(f); }
 const DequantizeKernel& select_dequantize_kernel(Format f) { return kDequantizeTable.select(f); }

@@ -32,6 +32,7 @@
 #include "lowbit/kernels/cpu_features.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 #include "lowbit/kernels/kernel_table.hpp"
 #include "lowbit/kernels/registry.hpp"
 #include "lowbit/model/quant_rules.hpp"

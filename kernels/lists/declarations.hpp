@@ -6,6 +6,7 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit::kernels {
@@ -28,6 +29,10 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqDequantizeFn> fn;
 #include "lists/gsq_dequantize.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqGemvQ8Fn> fn;
+#include "lists/gsq_gemv_q8.inc"
 #undef LOWBIT_KERNEL
 
 }  // namespace lowbit::kernels

@@ -9,7 +9,9 @@
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/gsq/packing.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
+#include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 
 namespace lowbit {
 namespace {
@@ -150,6 +152,20 @@ void gsq_gemv(const GsqResult& q, std::span<const float> x, std::span<float> y) 
   const GsqMatrixRef m = matrix_ref(q);
   const GsqGemvFn fn = gsq_gemv_kernels().select(GsqPackedLayout{}).fn;
   parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, x.data(), y.data(), r0, r1); });
+}
+
+void gsq_gemv_q8(const GsqResult& q, std::span<const float> x, std::span<float> y) {
+  if (static_cast<int64_t>(x.size()) != q.cols || static_cast<int64_t>(y.size()) != q.rows)
+    throw Error("gsq_gemv_q8: x has " + std::to_string(x.size()) + " entries and y " + std::to_string(y.size()) +
+                " for a " + dims(q.rows, q.cols) + " matrix");
+  if (q.cols % 32 != 0)
+    throw Error("gsq_gemv_q8: the row length " + std::to_string(q.cols) +
+                " is not a multiple of 32 (whole Q8_0 activation blocks); use gsq_gemv");
+  std::vector<std::byte> xq(static_cast<size_t>(q.cols / 32) * 34);
+  quantize_activations(Format::Q8_0, {x.data(), 1, q.cols}, xq);
+  const GsqMatrixRef m = matrix_ref(q);
+  const GsqGemvQ8Fn fn = gsq_gemv_q8_kernels().select(GsqPackedLayout{}).fn;
+  parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, xq.data(), y.data(), r0, r1); });
 }
 
 }  // namespace lowbit

@@ -11,6 +11,7 @@
 #include "families/dequantize.hpp"
 #include "families/gsq_dequantize.hpp"
 #include "families/gsq_gemv.hpp"
+#include "families/gsq_gemv_q8.hpp"
 #include "families/quantize.hpp"
 
 namespace lowbit::kernel_families {
@@ -61,6 +62,11 @@ TEST_P(GsqDequantize, MatchesReference) { run_variant<GsqDequantizeFamily>(*GetP
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqDequantize, ::testing::ValuesIn(variants<GsqDequantizeFamily>()),
                          variant_name<GsqDequantizeFamily>);
 
+class GsqGemvQ8 : public ::testing::TestWithParam<const GsqGemvQ8Family::Variant*> {};
+TEST_P(GsqGemvQ8, MatchesReference) { run_variant<GsqGemvQ8Family>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemvQ8, ::testing::ValuesIn(variants<GsqGemvQ8Family>()),
+                         variant_name<GsqGemvQ8Family>);
+
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.
 TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
@@ -102,6 +108,7 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(dequantize_kernels());
   expect_well_formed(gsq_gemv_kernels());
   expect_well_formed(gsq_dequantize_kernels());
+  expect_well_formed(gsq_gemv_q8_kernels());
   expect_well_formed(activation_kernels());
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;

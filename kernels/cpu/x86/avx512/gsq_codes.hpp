@@ -5,18 +5,27 @@
 // a chunk sits at bit j*B, i.e. in word (j*B)/32 at shift (j*B)%32, spilling into the
 // next word when B does not divide 32 (3, 5, 6 and 7 bits). Each lane fetches its word
 // with a cross-lane permute and shifts it into place.
+//
+// Shared by the avx512 and avx512vnni folders: each file includes its own target.hpp
+// first, and everything here has internal linkage, so no copy compiled with one
+// folder's flags can stand in for the other's.
 // GCC 12 reports the masked intrinsics' own undefined pass-through operand
-// (_mm512_undefined_epi32 inside avx512fintrin.h) as maybe-uninitialized.
+// (_mm512_undefined_* inside avx512fintrin.h) as (maybe-)uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
 
-#include "target.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__)
+#error "gsq_codes.hpp needs AVX-512 F/BW/VL"
+#endif
+
 namespace lowbit::kernels::avx512_gsq {
+namespace {
 
 template <int B>
 struct LaneTables {
@@ -74,4 +83,5 @@ struct ChunkMasks {
         hi(static_cast<__mmask16>(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0u)) {}
 };
 
+}  // namespace
 }  // namespace lowbit::kernels::avx512_gsq

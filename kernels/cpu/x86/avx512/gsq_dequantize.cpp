@@ -2,6 +2,7 @@
 // operations (s * float(q - z), or s * float(q) + min, no FMA) so the bytes equal the
 // scalar reference's. Contiguous groups broadcast one scale per 32-code chunk (groups
 // are multiples of 32 codes); act-order layouts gather each column's parameters.
+#include "target.hpp"  // first: checks the folder's flags
 #include "gsq_codes.hpp"
 #include "lists/declarations.hpp"
 

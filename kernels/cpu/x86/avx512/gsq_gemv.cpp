@@ -10,6 +10,7 @@
 //
 // Act-order layouts (g_idx): each lane gathers its column's scale and zero, decodes
 // the weight exactly and accumulates w * x: the general path, slower by the gathers.
+#include "target.hpp"  // first: checks the folder's flags
 #include "gsq_codes.hpp"
 #include "lists/declarations.hpp"
 
