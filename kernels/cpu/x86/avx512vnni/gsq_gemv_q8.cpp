@@ -8,8 +8,10 @@
 // 128-bit lane L of one vector and 16..31 in lane L of another (8-bit codes get there
 // by one lane shuffle, 2/3/5/6-bit ones through the dword unpacker, narrowed to bytes).
 // Either way dword lane i of the two vpdpbusd sums covers 8 codes of block i/4. Per
-// lane, with X the sum of those 8 activation codes, the zero point comes off in
-// integers (P - z X, exact), and one FMA applies d_block * s_group.
+// lane, with X the sum of those 8 activation codes, the products accumulate onto
+// -z X, so the zero point comes off in integers (P - z X, exact), and one FMA applies
+// d_block * s_group. (Folding z into a per-row float term instead saves two
+// operations but cancels: low-bit per-channel rows miss the 1e-5 tolerance.)
 //
 // Four rows at a time share the repacked activations. A row's arithmetic does not
 // depend on which rows share its pass: the same y at any thread count or row split.
@@ -34,7 +36,7 @@ struct alignas(64) Chunk {
   int8_t even[64];    // byte j: code 2j of the chunk (pairs with 4-bit low nibbles)
   int8_t odd[64];     // byte j: code 2j + 1 (high nibbles)
   float d[16];        // lane i: scale of block i/4 (0 past the row)
-  int32_t xsum[16];   // lane i: sum of the 8 activation codes lane i's products cover
+  int32_t minus_xsum[16];  // lane i: minus the sum of the 8 activation codes its products cover
   float dxsum[16];    // d * xsum (float minimum layouts)
   int32_t group[16];  // lane i: group of block i/4, relative to first_group
   int64_t first_group;
@@ -77,7 +79,7 @@ void repack(const block_q8_0* x, const GsqMatrixRef& m, std::vector<Chunk>& out)
     _mm512_store_si512(c.odd, _mm512_permutex2var_epi64(n0, _mm512_setr_epi64(1, 5, 3, 7, 9, 13, 11, 15), n1));
     const __m512i xsum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, a), ones, b);
     const __m512 dv = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_load_ps(d)));
-    _mm512_store_si512(c.xsum, xsum);
+    _mm512_store_si512(c.minus_xsum, _mm512_sub_epi32(_mm512_setzero_si512(), xsum));
     _mm512_store_ps(c.d, dv);
     _mm512_store_ps(c.dxsum, _mm512_mul_ps(dv, _mm512_cvtepi32_ps(xsum)));
     _mm512_store_si512(c.group, _mm512_permutexvar_epi32(lane_block, _mm512_castsi128_si512(_mm_load_si128(
@@ -135,14 +137,13 @@ void rows_grouped(const GsqMatrixRef& m, const std::vector<Chunk>& xc, const Chu
     const Chunk& c = xc[k];
     const __m512i a = _mm512_load_si512(B == 4 ? c.even : c.a), b = _mm512_load_si512(B == 4 ? c.odd : c.b);
     const __m512 d = _mm512_load_ps(c.d);
-    const __m512i xsum = _mm512_load_si512(c.xsum);
+    const __m512i minus_xsum = _mm512_load_si512(c.minus_xsum);
     const __mmask16 gmask = static_cast<__mmask16>((1u << std::min<int64_t>(4, groups - c.first_group)) - 1);
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int64_t base = (r + i) * groups + c.first_group;
       __m512i ua, ub;
       codes(m.qweight + (r + i) * m.words_per_row, m.words_per_row, m.cols, static_cast<int64_t>(k), ua, ub);
-      const __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ua, a), ub, b);
       __m512 s;
       if constexpr (Uniform) {
         s = _mm512_set1_ps(m.scales[base]);
@@ -152,13 +153,16 @@ void rows_grouped(const GsqMatrixRef& m, const std::vector<Chunk>& xc, const Chu
       if constexpr (FloatMin) {
         const __m512 mn = Uniform ? _mm512_set1_ps(m.mins[base])
                                   : _mm512_permutexvar_ps(_mm512_load_si512(c.group), _mm512_maskz_loadu_ps(gmask, m.mins + base));
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ua, a), ub, b);
         total[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(d, s), total[i]);
         total[i] = _mm512_fmadd_ps(_mm512_load_ps(c.dxsum), mn, total[i]);
       } else {
         const __m512i z = Uniform ? _mm512_set1_epi32(m.zeros[base])
                                   : _mm512_permutexvar_epi32(_mm512_load_si512(c.group),
                                                              _mm512_maskz_loadu_epi32(gmask, m.zeros + base));
-        const __m512i exact = _mm512_sub_epi32(p, _mm512_mullo_epi32(z, xsum));
+        // The products accumulate onto -z X, so the sum comes out as P - z X, exact.
+        const __m512i minus_zx = _mm512_mullo_epi32(z, minus_xsum);
+        const __m512i exact = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(minus_zx, ua, a), ub, b);
         total[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(d, s), total[i]);
       }
     }
