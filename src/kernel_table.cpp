@@ -6,6 +6,9 @@
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
+#include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -46,5 +49,7 @@ template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;
 template class KernelTable<DotFn, Format>;
 template class KernelTable<PackedGemmFn, PackedGemmKey>;
+template class KernelTable<GsqDequantizeFn, GsqPackedLayout>;
+template class KernelTable<GsqGemvQ8Fn, GsqPackedLayout>;
 
 }  // namespace lowbit

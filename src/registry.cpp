@@ -7,6 +7,9 @@
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
+#include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 
 namespace lowbit {
 namespace {
@@ -47,12 +50,26 @@ constexpr PackedGemmKernel kPackedGemm[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr GsqDequantizeKernel kGsqDequantize[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/gsq_dequantize.inc"
+#undef LOWBIT_KERNEL
+};
+
+constexpr GsqGemvQ8Kernel kGsqGemvQ8[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/gsq_gemv_q8.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
 constexpr KernelTable<DotFn, Format> kDotTable{"dot", kDot};
 constexpr KernelTable<PackedGemmFn, PackedGemmKey> kPackedGemmTable{"packed_gemm", kPackedGemm};
+constexpr KernelTable<GsqDequantizeFn, GsqPackedLayout> kGsqDequantizeTable{"gsq_dequantize", kGsqDequantize};
+constexpr KernelTable<GsqGemvQ8Fn, GsqPackedLayout> kGsqGemvQ8Table{"gsq_gemv_q8", kGsqGemvQ8};
 
 }  // namespace
 
@@ -74,6 +91,8 @@ Format dot_activation_format(Format weights) {
   }
   throw Error(std::string(traits(weights).name) + " is an activation format: it has no dot product as weights");
 }
+const KernelTable<GsqDequantizeFn, GsqPackedLayout>& gsq_dequantize_kernels() { return kGsqDequantizeTable; }
+const KernelTable<GsqGemvQ8Fn, GsqPackedLayout>& gsq_gemv_q8_kernels() { return kGsqGemvQ8Table; }
 
 const QuantizeKernel& select_quantize_kernel(Format f) { return kQuantizeTable.select(f); }
 const DequantizeKernel& select_dequantize_kernel(Format f) { return kDequantizeTable.select(f); }

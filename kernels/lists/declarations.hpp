@@ -7,6 +7,9 @@
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
+#include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit::kernels {
@@ -33,6 +36,14 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<PackedGemmFn> fn;
 #include "lists/packed_gemm.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqDequantizeFn> fn;
+#include "lists/gsq_dequantize.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqGemvQ8Fn> fn;
+#include "lists/gsq_gemv_q8.inc"
 #undef LOWBIT_KERNEL
 
 }  // namespace lowbit::kernels

@@ -8,7 +8,10 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/gsq/packing.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
+#include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 
 namespace lowbit {
 namespace {
@@ -55,6 +58,12 @@ void double_quantize(GsqResult& q) {
       q.scales[i] = static_cast<float>(q.scale_codes[i]) * bs;
     }
   }
+}
+
+// The kernels' view of a result: the packed arrays and nothing of the quantizer's settings.
+GsqMatrixRef matrix_ref(const GsqResult& q) {
+  return {q.qweight.data(), q.scales.data(), q.zeros.data(), q.mins.empty() ? nullptr : q.mins.data(),
+          q.g_idx.empty() ? nullptr : q.g_idx.data(), q.config.bits, q.rows, q.cols, q.group(), q.words_per_row()};
 }
 
 }  // namespace
@@ -130,21 +139,33 @@ void gsq_dequantize(const GsqResult& q, MatrixView<float> out) {
   if (out.rows != q.rows || out.cols != q.cols)
     throw Error("gsq_dequantize: output is " + dims(out.rows, out.cols) + ", the matrix is " + dims(q.rows, q.cols));
   if (q.rows * q.cols > 0 && out.data == nullptr) throw Error("gsq_dequantize: output is null");
-  parallel_for(q.rows, row_grain(q.cols), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = 0; c < q.cols; ++c) out(r, c) = decode_value(q.config, q.params(r, q.group_of(c)), q.code(r, c));
-  });
+  if (q.rows == 0) return;
+  const GsqMatrixRef m = matrix_ref(q);
+  const GsqDequantizeFn fn = gsq_dequantize_kernels().select(GsqPackedLayout{}).fn;
+  parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, out.data, out.stride, r0, r1); });
 }
 
 void gsq_gemv(const GsqResult& q, std::span<const float> x, std::span<float> y) {
   if (static_cast<int64_t>(x.size()) != q.cols || static_cast<int64_t>(y.size()) != q.rows)
     throw Error("gsq_gemv: x has " + std::to_string(x.size()) + " entries and y " + std::to_string(y.size()) +
                 " for a " + dims(q.rows, q.cols) + " matrix");
-  const GsqMatrixRef m{q.qweight.data(), q.scales.data(), q.zeros.data(), q.mins.empty() ? nullptr : q.mins.data(),
-                       q.g_idx.empty() ? nullptr : q.g_idx.data(), q.config.bits, q.rows, q.cols, q.group(),
-                       q.words_per_row()};
+  const GsqMatrixRef m = matrix_ref(q);
   const GsqGemvFn fn = gsq_gemv_kernels().select(GsqPackedLayout{}).fn;
   parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, x.data(), y.data(), r0, r1); });
+}
+
+void gsq_gemv_q8(const GsqResult& q, std::span<const float> x, std::span<float> y) {
+  if (static_cast<int64_t>(x.size()) != q.cols || static_cast<int64_t>(y.size()) != q.rows)
+    throw Error("gsq_gemv_q8: x has " + std::to_string(x.size()) + " entries and y " + std::to_string(y.size()) +
+                " for a " + dims(q.rows, q.cols) + " matrix");
+  if (q.cols % 32 != 0)
+    throw Error("gsq_gemv_q8: the row length " + std::to_string(q.cols) +
+                " is not a multiple of 32 (whole Q8_0 activation blocks); use gsq_gemv");
+  std::vector<std::byte> xq(static_cast<size_t>(q.cols / 32) * 34);
+  quantize_activations(Format::Q8_0, {x.data(), 1, q.cols}, xq);
+  const GsqMatrixRef m = matrix_ref(q);
+  const GsqGemvQ8Fn fn = gsq_gemv_q8_kernels().select(GsqPackedLayout{}).fn;
+  parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) { fn(m, xq.data(), y.data(), r0, r1); });
 }
 
 }  // namespace lowbit

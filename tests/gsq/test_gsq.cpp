@@ -228,6 +228,67 @@ TEST(GsqGemv, MatchesFloat64ProductOfTheDequantizedMatrix) {
   EXPECT_THROW(gsq_gemv(q, bad, y), Error);
 }
 
+// gsq_gemv_q8 rounds x to Q8_0 blocks and then computes W times those activations:
+// compared with the float64 product of the dequantized matrix and the dequantized
+// Q8_0 blocks (decoded here from their bytes: fp16 d, int8 codes).
+TEST(GsqGemv, Q8MatchesFloat64ProductWithTheQuantizedActivations) {
+  const int64_t rows = 37, cols = 384;
+  auto w = synthetic_weights(rows, cols, 10);
+  auto x = synthetic_weights(1, cols, 11, Distribution::gaussian);
+  std::vector<std::byte> xq(quantized_size(Format::Q8_0, 1, cols));
+  quantize_activations(Format::Q8_0, {x.data(), 1, cols}, xq);
+  std::vector<double> xd(cols);
+  for (int64_t c = 0; c < cols; ++c) {
+    const std::byte* blk = xq.data() + (c / 32) * 34;
+    uint16_t d;
+    std::memcpy(&d, blk, 2);
+    xd[c] = double(fp16_to_fp32(d)) * static_cast<int8_t>(blk[2 + c % 32]);
+  }
+  for (auto scheme : {GsqScheme::symmetric, GsqScheme::asymmetric, GsqScheme::asymmetric_float})
+    for (int bits : {3, 4, 8}) {
+      auto q = gsq_quantize(config(bits, 128, scheme, ScaleSearch::rtn), {w.data(), rows, cols});
+      std::vector<float> back(w.size()), y(rows), y1(rows);
+      gsq_dequantize(q, {back.data(), rows, cols});
+      set_num_threads(2);
+      gsq_gemv_q8(q, x, y);
+      set_num_threads(1);
+      gsq_gemv_q8(q, x, y1);
+      set_num_threads(0);
+      EXPECT_EQ(0, std::memcmp(y.data(), y1.data(), rows * 4)) << "thread count changed y, " << q.config.describe();
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = 0, mag = 0;
+        for (int64_t c = 0; c < cols; ++c) ref += back[r * cols + c] * xd[c], mag += std::fabs(back[r * cols + c] * xd[c]);
+        ASSERT_NEAR(y[r], ref, 1e-5 * mag + 1e-30) << "row " << r << " " << q.config.describe();
+      }
+    }
+  auto q = gsq_quantize(GsqConfig{}, {w.data(), rows, cols});
+  std::vector<float> y(rows), bad(5);
+  EXPECT_THROW(gsq_gemv_q8(q, bad, y), Error);
+  auto odd = gsq_quantize(config(4, 0, GsqScheme::symmetric, ScaleSearch::rtn), {w.data(), rows, 100});
+  std::vector<float> x100(100);
+  EXPECT_THROW(gsq_gemv_q8(odd, x100, y), Error);  // 100 columns: not whole Q8_0 blocks
+}
+
+// gsq_gemv and gsq_dequantize give the same bytes at any thread count.
+TEST(GsqGemv, ResultsDoNotDependOnTheThreadCount) {
+  const int64_t rows = 301, cols = 512;
+  auto w = synthetic_weights(rows, cols, 12);
+  auto x = synthetic_weights(1, cols, 13, Distribution::gaussian);
+  for (int bits : {2, 4, 6}) {
+    auto q = gsq_quantize(config(bits, 64, GsqScheme::asymmetric, ScaleSearch::rtn), {w.data(), rows, cols});
+    std::vector<float> y1(rows), y2(rows), d1(w.size()), d2(w.size());
+    set_num_threads(1);
+    gsq_gemv(q, x, y1);
+    gsq_dequantize(q, {d1.data(), rows, cols});
+    set_num_threads(2);
+    gsq_gemv(q, x, y2);
+    gsq_dequantize(q, {d2.data(), rows, cols});
+    set_num_threads(0);
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), rows * 4)) << bits << " bits";
+    EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), d1.size() * 4)) << bits << " bits";
+  }
+}
+
 TEST(HfLayout, ImportsHandBuiltTensors) {
   // 8 outputs x 32 inputs, 4 bits, one group: output 0 holds codes 1..8 in inputs 0..7.
   HfGptqTensors t;

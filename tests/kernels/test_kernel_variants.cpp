@@ -14,6 +14,9 @@
 #include "families/dot.hpp"
 #include "families/gsq_gemv.hpp"
 #include "families/packed_gemm.hpp"
+#include "families/gsq_dequantize.hpp"
+#include "families/gsq_gemv.hpp"
+#include "families/gsq_gemv_q8.hpp"
 #include "families/quantize.hpp"
 
 namespace lowbit::kernel_families {
@@ -67,6 +70,15 @@ class PackedGemm : public ::testing::TestWithParam<const PackedGemmFamily::Varia
 TEST_P(PackedGemm, MatchesReference) { run_variant<PackedGemmFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, PackedGemm, ::testing::ValuesIn(variants<PackedGemmFamily>()),
                          variant_name<PackedGemmFamily>);
+class GsqDequantize : public ::testing::TestWithParam<const GsqDequantizeFamily::Variant*> {};
+TEST_P(GsqDequantize, MatchesReference) { run_variant<GsqDequantizeFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, GsqDequantize, ::testing::ValuesIn(variants<GsqDequantizeFamily>()),
+                         variant_name<GsqDequantizeFamily>);
+
+class GsqGemvQ8 : public ::testing::TestWithParam<const GsqGemvQ8Family::Variant*> {};
+TEST_P(GsqGemvQ8, MatchesReference) { run_variant<GsqGemvQ8Family>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemvQ8, ::testing::ValuesIn(variants<GsqGemvQ8Family>()),
+                         variant_name<GsqGemvQ8Family>);
 
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.
@@ -125,6 +137,8 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(quantize_kernels());
   expect_well_formed(dequantize_kernels());
   expect_well_formed(gsq_gemv_kernels());
+  expect_well_formed(gsq_dequantize_kernels());
+  expect_well_formed(gsq_gemv_q8_kernels());
   expect_well_formed(activation_kernels());
   expect_well_formed(dot_kernels());
   expect_well_formed(packed_gemm_kernels());

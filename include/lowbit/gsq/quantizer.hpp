@@ -53,4 +53,10 @@ void gsq_dequantize(const GsqResult& q, MatrixView<float> out);
 // dispatch table's best gsq_gemv kernel.
 void gsq_gemv(const GsqResult& q, std::span<const float> x, std::span<float> y);
 
+// y = W x with x first quantized to ggml's Q8_0 blocks (quantize_activations), through
+// the best gsq_gemv_q8 kernel: integer dot products, the fastest form on CPUs with
+// int8 dot instructions, at the cost of the activations' 8-bit rounding. Needs
+// cols % 32 == 0; throws Error otherwise and for the cases gsq_gemv rejects.
+void gsq_gemv_q8(const GsqResult& q, std::span<const float> x, std::span<float> y);
+
 }  // namespace lowbit
