@@ -3,6 +3,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/registry.hpp"
 
@@ -41,5 +42,6 @@ template class KernelTable<QuantizeRowFn, Format>;
 template class KernelTable<DequantizeRowFn, Format>;
 template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;
+template class KernelTable<DotFn, Format>;
 
 }  // namespace lowbit

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/registry.hpp"
 
@@ -23,6 +24,10 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqGemvFn> fn;
 #include "lists/gsq_gemv.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DotFn> fn;
+#include "lists/dot.inc"
 #undef LOWBIT_KERNEL
 
 }  // namespace lowbit::kernels

@@ -9,6 +9,7 @@
 
 #include "families/activations.hpp"
 #include "families/dequantize.hpp"
+#include "families/dot.hpp"
 #include "families/quantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 // The GSQ GEMV family's inputs come from the GSQ quantizer (and so TBB), which the
@@ -65,6 +66,10 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvF
                          variant_name<GsqGemvFamily>);
 #endif
 
+class Dot : public ::testing::TestWithParam<const DotFamily::Variant*> {};
+TEST_P(Dot, MatchesFloat64Reference) { run_variant<DotFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, Dot, ::testing::ValuesIn(variants<DotFamily>()), variant_name<DotFamily>);
+
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.
 TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
@@ -106,9 +111,11 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(dequantize_kernels());
   expect_well_formed(gsq_gemv_kernels());
   expect_well_formed(activation_kernels());
+  expect_well_formed(dot_kernels());
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;
     EXPECT_NO_THROW(dequantize_kernels().reference(t.format)) << t.name;
+    if (!t.activation_only) EXPECT_NO_THROW(dot_kernels().reference(t.format)) << t.name;
   }
 }
 
