@@ -10,6 +10,7 @@
 
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/cpu_features.hpp"
+#include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -43,6 +44,7 @@ TEST(ArmDispatch, VariantsRunWhereTheirFeaturesAre) {
   expect_runnable_as_detected(dequantize_kernels(), cpu);
   expect_runnable_as_detected(quantize_kernels(), cpu);
   expect_runnable_as_detected(activation_kernels(), cpu);
+  expect_runnable_as_detected(dot_kernels(), cpu);
 }
 
 // Dispatch picks a NEON-family variant for every key that has one the CPU can run,
@@ -75,6 +77,20 @@ TEST(ArmDispatch, NeonVariantsAreSelected) {
   // Every format but F32 (a copy) has a NEON decoder; every activation format a NEON quantizer.
   EXPECT_EQ(expect_simd_selected(dequantize_kernels(), cpu), static_cast<int>(all_formats().size()) - 1);
   EXPECT_EQ(expect_simd_selected(activation_kernels(), cpu), 3);
+  // Every weight format has a NEON dot product (15 keys).
+  EXPECT_EQ(expect_simd_selected(dot_kernels(), cpu), 15);
+}
+
+// With SDOT, the integer formats' dot products use it; the float formats (nothing
+// for SDOT to do) keep their NEON variants.
+TEST(ArmDispatch, DotprodVariantsAreSelectedWhereSdotExists) {
+  const CpuFeatures cpu = expected_features();
+  for (const FormatTraits& t : all_formats()) {
+    if (t.activation_only) continue;
+    const DotKernel& chosen = dot_kernels().select(t.format);
+    const bool float_format = t.format == Format::F32 || t.format == Format::F16 || t.format == Format::BF16;
+    EXPECT_EQ(chosen.needs.contains(isa::dotprod), cpu.contains(isa::dotprod) && !float_format) << chosen.name;
+  }
 }
 
 }  // namespace
