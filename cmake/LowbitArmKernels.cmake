@@ -5,7 +5,9 @@
 # (CMakeLists.txt, on an aarch64 host or toolchain) and the cross-compiled kernel
 # test tree (tests/neon), so both build the same files with the same flags.
 #   neon     Advanced SIMD, mandatory in ARMv8-A: the baseline -march=armv8-a
-#   dotprod  + SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP)
+#   dotprod  + SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP); GCC 12 offers vdotq_s32 only with
+#            armv8.2-a, whose other additions (LSE atomics, SQRDMLAH) these kernels do
+#            not use
 #   i8mm     + SMMLA/USMMLA/USDOT (FEAT_I8MM, HWCAP2_I8MM); every i8mm core has dotprod
 include(LowbitIsaSources)
 set(_lowbit_arm_root ${CMAKE_CURRENT_LIST_DIR}/..)

@@ -5,6 +5,7 @@
 #   max         every extension qemu emulates: neon + dotprod + i8mm; all variant tests
 #   cortex-a76  ARMv8.2 with dotprod, no i8mm; the detection and dispatch checks
 #   cortex-a53  plain ARMv8.0 Advanced SIMD; the detection and dispatch checks
+# and compares the scalar references' bytes on AArch64 with this host's.
 # `make deps` installs the cross compiler and qemu (scripts/install-deps.sh); without
 # them the label holds one test that says so and is reported as skipped.
 find_program(LOWBIT_AARCH64_CXX NAMES aarch64-linux-gnu-g++)
@@ -17,6 +18,15 @@ if(LOWBIT_AARCH64_CXX AND LOWBIT_QEMU_AARCH64 AND EXISTS /usr/src/googletest/CMa
     COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -DBINARY_DIR=${_neon_dir}
       -DGENERATOR=${CMAKE_GENERATOR} -DJOBS=${LOWBIT_NEON_JOBS} -P ${CMAKE_CURRENT_LIST_DIR}/run_neon_build.cmake)
   set_tests_properties(neon_build PROPERTIES LABELS neon FIXTURES_SETUP lowbit_neon TIMEOUT 1200)
+  # The scalar references write the same bytes on AArch64 as on this host (every
+  # quantizer, decoder and activation quantizer, digested by tests/neon/quantize_digest.cpp).
+  add_executable(neon_quantize_digest_host ${CMAKE_CURRENT_LIST_DIR}/quantize_digest.cpp)
+  target_link_libraries(neon_quantize_digest_host PRIVATE lowbit::lowbit)
+  add_test(NAME neon_same_bytes_as_host
+    COMMAND ${CMAKE_COMMAND} -DHOST=$<TARGET_FILE:neon_quantize_digest_host> -DQEMU=${LOWBIT_QEMU_AARCH64}
+      -DSYSROOT=${LOWBIT_AARCH64_SYSROOT} -DTARGET=${_neon_dir}/quantize_digest
+      -P ${CMAKE_CURRENT_LIST_DIR}/compare_digests.cmake)
+  set_tests_properties(neon_same_bytes_as_host PROPERTIES LABELS neon FIXTURES_REQUIRED lowbit_neon TIMEOUT 600)
   foreach(_cpu max cortex-a76 cortex-a53)
     if(_cpu STREQUAL "max")
       set(_features neon+dotprod+i8mm)
