@@ -31,6 +31,33 @@ struct GgmlPeer {
   void (*quantize_row_q8_1_ref)(const float*, void*, int64_t) = nullptr;
   void (*quantize_row_q8_K_ref)(const float*, void*, int64_t) = nullptr;
   void (*dequantize_row_q8_K)(const void*, float*, int64_t) = nullptr;
+
+  // From libggml-cpu (beside libggml-base): the CPU kernels ggml runs itself.
+  // struct ggml_type_traits_cpu of the pinned ggml.
+  struct CpuTraits {
+    void (*from_float)(const float*, void*, int64_t);
+    void (*vec_dot)(int n, float* s, size_t bs, const void* x, size_t bx, const void* y, size_t by, int nrc);
+    int vec_dot_type;
+    int64_t nrows;
+  };
+  const CpuTraits* (*cpu_traits)(int type) = nullptr;
+  // The graph API, enough for one mul_mat (ggml's own GEMM driver and threads).
+  struct InitParams {
+    size_t mem_size;
+    void* mem_buffer;
+    bool no_alloc;
+  };
+  void* (*init)(InitParams) = nullptr;
+  void (*free_context)(void*) = nullptr;
+  void* (*new_tensor_2d)(void* ctx, int type, int64_t ne0, int64_t ne1) = nullptr;
+  void* (*mul_mat)(void* ctx, void* a, void* b) = nullptr;
+  void* (*new_graph)(void* ctx) = nullptr;
+  void (*build_forward_expand)(void* graph, void* tensor) = nullptr;
+  void* (*get_data)(const void* tensor) = nullptr;
+  size_t (*graph_overhead)() = nullptr;
+  int (*graph_compute_with_ctx)(void* ctx, void* graph, int n_threads) = nullptr;
+  bool has_cpu() const { return cpu_traits && init && graph_compute_with_ctx; }
+
   std::string path;
 
   static const GgmlPeer* get() {
@@ -50,6 +77,31 @@ struct GgmlPeer {
     if (glob(pattern.c_str(), 0, nullptr, &g) == 0 && g.gl_pathc > 0) found = g.gl_pathv[0];
     globfree(&g);
     return found;
+  }
+
+  static void load_cpu(GgmlPeer& p, const std::string& base_path) {
+    const std::string cpu = base_path.substr(0, base_path.rfind('/') + 1) + "libggml-cpu.so";
+    void* lib = dlopen(cpu.c_str(), RTLD_NOW | RTLD_LOCAL);
+    void* base = dlopen(base_path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (!lib || !base) return;
+    auto sym = [](void* l, const char* name) { return dlsym(l, name); };
+    p.cpu_traits = reinterpret_cast<decltype(p.cpu_traits)>(sym(lib, "ggml_get_type_traits_cpu"));
+    p.graph_compute_with_ctx = reinterpret_cast<decltype(p.graph_compute_with_ctx)>(sym(lib, "ggml_graph_compute_with_ctx"));
+    p.init = reinterpret_cast<decltype(p.init)>(sym(base, "ggml_init"));
+    p.free_context = reinterpret_cast<decltype(p.free_context)>(sym(base, "ggml_free"));
+    p.new_tensor_2d = reinterpret_cast<decltype(p.new_tensor_2d)>(sym(base, "ggml_new_tensor_2d"));
+    p.mul_mat = reinterpret_cast<decltype(p.mul_mat)>(sym(base, "ggml_mul_mat"));
+    p.new_graph = reinterpret_cast<decltype(p.new_graph)>(sym(base, "ggml_new_graph"));
+    p.build_forward_expand = reinterpret_cast<decltype(p.build_forward_expand)>(sym(base, "ggml_build_forward_expand"));
+    p.get_data = reinterpret_cast<decltype(p.get_data)>(sym(base, "ggml_get_data"));
+    p.graph_overhead = reinterpret_cast<decltype(p.graph_overhead)>(sym(base, "ggml_graph_overhead"));
+    auto* cpu_init = reinterpret_cast<void (*)()>(sym(lib, "ggml_cpu_init"));
+    if (!cpu_init || !p.free_context || !p.new_tensor_2d || !p.mul_mat || !p.new_graph || !p.build_forward_expand ||
+        !p.get_data || !p.graph_overhead) {
+      p.cpu_traits = nullptr;
+      return;
+    }
+    cpu_init();  // fills ggml-cpu's fp16 tables before any kernel runs
   }
 
   static const GgmlPeer* load() {
@@ -73,7 +125,8 @@ struct GgmlPeer {
       std::fprintf(stderr, "ggml peer: %s lacks the expected symbols; ggml benchmarks skipped\n", path.c_str());
       return nullptr;
     }
-    std::fprintf(stderr, "ggml peer: %s\n", path.c_str());
+    load_cpu(*p, path);
+    std::fprintf(stderr, "ggml peer: %s%s\n", path.c_str(), p->has_cpu() ? " (+ libggml-cpu)" : "");
     return p;
   }
 };

@@ -22,6 +22,7 @@
 
 #include "cpu/reference/block_codec.hpp"
 #include "families/dequantize.hpp"
+#include "lowbit/formats/blocks.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
 

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <set>
 #include <string>
 
+#include "common/kquant_scales.hpp"
 #include "families/activations.hpp"
 #include "families/dequantize.hpp"
 #include "families/dot.hpp"
@@ -83,6 +85,23 @@ TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
       v.fn(codes.data(), got.data(), 65536);
       for (size_t i = 0; i < codes.size(); ++i)
         ASSERT_EQ(std::memcmp(&want[i], &got[i], 4), 0) << v.name << " code 0x" << std::hex << i;
+    }
+  }
+}
+
+// The word-at-a-time unpacking of Q4_K / Q5_K's 12 scale bytes (used by the SIMD dot
+// products) agrees with the byte-by-byte reading on random packings.
+TEST(KernelTables, ScaleUnpackingAgreesWithTheByteReader) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20000; ++trial) {
+    uint8_t packed[12], sc[8], m[8];
+    for (uint8_t& b : packed) b = static_cast<uint8_t>(rng());
+    kernels::unpack_scales_mins_k4(packed, sc, m);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t want_sc, want_m;
+      kernels::get_scale_min_k4(j, packed, want_sc, want_m);
+      ASSERT_EQ(sc[j], want_sc) << "trial " << trial << ", sub-block " << j;
+      ASSERT_EQ(m[j], want_m) << "trial " << trial << ", sub-block " << j;
     }
   }
 }

@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/matmul.hpp"
+#include "timing.hpp"
 #include "lowbit/gptq/ggml_target.hpp"
 #include "lowbit/gptq/hessian.hpp"
 #include "lowbit/gptq/solver.hpp"
@@ -34,6 +37,10 @@ struct Row {
   std::string method;
   double bits_per_weight = 0, rmse = 0, weighted_rmse = 0, quantize_mbs = 0, dequantize_gbs = 0;
   double output_error = 0, quantize_s = 0;
+  // GEMV (y = W x through the dot family): GB/s of weights, and that over a streaming
+  // read of the same bytes measured just before (1 = memory speed).
+  double gemv_gbs = 0, gemv_of_read = 0;
+  std::string gemv_variant;
 };
 
 struct Section {
@@ -113,6 +120,16 @@ Row measure_format(const FormatTraits& t, const std::vector<float>& w, const std
   }
   row.dequantize_gbs = back.size() * sizeof(float) / best / 1e9;
   row.rmse = relative_rmse(src, {back.data(), o.rows, o.cols});
+
+  if (!t.activation_only) {
+    const std::vector<float> x(w.begin(), w.begin() + o.cols);  // any activation row will do
+    std::vector<float> y(static_cast<size_t>(o.rows));
+    const double gemv_s = time_per_call(0.2, [&] { gemv(t.format, q, o.rows, o.cols, x, y); });
+    const double read_s = stream_read_seconds({q}, 0.2);
+    row.gemv_gbs = q.size() / gemv_s / 1e9;
+    row.gemv_of_read = read_s / gemv_s;
+    row.gemv_variant = dot_kernels().select(t.format).name;
+  }
 
   quantize(t.format, src, q, imp);
   dequantize(t.format, q, {back.data(), o.rows, o.cols});
@@ -267,6 +284,11 @@ void print_demo_help() {
       "               imatrix semantics), quantized with that vector\n"
       "  quant MB/s   megabytes of f32 input quantized per second (all threads)\n"
       "  deq GB/s     gigabytes of f32 output decoded per second (all threads)\n"
+      "  gemv GB/s    y = W x (lowbit::gemv, the dot-product kernel named in the last\n"
+      "               column): gigabytes of quantized weights read per second\n"
+      "  x read       that over a streaming read of the same bytes in the same run\n"
+      "               (1.00 = the speed of reading the weights; the default matrix\n"
+      "               stays in a large L3, `lowbit bench` measures from memory)\n"
       "\n"
       "A third table runs GPTQ on the first 1024 rows with a Hessian from 4096 tokens of\n"
       "synthetic LLM-like activations, next to GSQ min/max and GSQ importance (diag(H)/2);\n"
@@ -325,9 +347,11 @@ int run_demo(Args args) {
         std::printf("%-28s %8s %10s %10s %9s\n", "method", "bits/wt", "rel.RMSE", "out.err", "quant s");
         std::printf("%-28s %8s %10s %10s %9s\n", "----------------------------", "-------", "--------", "--------", "-------");
       } else {
-        std::printf("%-28s %8s %10s %10s %11s %9s\n", "method", "bits/wt", "rel.RMSE", "wRMSE", "quant MB/s", "deq GB/s");
-        std::printf("%-28s %8s %10s %10s %11s %9s\n", "----------------------------", "-------", "--------", "--------",
-                    "----------", "--------");
+        const bool gemv = sec.family == std::string("ggml");
+        std::printf("%-28s %8s %10s %10s %11s %9s%s\n", "method", "bits/wt", "rel.RMSE", "wRMSE", "quant MB/s",
+                    "deq GB/s", gemv ? "  gemv GB/s  x read  gemv kernel" : "");
+        std::printf("%-28s %8s %10s %10s %11s %9s%s\n", "----------------------------", "-------", "--------",
+                    "--------", "----------", "--------", gemv ? "  ---------  ------  -----------" : "");
       }
     }
     for (const auto& job : sec.jobs) {
@@ -338,15 +362,22 @@ int run_demo(Args args) {
         if (sec.gptq_columns)
           std::printf("\"output_error\": %.6g, \"quantize_s\": %.3f}", r.output_error, r.quantize_s);
         else
-          std::printf("\"weighted_rmse\": %.6g, \"quantize_mb_s\": %.1f, \"dequantize_gb_s\": %.2f}", r.weighted_rmse,
+          std::printf("\"weighted_rmse\": %.6g, \"quantize_mb_s\": %.1f, \"dequantize_gb_s\": %.2f", r.weighted_rmse,
                       r.quantize_mbs, r.dequantize_gbs);
+        if (!sec.gptq_columns && !r.gemv_variant.empty())
+          std::printf(", \"gemv_gb_s\": %.2f, \"gemv_of_read\": %.3f, \"gemv_kernel\": \"%s\"", r.gemv_gbs,
+                      r.gemv_of_read, r.gemv_variant.c_str());
+        if (!sec.gptq_columns) std::printf("}");
         first_json = false;
       } else if (sec.gptq_columns) {
         std::printf("%-28s %8.4f %10.5f %10.6f %9.3f\n", r.method.c_str(), r.bits_per_weight, r.rmse, r.output_error,
                     r.quantize_s);
       } else {
-        std::printf("%-28s %8.4f %10.5f %10.5f %11.1f %9.2f\n", r.method.c_str(), r.bits_per_weight, r.rmse,
+        std::printf("%-28s %8.4f %10.5f %10.5f %11.1f %9.2f", r.method.c_str(), r.bits_per_weight, r.rmse,
                     r.weighted_rmse, r.quantize_mbs, r.dequantize_gbs);
+        if (!r.gemv_variant.empty())
+          std::printf("  %9.2f  %6.2f  %s", r.gemv_gbs, r.gemv_of_read, r.gemv_variant.c_str());
+        std::printf("\n");
       }
       std::fflush(stdout);
     }

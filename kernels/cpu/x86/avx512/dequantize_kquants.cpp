@@ -5,11 +5,6 @@
 
 #include <immintrin.h>
 
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() and then trip its own
-// -Wmaybe-uninitialized once inlined: a known false positive, silenced for this file.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 #include "common/kquant_scales.hpp"
 #include "lists/declarations.hpp"

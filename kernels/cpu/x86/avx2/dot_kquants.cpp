@@ -1,0 +1,196 @@
+// AVX2 dot products of the 256-element formats (Q2_K..Q6_K, IQ4_XS) with Q8_K
+// activations. Codes are multiplied as unsigned bytes (maddubs) where the format's
+// codes carry an offset (Q3_K's -4, Q6_K's -32): the offset times Q8_K's exact
+// 16-element sums (bsums) is subtracted in integers, so each block's integer sum
+// equals the scalar reference's.
+#include "target.hpp"
+// (target.hpp first: it checks the compile flags.)
+#include <cstring>
+
+#include "dot_common.hpp"
+#include "common/kquant_scales.hpp"
+#include "lists/declarations.hpp"
+#include "lowbit/formats/blocks.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m256i bytes_mask(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+
+// Sixteen 16-bit lanes: eight of a, then eight of b (the two 16-element halves of a
+// 32-element maddubs result).
+inline __m256i two_scales(int a, int b) {
+  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(b)), _mm_set1_epi16(static_cast<int16_t>(a)));
+}
+
+// sum_j scale16[j] * bsums[j] over Q8_K's sixteen 16-element sums, in eight lanes.
+inline __m256i scaled_bsums(const block_q8_K& a, __m256i scales16) {
+  return _mm256_madd_epi16(load256(a.bsums), scales16);
+}
+
+// Sixteen signed 8-bit scales widened to 16 bits.
+inline __m256i widen_scales(const int8_t* sc) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+}
+
+}  // namespace
+
+float dot_q2_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_q2_K*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
+    const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0f)));
+    const __m256i m = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
+    alignas(32) int16_t s16[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(s16), sc);
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bits = load256(w[i].qs + 32 * h);
+      for (int k = 0; k < 4; ++k) {
+        const int j = 8 * h + 2 * k;  // the 16-element sub-blocks j, j + 1
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), bytes_mask(3));
+        const __m256i p = _mm256_maddubs_epi16(q, load256(a[i].qs + 128 * h + 32 * k));
+        isum = _mm256_add_epi32(isum, scale_pairs(p, two_scales(s16[j], s16[j + 1])));
+      }
+    }
+    const float dall = a[i].d * h2f(w[i].d), dmin = a[i].d * h2f(w[i].dmin);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(isum), acc);
+    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(scaled_bsums(a[i], m)), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q3_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_q3_K*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    alignas(16) int8_t sc[16];
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (w[i].scales[j % 8] >> (j < 8 ? 0 : 4)) & 0xF;
+      const int hi = (w[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+      sc[j] = static_cast<int8_t>((lo | hi << 4) - 32);
+    }
+    const __m256i hmask = load256(w[i].hmask);
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bits = load256(w[i].qs + 32 * h);
+      for (int k = 0; k < 4; ++k) {
+        const int j = 8 * h + 2 * k;
+        // Unsigned code low + 4 * high = q + 4, in 0..7.
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), bytes_mask(3));
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * h + k), bytes_mask(1));
+        const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+        const __m256i p = _mm256_maddubs_epi16(q, load256(a[i].qs + 128 * h + 32 * k));
+        isum = _mm256_add_epi32(isum, scale_pairs(p, two_scales(sc[j], sc[j + 1])));
+      }
+    }
+    // Remove the +4: sum_j sc_j * 4 * bsum_j.
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(scaled_bsums(a[i], widen_scales(sc)), 2));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+  }
+  return hsum(acc);
+}
+
+namespace {
+
+// Q4_K and Q5_K share everything but the fifth bit.
+template <class Block, bool kFifthBit>
+float dot_k4(const Block* w, const block_q8_K* a, int64_t blocks) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < blocks; ++i) {
+    uint8_t sc[8], mins[8];
+    unpack_scales_mins_k4(w[i].scales, sc, mins);
+    __m256i isum = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = load256(w[i].qs + 32 * k);
+      __m256i lo = _mm256_and_si256(bytes, bytes_mask(0x0f));
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), bytes_mask(0x0f));
+      if constexpr (kFifthBit) {
+        const __m256i qh = load256(w[i].qh);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), bytes_mask(1)), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), bytes_mask(1)), 4));
+      }
+      const __m256i plo = _mm256_maddubs_epi16(lo, load256(a[i].qs + 64 * k));
+      const __m256i phi = _mm256_maddubs_epi16(hi, load256(a[i].qs + 64 * k + 32));
+      isum = _mm256_add_epi32(isum, scale_pairs(plo, _mm256_set1_epi16(sc[2 * k])));
+      isum = _mm256_add_epi32(isum, scale_pairs(phi, _mm256_set1_epi16(sc[2 * k + 1])));
+    }
+    // sum_j m_j * (bsums[2j] + bsums[2j+1]), j = 0..7, in eight lanes.
+    const __m256i pair_sums = _mm256_madd_epi16(load256(a[i].bsums), _mm256_set1_epi16(1));
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+    const __m256i summs = _mm256_mullo_epi32(pair_sums, m32);
+    const float dall = a[i].d * h2f(w[i].d), dmin = a[i].d * h2f(w[i].dmin);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(isum), acc);
+    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(summs), acc);
+  }
+  return hsum(acc);
+}
+
+}  // namespace
+
+float dot_q4_K_q8_K__avx2(const void* w, const void* a, int64_t n) {
+  return dot_k4<block_q4_K, false>(static_cast<const block_q4_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
+}
+
+float dot_q5_K_q8_K__avx2(const void* w, const void* a, int64_t n) {
+  return dot_k4<block_q5_K, true>(static_cast<const block_q5_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
+}
+
+float dot_q6_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_q6_K*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const int8_t* sc = w[i].scales;
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load256(w[i].ql + 64 * h), ql1 = load256(w[i].ql + 64 * h + 32);
+      const __m256i qh = load256(w[i].qh + 32 * h);
+      const __m256i m4 = bytes_mask(0x0f);
+      const __m256i low[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+      for (int k = 0; k < 4; ++k) {
+        const int j = 8 * h + 2 * k;
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), bytes_mask(3));
+        const __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high, 4));  // q + 32, in 0..63
+        const __m256i p = _mm256_maddubs_epi16(q, load256(a[i].qs + 128 * h + 32 * k));
+        isum = _mm256_add_epi32(isum, scale_pairs(p, two_scales(sc[j], sc[j + 1])));
+      }
+    }
+    // Remove the +32: sum_j sc_j * 32 * bsum_j.
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(scaled_bsums(a[i], widen_scales(sc)), 5));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_iq4_xs_q8_K__avx2(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_iq4_xs*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  const __m256i book = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    __m256i isum = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const int ls =
+          (((w[i].scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((w[i].scales_h >> (2 * j)) & 3) << 4)) - 32;
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qs + 16 * j));
+      const __m256i idx = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), m4), _mm_and_si128(bytes, m4));
+      const __m256i x = _mm256_shuffle_epi8(book, idx);
+      const __m256i y = load256(a[i].qs + 32 * j);
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+      isum = _mm256_add_epi32(isum, scale_pairs(pairs, _mm256_set1_epi16(static_cast<int16_t>(ls))));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+  }
+  return hsum(acc);
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,48 @@
+// Timing helpers shared by `lowbit bench` and `lowbit demo`.
+#include "timing.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "lowbit/core/parallel.hpp"
+
+namespace lowbit::cli {
+
+double time_per_call(double min_seconds, const std::function<void()>& body) {
+  using clock = std::chrono::steady_clock;
+  body();
+  int64_t calls = 0;
+  const auto start = clock::now();
+  double elapsed = 0;
+  do {
+    body();
+    ++calls;
+    elapsed = std::chrono::duration<double>(clock::now() - start).count();
+  } while (elapsed < min_seconds || calls < 2);
+  return elapsed / static_cast<double>(calls);
+}
+
+double stream_read_seconds(const std::vector<std::vector<std::byte>>& buffers, double min_seconds) {
+  std::atomic<uint64_t> sink{0};  // keeps the sums observable
+  return time_per_call(min_seconds, [&] {
+    for (const auto& b : buffers) {
+      const auto* words = reinterpret_cast<const uint64_t*>(b.data());
+      const int64_t n = static_cast<int64_t>(b.size() / 8), chunk = 8192;
+      parallel_for((n + chunk - 1) / chunk, 4, [&](int64_t c0, int64_t c1) {
+        uint64_t acc[8] = {};
+        const int64_t end = std::min(n, c1 * chunk);
+        int64_t i = c0 * chunk;
+        for (; i + 8 <= end; i += 8)
+          for (int k = 0; k < 8; ++k) acc[k] += words[i + k];
+        for (; i < end; ++i) acc[0] += words[i];
+        uint64_t s = 0;
+        for (uint64_t v : acc) s += v;
+        sink.fetch_add(s, std::memory_order_relaxed);
+      });
+    }
+  });
+}
+
+}  // namespace lowbit::cli
