@@ -1,6 +1,6 @@
 // Prints one FNV-1a digest per (family, format) of what the scalar references write:
-// every quantizer (with and without importance), every activation quantizer and every
-// decoder, on inputs made with integer arithmetic and correctly rounded float
+// every quantizer (with and without importance), every activation quantizer, every
+// decoder and every dot product (its float results), on inputs made with integer arithmetic and correctly rounded float
 // operations only (no libm, whose last bits may differ between machines). The neon
 // ctest runs it on the host and under qemu-aarch64 and requires the same lines, so a
 // model file quantized on an Arm machine has the bytes of one quantized on x86.
@@ -12,6 +12,7 @@
 
 #include "lowbit/formats/format.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace {
@@ -91,6 +92,25 @@ int main() {
       h = fnv1a(q.data(), q.size(), h);
     }
     print("quantize_activations", traits(k.key).name, h);
+  }
+  // Dot products: the unit and the tiny row's weights (the quantizer's bytes) times the
+  // other one as activations in the partner format. Not the huge row: its F16 weights
+  // and Q8 activation scales overflow to Inf, and the NaN an Inf - Inf makes has a
+  // different sign bit on x86 (negative default NaN) than on AArch64 (positive).
+  for (const FormatTraits& t : all_formats()) {
+    if (t.activation_only) continue;
+    const Format af = dot_activation_format(t.format);
+    std::vector<std::byte> w(row_bytes(t.format, n)), a(af == Format::F32 ? n * 4 : row_bytes(af, n));
+    uint64_t h = fnv1a(nullptr, 0);
+    for (int64_t r = 0; r < 2; ++r) {
+      const float* next = x.data() + (1 - r) * n;
+      quantize_kernels().reference(t.format).fn(x.data() + r * n, w.data(), n, nullptr);
+      if (af == Format::F32) std::memcpy(a.data(), next, a.size());
+      else activation_kernels().reference(af).fn(next, a.data(), n);
+      const float d = dot_kernels().reference(t.format).fn(w.data(), a.data(), n);
+      h = fnv1a(&d, sizeof d, h);
+    }
+    print("dot", t.name, h);
   }
   return 0;
 }
