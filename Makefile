@@ -32,15 +32,16 @@ demo: build
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-# Unit tests only: the interop, gpu and package labels add nothing a sanitizer
-# would see in lowbit's code and take most of the time. Any report fails the run.
+# Unit tests only: the interop, gpu, package and neon (cross-compiled, uninstrumented)
+# labels add nothing a sanitizer would see in lowbit's code and take most of the
+# time. Any report fails the run.
 test-sanitize: deps
 	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_CUDA=OFF \
 	  $(if $(SANITIZE_CXX),-DCMAKE_CXX_COMPILER=$(SANITIZE_CXX)) \
 	  -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_SANITIZE=$(SANITIZERS) $(CMAKE_FLAGS) > /dev/null
 	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j $(JOBS) -LE 'interop|gpu|package'
+	  ctest --output-on-failure -j $(JOBS) -LE 'interop|gpu|package|neon'
 	@if command -v clang++ > /dev/null 2>&1; then \
 	  cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLOWBIT_CUDA=OFF \
 	    -DLOWBIT_BUILD_FUZZERS=ON -DLOWBIT_SANITIZE=$(SANITIZERS) -DLOWBIT_FUZZ_RUNS=$(FUZZ_RUNS) \

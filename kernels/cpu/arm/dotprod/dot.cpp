@@ -1,0 +1,32 @@
+// Dot products with the Armv8.2 dot-product instructions (kernels/cpu/arm/dot_rows.hpp):
+// each 16-lane int8 dot is one SDOT (vdotq_s32), four int8 products summed into each
+// int32 lane, where plain NEON needs four instructions. Only the integer formats: the
+// float formats have nothing for SDOT to do and keep their NEON variants.
+#include "cpu/arm/dotprod/target.hpp"  // first: checks this file's compile flags
+
+#include "cpu/arm/dot_rows.hpp"
+#include "lists/declarations.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+struct DotprodOps {
+  static int32x4_t dot(int32x4_t acc, int8x16_t a, int8x16_t b) { return vdotq_s32(acc, a, b); }
+};
+
+}  // namespace
+
+float dot_q4_0_q8_0__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q4_0<DotprodOps>(w, a, n); }
+float dot_q4_1_q8_1__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q4_1<DotprodOps>(w, a, n); }
+float dot_q5_0_q8_0__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q5_0<DotprodOps>(w, a, n); }
+float dot_q5_1_q8_1__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q5_1<DotprodOps>(w, a, n); }
+float dot_q8_0_q8_0__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q8_0<DotprodOps>(w, a, n); }
+float dot_iq4_nl_q8_0__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::iq4_nl<DotprodOps>(w, a, n); }
+float dot_q2_K_q8_K__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q2_K<DotprodOps>(w, a, n); }
+float dot_q3_K_q8_K__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q3_K<DotprodOps>(w, a, n); }
+float dot_q4_K_q8_K__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q4_K<DotprodOps>(w, a, n); }
+float dot_q5_K_q8_K__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q5_K<DotprodOps>(w, a, n); }
+float dot_q6_K_q8_K__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::q6_K<DotprodOps>(w, a, n); }
+float dot_iq4_xs_q8_K__dotprod(const void* w, const void* a, int64_t n) { return arm_dot::iq4_xs<DotprodOps>(w, a, n); }
+
+}  // namespace lowbit::kernels
