@@ -55,8 +55,21 @@ struct GgmlPeer {
   void (*build_forward_expand)(void* graph, void* tensor) = nullptr;
   void* (*get_data)(const void* tensor) = nullptr;
   size_t (*graph_overhead)() = nullptr;
-  int (*graph_compute_with_ctx)(void* ctx, void* graph, int n_threads) = nullptr;
-  bool has_cpu() const { return cpu_traits && init && graph_compute_with_ctx; }
+  // struct ggml_cplan of the pinned ggml: the plan is made once and its work buffer
+  // is the caller's (graph_compute_with_ctx would take a new one from the context on
+  // every call and exhaust it in a timing loop).
+  struct ComputePlan {
+    size_t work_size;
+    uint8_t* work_data;
+    int n_threads;
+    void* threadpool;
+    bool (*abort_callback)(void*);
+    void* abort_callback_data;
+    bool use_ref;
+  };
+  ComputePlan (*graph_plan)(const void* graph, int n_threads, void* threadpool) = nullptr;
+  int (*graph_compute)(void* graph, ComputePlan* plan) = nullptr;
+  bool has_cpu() const { return cpu_traits && init && graph_plan && graph_compute; }
 
   std::string path;
 
@@ -86,7 +99,8 @@ struct GgmlPeer {
     if (!lib || !base) return;
     auto sym = [](void* l, const char* name) { return dlsym(l, name); };
     p.cpu_traits = reinterpret_cast<decltype(p.cpu_traits)>(sym(lib, "ggml_get_type_traits_cpu"));
-    p.graph_compute_with_ctx = reinterpret_cast<decltype(p.graph_compute_with_ctx)>(sym(lib, "ggml_graph_compute_with_ctx"));
+    p.graph_plan = reinterpret_cast<decltype(p.graph_plan)>(sym(lib, "ggml_graph_plan"));
+    p.graph_compute = reinterpret_cast<decltype(p.graph_compute)>(sym(lib, "ggml_graph_compute"));
     p.init = reinterpret_cast<decltype(p.init)>(sym(base, "ggml_init"));
     p.free_context = reinterpret_cast<decltype(p.free_context)>(sym(base, "ggml_free"));
     p.new_tensor_2d = reinterpret_cast<decltype(p.new_tensor_2d)>(sym(base, "ggml_new_tensor_2d"));

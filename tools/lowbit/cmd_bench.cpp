@@ -333,11 +333,10 @@ std::optional<double> ggml_matmul_seconds(const GgmlPeer* ggml, Format f, const 
   if (!ggml || !ggml->has_cpu()) return std::nullopt;
   const GgmlPeer::CpuTraits* wt = ggml->cpu_traits(static_cast<int>(f));
   if (!wt || !wt->vec_dot) return std::nullopt;
-  // ggml aborts when its context runs out, so size it generously: twice the operands
-  // (its mul_mat may repack tiles and quantize the activations into the same pool),
-  // the graph, and 128 MiB of slack.
+  // The context holds the three tensors and the graph (ggml aborts if it runs out);
+  // the work buffer is planned once and allocated here.
   const size_t operands = w.size() + static_cast<size_t>(batch) * static_cast<size_t>(cols + rows) * 4;
-  const size_t mem = 2 * operands + ggml->graph_overhead() + (size_t{128} << 20);
+  const size_t mem = operands + ggml->graph_overhead() + (size_t{16} << 20);
   void* ctx = ggml->init({mem, nullptr, false});
   if (!ctx) return std::nullopt;
   void* a = ggml->new_tensor_2d(ctx, static_cast<int>(f), cols, rows);
@@ -348,8 +347,11 @@ std::optional<double> ggml_matmul_seconds(const GgmlPeer* ggml, Format f, const 
   void* graph = ggml->new_graph(ctx);
   ggml->build_forward_expand(graph, c);
   const int threads = num_threads();
+  GgmlPeer::ComputePlan plan = ggml->graph_plan(graph, threads, nullptr);
+  std::vector<uint8_t> work(plan.work_size + 64);
+  plan.work_data = work.data();
   int status = 0;
-  const double t = time_per_call(min_seconds, [&] { status |= ggml->graph_compute_with_ctx(ctx, graph, threads); });
+  const double t = time_per_call(min_seconds, [&] { status |= ggml->graph_compute(graph, &plan); });
   // c is rows x batch with ne0 = rows: the same layout as y (batch rows of `rows`).
   const auto* got = static_cast<const float*>(ggml->get_data(c));
   double err = 0, norm = 0;
