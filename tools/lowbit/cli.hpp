@@ -57,5 +57,6 @@ void print_demo_help();
 int run_quantize(Args args);
 int run_inspect(Args args);
 int run_compare(Args args);
+int run_eval(Args args);
 
 }  // namespace lowbit::cli
