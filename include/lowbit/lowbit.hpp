@@ -33,6 +33,7 @@
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/kernel_table.hpp"
 #include "lowbit/kernels/registry.hpp"
+#include "lowbit/model/calibrate.hpp"
 #include "lowbit/model/eval.hpp"
 #include "lowbit/model/llama.hpp"
 #include "lowbit/model/quant_rules.hpp"

