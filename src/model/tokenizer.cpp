@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <iterator>
 #include <string>
 #include <unordered_map>
 #include <utility>
