@@ -32,6 +32,10 @@
 //         tensor NAME_HEX FORMAT NDIMS NE0 ... DATA_FILE
 //   lowbit_interop_tool gguf-copy IN.gguf OUT.gguf
 //       reads IN with lowbit and writes its metadata and tensors (borrowed from the mapping) to OUT
+//   lowbit_interop_tool tokenize MODEL.gguf TEXT_FILE ADD_SPECIAL PARSE_SPECIAL OUT.i32
+//       the GGUF tokenizer's ids for the file's bytes (ADD_SPECIAL, PARSE_SPECIAL are 0 or 1)
+//   lowbit_interop_tool llama-logits MODEL.gguf TOKENS.i32 OUT.f32
+//       the llama runtime's logits [tokens x vocab] for TOKENS as one batch from an empty cache
 //
 // Any error prints a message on stderr and exits with status 1.
 #include <bit>
@@ -61,6 +65,8 @@
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/formats/quantize.hpp"
+#include "lowbit/model/llama.hpp"
+#include "lowbit/model/tokenizer.hpp"
 
 namespace {
 
@@ -81,7 +87,9 @@ constexpr std::string_view kUsage =
     "  lowbit_interop_tool st-write OUT.safetensors MANIFEST\n"
     "  lowbit_interop_tool gguf-dump FILE\n"
     "  lowbit_interop_tool gguf-write SPEC OUT.gguf\n"
-    "  lowbit_interop_tool gguf-copy IN.gguf OUT.gguf\n";
+    "  lowbit_interop_tool gguf-copy IN.gguf OUT.gguf\n"
+    "  lowbit_interop_tool tokenize MODEL.gguf TEXT_FILE ADD_SPECIAL PARSE_SPECIAL OUT.i32\n"
+    "  lowbit_interop_tool llama-logits MODEL.gguf TOKENS.i32 OUT.f32\n";
 
 template <class T>
 T parse_int(std::string_view text, std::string_view what) {
@@ -523,6 +531,27 @@ void cmd_gguf_copy(const std::string& in_path, const std::string& out_path) {
   w.write(out_path);
 }
 
+void cmd_tokenize(const std::vector<std::string>& a) {
+  check_argc(a, 6);
+  const auto model = lowbit::GgufFile::open(a[1]);
+  const auto tok = lowbit::Tokenizer::from_gguf(model);
+  const auto bytes = read_file(a[2]);
+  const std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const auto ids = tok.tokenize(text, parse_int<int>(a[3], "ADD_SPECIAL") != 0, parse_int<int>(a[4], "PARSE_SPECIAL") != 0);
+  write_file(a[5], ids.data(), ids.size() * sizeof(int32_t));
+}
+
+void cmd_llama_logits(const std::vector<std::string>& a) {
+  check_argc(a, 4);
+  const auto model = lowbit::LlamaModel::load(a[1]);
+  const auto bytes = read_file(a[2]);
+  std::vector<int32_t> ids(bytes.size() / sizeof(int32_t));
+  std::memcpy(ids.data(), bytes.data(), ids.size() * sizeof(int32_t));
+  lowbit::LlamaContext ctx(model, static_cast<int64_t>(ids.size()));
+  const auto logits = ctx.decode(ids, true);
+  write_file(a[3], logits.data(), logits.size() * sizeof(float));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -558,6 +587,10 @@ int main(int argc, char** argv) {
       cmd_st_dump(args);
     } else if (cmd == "st-write") {
       cmd_st_write(args);
+    } else if (cmd == "tokenize") {
+      cmd_tokenize(args);
+    } else if (cmd == "llama-logits") {
+      cmd_llama_logits(args);
     } else {
       throw ToolError("unknown command '" + cmd + "'\n" + std::string(kUsage));
     }

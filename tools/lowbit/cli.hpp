@@ -58,5 +58,7 @@ int run_quantize(Args args);
 int run_inspect(Args args);
 int run_compare(Args args);
 int run_bench(Args args);
+int run_eval(Args args);
+int run_calibrate(Args args);
 
 }  // namespace lowbit::cli

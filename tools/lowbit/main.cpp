@@ -149,6 +149,10 @@ void print_help() {
       "  compare   per-tensor relative RMSE and cosine similarity of two model files\n"
       "  bench     time the CPU kernels (gemv, gemm, dequantize, activations, quantize)\n"
       "            next to the memory / SGEMM ceiling and ggml, in one run (--json)\n"
+      "  eval      perplexity, KL divergence against a base model and tokens/s of a\n"
+      "            llama-architecture GGUF with lowbit's runtime (--text FILE, --base)\n"
+      "  calibrate an importance matrix (llama.cpp's GGUF imatrix format) and, with\n"
+      "            --hessians DIR, GPTQ Hessians from running a model over a text\n"
       "  demo      quantize a synthetic weight matrix with every format and print size,\n"
       "            quality and speed (the built-in default job; see `lowbit demo --help`)\n"
       "  formats   list the block formats with their GGML ids and bits per weight\n"
@@ -202,6 +206,8 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return run_inspect(args);
     if (cmd == "compare") return run_compare(args);
     if (cmd == "bench") return run_bench(args);
+    if (cmd == "eval") return run_eval(args);
+    if (cmd == "calibrate") return run_calibrate(args);
     std::fprintf(stderr, "lowbit: unknown command '%s' (try lowbit --help)\n", cmd.c_str());
     return 2;
   } catch (const UsageError& e) {
