@@ -71,6 +71,32 @@ bool checksum_range(int fd, uint64_t off, uint64_t n, uint64_t& h) {
   return true;
 }
 
+// "<name><suffix>" beside `path`; where that is longer than the folder allows
+// (NAME_MAX), the fixed-length ".lowbit-<checksum of the name><suffix>", so a resumed
+// run finds the same file again.
+std::filesystem::path partial_path(const std::filesystem::path& path, const std::string& suffix) {
+  const std::string name = path.filename().string();
+  std::filesystem::path dir = path.parent_path();
+  errno = 0;
+  long name_max = ::pathconf(dir.empty() ? "." : dir.c_str(), _PC_NAME_MAX);
+  if (name_max <= 0) name_max = 255;
+  if (name.size() + suffix.size() <= static_cast<size_t>(name_max)) return path.string() + suffix;
+  const uint64_t h = checksum(std::as_bytes(std::span(name.data(), name.size())), 0);
+  return dir / (".lowbit-" + hex(h) + suffix);
+}
+
+// An output that exists keeps its permission bits (and, best effort, its owner), as
+// every lowbit writer does (docs/reliability.md).
+void copy_mode(int fd, const std::filesystem::path& existing, const std::filesystem::path& partial) {
+  struct stat st {};
+  if (::stat(existing.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  if (st.st_uid != ::geteuid() || st.st_gid != ::getegid())
+    if (::fchown(fd, st.st_uid, st.st_gid) != 0) (void)::fchown(fd, static_cast<uid_t>(-1), st.st_gid);
+  if (::fchmod(fd, st.st_mode & 07777) != 0)
+    throw Error("GGUF write: cannot give " + quoted(partial) + " the mode of " + quoted(existing) + ": " +
+                std::strerror(errno));
+}
+
 }  // namespace
 
 uint64_t parse_split_size(const std::string& text) {
@@ -191,7 +217,7 @@ GgufStreamWriter::GgufStreamWriter(const GgufWriter& layout, const std::filesyst
     }
     Impl::Part part;
     part.path = o.split.any() ? gguf_split_path(prefix, static_cast<int>(p), static_cast<int>(n_parts)) : out;
-    part.partial = part.path.string() + ".partial";
+    part.partial = partial_path(part.path, ".partial");
     uint64_t offset = 0;
     for (size_t i = 0; i < tensors.size(); ++i)
       if (part_of[i] == p) {
@@ -208,7 +234,7 @@ GgufStreamWriter::GgufStreamWriter(const GgufWriter& layout, const std::filesyst
     m.parts.push_back(std::move(part));
   }
   for (const auto& p : m.paths) check_output_path(p);
-  m.journal = m.paths.front().string() + ".partial-journal";
+  m.journal = partial_path(m.paths.front(), ".partial-journal");
 
   uint64_t layout_hash = 0;
   for (const auto& p : m.parts) layout_hash = checksum(p.header, layout_hash);
@@ -224,6 +250,7 @@ GgufStreamWriter::GgufStreamWriter(const GgufWriter& layout, const std::filesyst
     const int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (reopen ? 0 : O_TRUNC);
     p.fd = ::open(p.partial.c_str(), flags, 0666);
     if (p.fd < 0) throw Error("GGUF write: cannot open " + quoted(p.partial) + ": " + std::strerror(errno));
+    copy_mode(p.fd, p.path, p.partial);
   }
   std::vector<std::string> kept;
   if (reopen) m.resumed = m.verify(kept);

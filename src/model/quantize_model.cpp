@@ -388,8 +388,8 @@ void allocate_for_target_bpw(const GgufFile& model, QuantizePlan& plan, const Qu
                        weighted_error(use, w, info.rows(), info.row_length(), probe)});
     }
     model.release(info);
-    if (cands.empty()) {
-      fixed += t.bytes_out;
+    if (cands.empty()) {  // no candidate fits the row length: the rules' type stays
+      fixed += t.converts() ? quantized_size(t.to(), info.rows(), info.row_length()) : info.nbytes;
       continue;
     }
     free.push_back(i);

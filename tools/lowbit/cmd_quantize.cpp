@@ -223,7 +223,11 @@ int run_quantize(Args args) {
   if (o.dry_run) {
     std::printf("%-48s %-22s %-8s %-8s %14s  %s\n", "tensor", "shape", "from", "type", "bytes", "why");
     for (const PlannedTensor& t : plan.tensors) {
-      const char* why = t.plan.overridden ? "override" : !t.plan.quantizable ? "kept" : t.plan.fallback_from ? "fallback" : "rule";
+      const char* why = t.plan.overridden      ? "override"
+                        : !t.plan.quantizable  ? "kept"
+                        : o.target_bpw         ? "target-bpw"
+                        : t.plan.fallback_from ? "fallback"
+                                               : "rule";
       std::printf("%-48s %-22s %-8s %-8s %14zu  %s\n", t.name.c_str(), shape_string(t.shape).c_str(),
                   std::string(traits(t.from).name).c_str(), std::string(traits(t.to()).name).c_str(),
                   static_cast<size_t>(t.bytes_out), why);
