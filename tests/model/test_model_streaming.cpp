@@ -252,6 +252,40 @@ TEST(MoeModel, RouterKeptExpertsQuantizedGptqPerExpert) {
   }
 }
 
+TEST(MoeModel, ImatrixAppliedPerExpert) {
+  // llama.cpp's imatrix stores an expert tensor's importance as n_expert x ne0 values:
+  // expert e's bytes are lowbit::quantize of its matrix with its own vector.
+  Dir d;
+  std::map<std::string, std::vector<float>> values;
+  const GgufFile in = GgufFile::open(write_moe(d.path, values));
+  QuantizeModelOptions o{*quant_scheme_from_name("Q4_K")};
+  ImportanceMap imatrix;
+  std::vector<float> imp;
+  for (int e = 0; e < kExperts; ++e) {
+    const std::vector<float> v = synthetic_importance(kEmbd, 40 + e);
+    imp.insert(imp.end(), v.begin(), v.end());
+  }
+  imatrix["blk.0.ffn_gate_exps.weight"] = imp;
+  o.imatrix = imatrix;
+  const fs::path p = d.path / "imatrix.gguf";
+  quantize_model(in, plan_model_quantization(in, o), o).write(p);
+  const GgufFile q = GgufFile::open(p);
+  const auto bytes = q.data(q.tensor("blk.0.ffn_gate_exps.weight"));
+  const size_t slice = quantized_size(Format::Q4_K, kFf, kEmbd);
+  const std::vector<float>& w = values["blk.0.ffn_gate_exps.weight"];
+  for (int e = 0; e < kExperts; ++e) {
+    const std::vector<float> m(w.begin() + e * kFf * kEmbd, w.begin() + (e + 1) * kFf * kEmbd);
+    const auto want = test::encode(Format::Q4_K, m, kFf, kEmbd, std::span<const float>(imp).subspan(e * kEmbd, kEmbd));
+    const auto got = bytes.subspan(e * slice, slice);
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin(), want.end())) << "expert " << e;
+    // ... and not expert 0's vector (the test would pass with a shared vector otherwise).
+    if (e > 0) {
+      const auto other = test::encode(Format::Q4_K, m, kFf, kEmbd, std::span<const float>(imp).subspan(0, kEmbd));
+      EXPECT_FALSE(std::equal(got.begin(), got.end(), other.begin(), other.end())) << "expert " << e;
+    }
+  }
+}
+
 TEST(StreamingModel, SameBytesAsInMemoryWholeAndSplit) {
   Dir d;
   std::map<std::string, std::vector<float>> values;
