@@ -1,6 +1,8 @@
 #include "lowbit/io/gguf_stream.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "lowbit/core/error.hpp"
@@ -44,13 +47,26 @@ std::string hex(uint64_t v) {
 
 std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 
+// strerror, or for EFBIG the limit that was hit.
+std::string errno_text(int e) {
+  if (e != EFBIG) return std::strerror(e);
+  std::string why = "the file would exceed the file-size limit";
+  struct rlimit lim {};
+  if (::getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    why += " (RLIMIT_FSIZE, `ulimit -f`) of " + std::to_string(static_cast<unsigned long long>(lim.rlim_cur)) + " bytes";
+  else
+    why += " of the file system";
+  return why;
+}
+
 void pwrite_all(int fd, const std::byte* p, size_t n, uint64_t off, const std::filesystem::path& file) {
   while (n > 0) {
     const ssize_t w = ::pwrite(fd, p, std::min(n, size_t{1} << 30), static_cast<off_t>(off));
     if (w < 0) {
-      if (errno == EINTR) continue;
+      const int e = errno;
+      if (e == EINTR) continue;
       throw Error("GGUF write of " + quoted(file) + ": write at offset " + std::to_string(off) +
-                  " failed: " + std::strerror(errno));
+                  " failed: " + errno_text(e));
     }
     p += w, off += static_cast<uint64_t>(w), n -= static_cast<size_t>(w);
   }
@@ -70,6 +86,49 @@ bool checksum_range(int fd, uint64_t off, uint64_t n, uint64_t& h) {
   h = checksum(all, 0);
   return true;
 }
+
+// While any stream writer lives, SIGXFSZ (by default: kill with a core dump) is
+// ignored where its disposition is the default, so a write past `ulimit -f` fails with
+// EFBIG and becomes an Error that removes the partial files (as write_atomically does).
+class FileSizeSignalGuard {
+ public:
+  FileSizeSignalGuard() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (count()++ > 0) return;
+    struct sigaction now {};
+    if (::sigaction(SIGXFSZ, nullptr, &now) == 0 && now.sa_handler == SIG_DFL && !(now.sa_flags & SA_SIGINFO)) {
+      struct sigaction ign {};
+      ign.sa_handler = SIG_IGN;
+      sigemptyset(&ign.sa_mask);
+      changed() = ::sigaction(SIGXFSZ, &ign, nullptr) == 0;
+    }
+  }
+  ~FileSizeSignalGuard() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (--count() > 0 || !changed()) return;
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGXFSZ, &dfl, nullptr);
+    changed() = false;
+  }
+  FileSizeSignalGuard(const FileSizeSignalGuard&) = delete;
+  FileSizeSignalGuard& operator=(const FileSizeSignalGuard&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static int& count() {
+    static int n = 0;
+    return n;
+  }
+  static bool& changed() {
+    static bool c = false;
+    return c;
+  }
+};
 
 // "<name><suffix>" beside `path`; where that is longer than the folder allows
 // (NAME_MAX), the fixed-length ".lowbit-<checksum of the name><suffix>", so a resumed
@@ -140,6 +199,7 @@ struct GgufStreamWriter::Impl {
   size_t resumed = 0, next = 0;
   bool finished = false, keep = false;
   std::string tag;  // the journal's first line
+  FileSizeSignalGuard signal_guard;
 
   ~Impl() {
     for (Part& p : parts)
@@ -257,8 +317,8 @@ GgufStreamWriter::GgufStreamWriter(const GgufWriter& layout, const std::filesyst
   m.next = m.resumed;
   for (auto& p : m.parts) {
     if (::ftruncate(p.fd, static_cast<off_t>(p.size)) != 0)
-      throw Error("GGUF write: cannot size " + quoted(p.partial) + " to " + std::to_string(p.size) +
-                  " bytes: " + std::strerror(errno));
+      throw Error("GGUF write of " + quoted(p.partial) + ": cannot size it to " + std::to_string(p.size) +
+                  " bytes: " + errno_text(errno));
     pwrite_all(p.fd, p.header.data(), p.header.size(), 0, p.partial);
   }
   m.journal_fd = ::open(m.journal.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);

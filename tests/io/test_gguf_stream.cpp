@@ -2,7 +2,11 @@
 // on its own) when written whole; gguf-split's names and keys when split, read back
 // whole by GgufFile::open; resume keeps exactly the tensors whose checksum matches.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -86,6 +90,30 @@ TEST(GgufStream, WrongSizeAndEarlyFinishAreErrorsAndLeaveNothing) {
     EXPECT_NE(test::error_of([&] { w.finish(); }).find("after 1 of 5"), std::string::npos);
   }
   EXPECT_TRUE(fs::is_empty(d.path));  // destroyed unfinished: partial and journal removed
+}
+
+TEST(GgufStream, FileSizeLimitIsAnErrorAndLeavesNothing) {
+  GTEST_FLAG_SET(death_test_style, "fast");
+  Dir d;
+  const fs::path out = d.path / "big.gguf";
+  const auto child = [&] {
+    struct rlimit lim {65536, 65536};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) std::_Exit(10);
+    ::signal(SIGXFSZ, SIG_DFL);  // the default would kill the process; the writer must prevent that
+    GgufWriter layout;
+    layout.declare_tensor("t", {1 << 18}, Format::F32);
+    try {
+      GgufStreamWriter w(layout, out);
+      w.write(std::vector<std::byte>(size_t{1} << 20));
+      w.finish();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      std::_Exit(fs::is_empty(d.path) ? 0 : 12);
+    }
+    std::_Exit(11);
+  };
+  EXPECT_EXIT(child(), ::testing::ExitedWithCode(0),
+              "GGUF .*big\\.gguf.*the file would exceed the file-size limit \\(RLIMIT_FSIZE, `ulimit -f`\\) of 65536 bytes");
 }
 
 TEST(GgufStream, SplitFollowsGgufSplitAndReadsBackWhole) {
