@@ -10,7 +10,9 @@
 //   2. the same with --split-max-size: the same bound; the parts hold the same
 //      tensors and bytes as the single file;
 //   3. kill -9 mid-run, then --resume: byte-identical to run 1.
-// Everything written is removed at the end (also on failure).
+// Everything written is removed at the end (also on failure). With --no-rss (the
+// sanitizer build, whose shadow memory inflates RSS) the memory checks are skipped
+// and the rest still runs, on a smaller model.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -165,12 +167,13 @@ double mib(double b) { return b / 1048576.0; }
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: big_model_test LOWBIT WORK_DIR [LAYERS]\n");
+    std::fprintf(stderr, "usage: big_model_test LOWBIT WORK_DIR [LAYERS] [--no-rss]\n");
     return 2;
   }
   const std::string lowbit = argv[1];
   const fs::path dir = argv[2];
   const int layers = argc > 3 ? std::atoi(argv[3]) : 14;
+  const bool check_rss = !(argc > 4 && std::string(argv[4]) == "--no-rss");
   fs::remove_all(dir);
   fs::create_directories(dir);
   int rc = 0;
@@ -194,20 +197,24 @@ int main(int argc, char** argv) {
     const double rss1 = wait_rss(spawn({lowbit, "quantize", in, a, "Q4_K_M", "--quiet"}, dir / "a.log"), dir / "a.log");
     const double out_size = double(fs::file_size(a));
     std::printf("Q4_K_M: output %.1f MiB, peak RSS %.1f MiB (bound %.1f MiB)\n", mib(out_size), mib(rss1), mib(bound));
-    if (rss1 > bound) fail("peak RSS above the bound");
-    if (bound > out_size / 2) fail("the model is too small for the bound to mean anything (bound above half the output)");
+    if (check_rss && rss1 > bound) fail("peak RSS above the bound");
+    if (check_rss && bound > out_size / 2) fail("the model is too small for the bound to mean anything (bound above half the output)");
 
     // 2. Split output: same bound, same tensors.
     const double rss2 = wait_rss(spawn({lowbit, "quantize", in, dir / "s.gguf", "Q4_K_M", "--quiet", "--split-max-size",
                                         std::to_string(uint64_t(out_size / 3))},
                                        dir / "s.log"),
                                  dir / "s.log");
-    const fs::path first = gguf_split_path(dir / "s", 0, 4);
-    std::printf("split: peak RSS %.1f MiB\n", mib(rss2));
-    if (rss2 > bound) fail("peak RSS of the split run above the bound");
+    fs::path first;
+    for (const auto& p : fs::directory_iterator(dir))
+      if (p.path().filename().string().starts_with("s-00001-of-")) first = p.path();
+    if (first.empty()) fail("the split run wrote no s-00001-of-N.gguf");
+    std::printf("split: %s, peak RSS %.1f MiB\n", first.filename().c_str(), mib(rss2));
+    if (check_rss && rss2 > bound) fail("peak RSS of the split run above the bound");
     {
       const GgufFile whole = GgufFile::open(a), split = GgufFile::open(first);
-      if (split.paths().size() != 4) fail("expected 4 parts, got " + std::to_string(split.paths().size()));
+      // A third of the output per part: 3 parts, or 4 where padding tips the last over.
+      if (split.paths().size() < 3) fail("expected 3 or more parts, got " + std::to_string(split.paths().size()));
       if (split.tensors().size() != whole.tensors().size()) fail("split: tensor count differs");
       for (size_t i = 0; i < whole.tensors().size(); ++i) {
         const auto x = whole.data(whole.tensors()[i]), y = split.data(split.tensors()[i]);
@@ -239,7 +246,7 @@ int main(int argc, char** argv) {
     if (fs::exists(dir / "b.gguf.partial") || fs::exists(journal)) fail("the resumed run left its partial files");
     std::printf("kill -9 after %zu of %lld tensors, --resume: byte-identical; peak RSS %.1f MiB\n", done,
                 static_cast<long long>(tensors), mib(rss3));
-    if (rss3 > bound) fail("peak RSS of the resumed run above the bound");
+    if (check_rss && rss3 > bound) fail("peak RSS of the resumed run above the bound");
     std::printf("ok (%.1f s)\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   } catch (const std::exception& e) {
