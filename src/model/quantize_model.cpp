@@ -147,8 +147,9 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
     }
     const std::string where = o.hessians.describe ? o.hessians.describe(hname) : std::string();
     if (h->cols() != cols)
-      throw Error((where.empty() ? std::string() : where + ": ") + "Hessian '" + hname + "' for " +
-                  std::to_string(h->cols()) + " columns, tensor '" + t.name + "' has " + std::to_string(cols));
+      throw Error((where.empty() ? std::string() : where + ": ") + "Hessian " +
+                  (hname == t.name ? std::string() : "'" + hname + "' ") + "for " + std::to_string(h->cols()) +
+                  " columns, tensor '" + t.name + "' has " + std::to_string(cols));
     const std::vector<float> imp = slice_imp.empty() ? h->importance() : std::vector<float>(slice_imp.begin(), slice_imp.end());
     GgmlTarget target(f, imp);
     const GptqReport rep = gptq_solve(o.gptq, m, *h, target);
@@ -557,7 +558,9 @@ std::vector<std::filesystem::path> write_quantized_model(const GgufFile& model, 
       return 0;
     });
   } catch (const QuantizeCancelled&) {
-    writer.keep_partial();  // a cancellation is an interruption: --resume continues it
+    // A caller that runs resumably keeps what is done for the next run; otherwise a
+    // cancelled run leaves nothing behind, like a failed one.
+    if (o.resume) writer.keep_partial();
     throw;
   }
   return writer.finish();

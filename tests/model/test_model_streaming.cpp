@@ -314,6 +314,35 @@ TEST(StreamingModel, SameBytesAsInMemoryWholeAndSplit) {
   EXPECT_EQ(p2.tensors.size(), whole.tensors().size());
 }
 
+TEST(StreamingModel, CancelledResumableRunContinuesToTheSameBytes) {
+  Dir d;
+  std::map<std::string, std::vector<float>> values;
+  const GgufFile in = GgufFile::open(write_moe(d.path, values));
+  QuantizeModelOptions o{*quant_scheme_from_name("Q4_K_M")};
+  const QuantizePlan plan = plan_model_quantization(in, o);
+  const std::vector<std::byte> expected = quantize_model(in, plan, o).serialize();
+  const fs::path out = d.path / "r.gguf";
+  // Not resumable: a cancellation leaves nothing.
+  int tensors = 0;
+  o.on_tensor = [&](const PlannedTensor&) { ++tensors; };
+  o.cancelled = [&] { return tensors >= 4; };
+  EXPECT_THROW(write_quantized_model(in, plan, o, out), QuantizeCancelled);
+  EXPECT_FALSE(fs::exists(out.string() + ".partial"));
+  // Resumable: the partial file stays, and the next run takes the 4 finished tensors.
+  tensors = 0;
+  o.resume = true;
+  EXPECT_THROW(write_quantized_model(in, plan, o, out), QuantizeCancelled);
+  EXPECT_TRUE(fs::exists(out.string() + ".partial"));
+  EXPECT_FALSE(fs::exists(out));
+  o.cancelled = nullptr;
+  o.progress = nullptr;
+  o.on_tensor = nullptr;
+  write_quantized_model(in, plan, o, out);
+  EXPECT_EQ(read_all(out), expected);
+  EXPECT_FALSE(fs::exists(out.string() + ".partial"));
+  EXPECT_FALSE(fs::exists(out.string() + ".partial-journal"));
+}
+
 TEST(StreamingModel, TargetBpwStaysWithinBudgetAndUsesIt) {
   Dir d;
   std::map<std::string, std::vector<float>> values;

@@ -155,8 +155,9 @@ std::string expert_hessian_name(std::string_view tensor, int64_t expert);
 // output (plus its f32 copy while it is converted) is held in memory, and the input
 // pages of each tensor are released (GgufFile::release) once it is written, so peak
 // resident memory is bounded by the largest tensors, not by the model (docs/cli.md).
-// Returns the files written. A cancellation (QuantizeCancelled) leaves the partial
-// files for --resume; any other error removes them.
+// Returns the files written. An error removes the partial files, and so does a
+// cancellation (QuantizeCancelled) unless options.resume is set, when they stay for
+// the next resumed run; an interrupted process (a signal, kill -9) leaves them.
 std::vector<std::filesystem::path> write_quantized_model(const GgufFile& model, const QuantizePlan& plan,
                                                          const QuantizeModelOptions& options,
                                                          const std::filesystem::path& out);
