@@ -327,7 +327,7 @@ TensorPlan plan_tensor(const QuantScheme& scheme, const ModelInfo& model, std::s
     return plan;
   }
   std::optional<Format> wanted;
-  if (!scheme.pure) {
+  if (!scheme.pure && traits(scheme.base).quantized) {  // llama-quantize's condition for --tensor-type
     const std::string n(name);
     for (const auto& [pattern, type] : ov.tensor_types) {
       std::regex re;

@@ -74,6 +74,7 @@ TEST(TensorOverrides, HandDerivedPlans) {
   ov.tensor_types = {{"attn_q", Format::Q8_0}};
   EXPECT_EQ(plan_of(ov, "blk.0.attn_q.weight", {256, 256}, "Q4_K").format, Format::Q4_K);
   EXPECT_EQ(plan_of(ov, "output.weight", {256, 64}, "Q4_K").format, Format::Q8_0);
+  EXPECT_EQ(plan_of(ov, "blk.0.attn_q.weight", {256, 256}, "F16", Format::F32).format, Format::F16);
   ov = {};
   ov.leave_output_tensor = true;
   const TensorPlan out = plan_of(ov, "output.weight", {256, 64});

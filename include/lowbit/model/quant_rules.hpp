@@ -77,7 +77,7 @@ struct TensorPlan {
 struct TensorTypeOverrides {
   // --tensor-type REGEX=TYPE: a tensor whose name the ECMAScript regex matches anywhere
   // (std::regex_search) gets TYPE; when several match, the last given wins. Not applied
-  // with a pure scheme (llama-quantize ignores them under --pure).
+  // with a pure scheme or a plain float one (F16, BF16, F32), as in llama-quantize.
   std::vector<std::pair<std::string, Format>> tensor_types;
   std::optional<Format> output_tensor_type;    // --output-tensor-type: output.weight
   std::optional<Format> token_embedding_type;  // --token-embedding-type: token_embd.weight
