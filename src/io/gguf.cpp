@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <string>
 #include <unordered_set>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "io/file_io.hpp"
 
@@ -319,7 +323,107 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
   f.path_ = path;
   f.map_ = std::make_unique<Mapping>(io_detail::MappedFile::open(path, "GGUF '" + path.string() + "'"));
   f.parse();
+  f.open_split_parts();
   return f;
+}
+
+std::filesystem::path gguf_split_path(const std::filesystem::path& prefix, int no, int count) {
+  char tail[64];
+  std::snprintf(tail, sizeof tail, "-%05d-of-%05d.gguf", no + 1, count);
+  return std::filesystem::path(prefix.string() + tail);
+}
+
+std::optional<std::filesystem::path> gguf_split_prefix(const std::filesystem::path& path) {
+  const std::string s = path.string();
+  constexpr size_t kTail = 20;  // "-NNNNN-of-NNNNN.gguf"
+  if (s.size() <= kTail) return std::nullopt;
+  const std::string_view t = std::string_view(s).substr(s.size() - kTail);
+  auto digits = [&](size_t at) {
+    for (size_t i = at; i < at + 5; ++i)
+      if (t[i] < '0' || t[i] > '9') return false;
+    return true;
+  };
+  if (t[0] != '-' || !digits(1) || t.substr(6, 4) != "-of-" || !digits(10) || t.substr(15) != ".gguf")
+    return std::nullopt;
+  return std::filesystem::path(s.substr(0, s.size() - kTail));
+}
+
+namespace {
+
+// A split key as an integer; -1 when absent. Throws for a non-integer value.
+int64_t split_key(const GgufFile& f, std::string_view key) {
+  const GgufValue* v = f.find(key);
+  if (!v) return -1;
+  try {
+    return v->as_int();
+  } catch (const Error& e) {
+    throw Error("GGUF '" + f.path().string() + "': metadata key " + std::string(key) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void GgufFile::open_split_parts() {
+  const int64_t count = split_key(*this, "split.count");
+  if (count <= 1) return;
+  const std::string where = "GGUF '" + path_.string() + "': ";
+  const int64_t no = split_key(*this, "split.no");
+  if (no != 0) return;  // a later part opened alone: read as the single file it is
+  if (count > 99999) throw Error(where + "split.count = " + std::to_string(count) + " is above gguf-split's 99999");
+  const std::optional<std::filesystem::path> prefix = gguf_split_prefix(path_);
+  if (!prefix || gguf_split_path(*prefix, 0, static_cast<int>(count)) != path_)
+    throw Error(where + "split.count is " + std::to_string(count) + " but the name does not end in -00001-of-" +
+                gguf_split_path("", 0, static_cast<int>(count)).string().substr(10) +
+                " (the other parts are found by gguf-split's naming)");
+  std::unordered_set<std::string> names;
+  for (const auto& t : tensors_) names.insert(t.name);
+  for (int64_t i = 1; i < count; ++i) {
+    const std::filesystem::path p = gguf_split_path(*prefix, static_cast<int>(i), static_cast<int>(count));
+    GgufFile part;
+    part.path_ = p;
+    part.map_ = std::make_unique<Mapping>(io_detail::MappedFile::open(p, "GGUF '" + p.string() + "' (split part " +
+                                                                           std::to_string(i + 1) + " of " +
+                                                                           std::to_string(count) + ")"));
+    part.parse();
+    const std::string pw = "GGUF '" + p.string() + "': ";
+    if (split_key(part, "split.no") != i || split_key(part, "split.count") != count)
+      throw Error(pw + "split.no / split.count are " + std::to_string(split_key(part, "split.no")) + " / " +
+                  std::to_string(split_key(part, "split.count")) + ", expected " + std::to_string(i) + " / " +
+                  std::to_string(count));
+    for (GgufTensorInfo t : part.tensors_) {
+      if (!names.insert(t.name).second) throw Error(pw + "tensor " + printable(t.name) + " is also in an earlier part");
+      t.shard = static_cast<uint32_t>(i);
+      tensors_.push_back(std::move(t));
+    }
+    parts_.push_back(std::move(part));
+  }
+  const int64_t declared = split_key(*this, "split.tensors.count");
+  if (declared >= 0 && static_cast<uint64_t>(declared) != tensors_.size())
+    throw Error(where + "split.tensors.count is " + std::to_string(declared) + " but the " + std::to_string(count) +
+                " parts hold " + std::to_string(tensors_.size()) + " tensors");
+}
+
+std::vector<std::filesystem::path> GgufFile::paths() const {
+  std::vector<std::filesystem::path> out{path_};
+  for (const auto& p : parts_) out.push_back(p.path_);
+  return out;
+}
+
+const GgufFile::Mapping& GgufFile::mapping_of(const GgufTensorInfo& t) const {
+  if (t.shard == 0) return *map_;
+  if (t.shard > parts_.size())
+    throw Error("GGUF '" + path_.string() + "': tensor " + printable(t.name) + " names part " +
+                std::to_string(t.shard + 1) + " of a model with " + std::to_string(parts_.size() + 1));
+  return *parts_[t.shard - 1].map_;
+}
+
+void GgufFile::release(const GgufTensorInfo& t) const {
+  const auto span = data(t);
+  if (span.empty()) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = reinterpret_cast<uintptr_t>(span.data());
+  const uintptr_t first = (lo + page - 1) / page * page, last = (lo + span.size()) / page * page;
+  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 void GgufFile::parse() {
@@ -484,7 +588,7 @@ const GgufTensorInfo& GgufFile::tensor(std::string_view name) const {
 }
 
 std::span<const std::byte> GgufFile::data(const GgufTensorInfo& t) const {
-  const auto bytes = map_->bytes();
+  const auto bytes = mapping_of(t).bytes();
   // Guards against an info from another file: the offsets were validated for this one only.
   if (t.file_offset > bytes.size() || t.nbytes > bytes.size() - t.file_offset)
     throw Error("GGUF '" + path_.string() + "': tensor " + printable(t.name) + " does not lie inside this file");
@@ -591,16 +695,21 @@ size_t GgufWriter::alignment() const {
 
 void GgufWriter::add_tensor(std::string_view name, std::vector<int64_t> shape, Format format,
                             std::span<const std::byte> data) {
-  add_checked(name, std::move(shape), format, data, {}, false);
+  add_checked(name, std::move(shape), format, data, {}, false, false);
+}
+
+void GgufWriter::declare_tensor(std::string_view name, std::vector<int64_t> shape, Format format) {
+  add_checked(name, std::move(shape), format, {}, {}, false, true);
 }
 
 void GgufWriter::add_tensor(std::string_view name, std::vector<int64_t> shape, Format format,
                             std::vector<std::byte> data) {
-  add_checked(name, std::move(shape), format, {}, std::move(data), true);
+  add_checked(name, std::move(shape), format, {}, std::move(data), true, false);
 }
 
 void GgufWriter::add_checked(std::string_view name, std::vector<int64_t> shape, Format format,
-                             std::span<const std::byte> data, std::vector<std::byte> owned, bool owns) {
+                             std::span<const std::byte> data, std::vector<std::byte> owned, bool owns,
+                             bool declared) {
   check_name(name, "tensor name");
   const std::string where = "GgufWriter: tensor " + printable(name);
   for (const auto& t : tensors_)
@@ -616,24 +725,20 @@ void GgufWriter::add_checked(std::string_view name, std::vector<int64_t> shape, 
   std::string why;
   if (!tensor_bytes(shape, format, nbytes, why)) throw Error(where + ": " + why);
   const size_t given = owns ? owned.size() : data.size();
-  if (given != nbytes)
+  if (!declared && given != nbytes)
     throw Error(where + ": " + std::to_string(given) + " bytes given, shape " + shape_string(shape) + " in " +
                 std::string(traits(format).name) + " needs " + std::to_string(nbytes));
-  tensors_.push_back({std::string(name), std::move(shape), format, data, std::move(owned), owns});
+  tensors_.push_back({std::string(name), std::move(shape), format, data, std::move(owned), owns, declared, nbytes});
 }
 
-template <class Sink>
-void GgufWriter::emit(Sink& s) const {
+std::vector<std::byte> GgufWriter::header() const {
   const size_t align = alignment();
-  put<Sink, uint32_t>(s, kMagic);
-  put<Sink, uint32_t>(s, kVersion);
-  put<Sink, uint64_t>(s, tensors_.size());
-  put<Sink, uint64_t>(s, metadata_.size());
-  uint64_t pos = 24;
-  // KVs and tensor infos are assembled first so their length, and with it the
-  // padding before the data section, is known.
   std::vector<std::byte> head;
   VectorSink hs{head};
+  put<VectorSink, uint32_t>(hs, kMagic);
+  put<VectorSink, uint32_t>(hs, kVersion);
+  put<VectorSink, uint64_t>(hs, tensors_.size());
+  put<VectorSink, uint64_t>(hs, metadata_.size());
   for (const auto& kv : metadata_) {
     put_string(hs, kv.key);
     put<VectorSink, uint32_t>(hs, static_cast<uint32_t>(kv.value.type()));
@@ -646,11 +751,21 @@ void GgufWriter::emit(Sink& s) const {
     for (int64_t d : t.shape) put<VectorSink, uint64_t>(hs, static_cast<uint64_t>(d));
     put<VectorSink, uint32_t>(hs, traits(t.format).ggml_type);
     put<VectorSink, uint64_t>(hs, offset);
-    offset += align_up(t.bytes().size(), align);
+    offset += align_up(t.nbytes, align);
   }
+  put_zeros(hs, static_cast<size_t>(align_up(head.size(), align) - head.size()));
+  return head;
+}
+
+template <class Sink>
+void GgufWriter::emit(Sink& s) const {
+  for (const auto& t : tensors_)
+    if (t.declared)
+      throw Error("GgufWriter: tensor " + printable(t.name) +
+                  " was declared without its bytes (declare_tensor): write it with GgufStreamWriter");
+  const size_t align = alignment();
+  const std::vector<std::byte> head = header();
   s.put(head.data(), head.size());
-  pos += head.size();
-  put_zeros(s, static_cast<size_t>(align_up(pos, align) - pos));
   for (const auto& t : tensors_) {
     const auto b = t.bytes();
     s.put(b.data(), b.size());

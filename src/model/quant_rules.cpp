@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <regex>
 #include <string>
 #include <utility>
 
@@ -307,6 +308,49 @@ TensorPlan plan_tensor(const QuantScheme& scheme, const ModelInfo& model, std::s
       scheme.pure ? scheme.base : mixture_rule(scheme.file_type, scheme.base, model, name, role_of(name), ne0);
   plan.format = row_length_fallback(wanted, ne0);
   if (plan.format != wanted) plan.fallback_from = wanted;
+  return plan;
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+TensorPlan plan_tensor(const QuantScheme& scheme, const ModelInfo& model, std::string_view name,
+                       std::span<const int64_t> shape, Format current, const TensorTypeOverrides& ov) {
+  TensorPlan plan = plan_tensor(scheme, model, name, shape, current);
+  if (!plan.quantizable || ov.empty()) return plan;
+  if (ov.leave_output_tensor && name == "output.weight") {
+    plan.format = current;
+    plan.fallback_from.reset();
+    plan.quantizable = false;
+    plan.overridden = true;
+    return plan;
+  }
+  std::optional<Format> wanted;
+  if (!scheme.pure && traits(scheme.base).quantized) {  // llama-quantize's condition for --tensor-type
+    const std::string n(name);
+    for (const auto& [pattern, type] : ov.tensor_types) {
+      std::regex re;
+      try {
+        re = std::regex(pattern);
+      } catch (const std::regex_error& e) {
+        throw Error("--tensor-type: '" + pattern + "' is not a valid regular expression: " + e.what());
+      }
+      if (std::regex_search(n, re)) wanted = type;  // the last match wins, as in llama-quantize
+    }
+  }
+  if (ov.token_embedding_type && name == "token_embd.weight") wanted = ov.token_embedding_type;
+  if (ov.output_tensor_type && name == "output.weight") wanted = ov.output_tensor_type;
+  if (!wanted) return plan;
+  plan.overridden = true;
+  plan.fallback_from.reset();
+  if (!traits(*wanted).quantized) {
+    plan.format = *wanted;
+    return plan;
+  }
+  const int64_t ne0 = shape.empty() ? 1 : shape[0];
+  plan.format = row_length_fallback(*wanted, ne0);
+  if (plan.format != *wanted) plan.fallback_from = *wanted;
   return plan;
 }
 

@@ -3,6 +3,8 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <cmath>
+#include <bit>
 #include <span>
 #include <utility>
 
@@ -13,6 +15,8 @@
 #include "lowbit/gsq/quantizer.hpp"
 #include "lowbit/formats/quantize.hpp"
 #include "lowbit/io/files.hpp"
+#include "lowbit/io/gguf_stream.hpp"
+#include "lowbit/model/bpw_allocation.hpp"
 
 namespace lowbit {
 namespace {
@@ -107,31 +111,63 @@ std::vector<std::byte> quantize_gsq(Format f, const std::vector<float>& w, int64
   return out;
 }
 
-// GPTQ when the tensor has a Hessian; nullopt to fall back to rtn.
-std::optional<std::vector<std::byte>> quantize_gptq(Format f, const std::vector<float>& w, int64_t rows, int64_t cols,
-                                                    const PlannedTensor& t, const QuantizeModelOptions& o) {
-  const std::string where = o.hessians.describe ? o.hessians.describe(t.name) : std::string();
-  const std::shared_ptr<const HessianAccumulator> h = o.hessians.get ? o.hessians.get(t.name) : nullptr;
-  if (!h) {
-    if (where.empty())
-      detail::logger().info("{}: no Hessian, quantized with rtn", t.name);
-    else
-      detail::logger().info("{}: no Hessian ({}), quantized with rtn", t.name, where);
-    return std::nullopt;
+// GPTQ per matrix: a 2-D tensor with its Hessian, each expert of a 3-D tensor with its
+// own (expert_hessian_name) or else the tensor's shared one. A matrix without a Hessian
+// is quantized with rtn and its importance (logged).
+std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int64_t rows, int64_t cols,
+                                     const PlannedTensor& t, const QuantizeModelOptions& o, ProgressSink& progress) {
+  const int64_t rows_per_slice = rows / t.slices;
+  const size_t slice_bytes = static_cast<size_t>(rows_per_slice) * row_bytes(f, cols);
+  std::vector<std::byte> out(static_cast<size_t>(t.slices) * slice_bytes);
+  std::shared_ptr<const HessianAccumulator> shared;
+  bool shared_looked = false;
+  int64_t without = 0;
+  for (int64_t s = 0; s < t.slices; ++s) {
+    std::shared_ptr<const HessianAccumulator> h;
+    std::string hname = t.name;
+    if (t.slices > 1) {
+      hname = expert_hessian_name(t.name, s);
+      h = o.hessians.get ? o.hessians.get(hname) : nullptr;
+    }
+    if (!h) {
+      if (!shared_looked) shared = o.hessians.get ? o.hessians.get(t.name) : nullptr, shared_looked = true;
+      h = shared;
+      hname = t.name;
+    }
+    std::span<const float> slice_imp;
+    if (!t.importance.empty())
+      slice_imp = std::span<const float>(t.importance).subspan(static_cast<size_t>(s * cols), static_cast<size_t>(cols));
+    std::span<std::byte> dst = std::span<std::byte>(out).subspan(static_cast<size_t>(s) * slice_bytes, slice_bytes);
+    const MatrixView<const float> m{w.data() + s * rows_per_slice * cols, rows_per_slice, cols};
+    if (!h) {
+      ++without;
+      quantize(f, m, dst, slice_imp);
+      progress.advance(rows_per_slice * cols);
+      continue;
+    }
+    const std::string where = o.hessians.describe ? o.hessians.describe(hname) : std::string();
+    if (h->cols() != cols)
+      throw Error((where.empty() ? std::string() : where + ": ") + "Hessian " +
+                  (hname == t.name ? std::string() : "'" + hname + "' ") + "for " + std::to_string(h->cols()) +
+                  " columns, tensor '" + t.name + "' has " + std::to_string(cols));
+    const std::vector<float> imp = slice_imp.empty() ? h->importance() : std::vector<float>(slice_imp.begin(), slice_imp.end());
+    GgmlTarget target(f, imp);
+    const GptqReport rep = gptq_solve(o.gptq, m, *h, target);
+    if (rep.damp_retries > 0) detail::logger().info("{}: GPTQ damping raised to {:.3f}", hname, rep.damp_percent_used);
+    const std::vector<std::byte> q = target.result();
+    std::copy(q.begin(), q.end(), dst.begin());
+    progress.advance(rows_per_slice * cols);
   }
-  if (t.slices != 1) {
-    detail::logger().info("{}: GPTQ takes 2-D weights, this one has {} matrices: quantized with rtn", t.name,
-                          t.slices);
-    return std::nullopt;
+  if (without == t.slices) {
+    const std::string where = o.hessians.describe ? o.hessians.describe(t.name) : std::string();
+    detail::logger().info("{}: no Hessian{}, quantized with rtn{}", t.name, where.empty() ? "" : " (" + where + ")",
+                          t.importance.empty() ? "" : " and the imatrix");
+  } else if (without > 0) {
+    detail::logger().info("{}: {} of {} experts have no Hessian ('{}' or '{}'), quantized with rtn{}", t.name, without,
+                          t.slices, expert_hessian_name(t.name, 0), t.name,
+                          t.importance.empty() ? "" : " and the imatrix");
   }
-  if (h->cols() != cols)
-    throw Error((where.empty() ? std::string() : where + ": ") + "Hessian for " + std::to_string(h->cols()) +
-                " columns, tensor '" + t.name + "' has " + std::to_string(cols));
-  const std::vector<float> imp = t.importance.empty() ? h->importance() : t.importance;
-  GgmlTarget target(f, imp);
-  const GptqReport rep = gptq_solve(o.gptq, {w.data(), rows, cols}, *h, target);
-  if (rep.damp_retries > 0) detail::logger().info("{}: GPTQ damping raised to {:.3f}", t.name, rep.damp_percent_used);
-  return target.result();
+  return out;
 }
 
 // One tensor to its planned type (t.converts()).
@@ -144,49 +180,107 @@ std::vector<std::byte> convert(const GgufFile& model, const GgufTensorInfo& info
   dequantize(info.format, model.data(info), {w.data(), rows, cols});
   const bool quantized = traits(to).quantized;
   if (quantized && o.method == QuantMethod::gsq) return quantize_gsq(to, w, rows, cols, t, progress);
-  if (quantized && o.method == QuantMethod::gptq) {
-    if (auto g = quantize_gptq(to, w, rows, cols, t, o)) {
-      progress.advance(info.elements());
-      return std::move(*g);
-    }
-  }
+  if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o, progress);
   return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, progress);
 }
 
-GgufWriter quantize_planned(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o) {
+void check_plan_matches(const GgufFile& model, const QuantizePlan& plan) {
   if (plan.tensors.size() != model.tensors().size())
     throw Error("quantize_model: the plan has " + std::to_string(plan.tensors.size()) + " tensors, the model " +
                 std::to_string(model.tensors().size()) + " (a plan of another file?)");
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const PlannedTensor& t = plan.tensors[i];
+    const GgufTensorInfo& info = model.tensors()[i];
+    if (info.name != t.name || info.format != t.from || info.shape != t.shape)
+      throw Error("quantize_model: plan tensor " + std::to_string(i) + " is '" + t.name + "', the model's is '" +
+                  info.name + "' (a plan of another file?)");
+  }
+}
+
+// The output's metadata: the input's in file order, general.file_type and
+// general.quantization_version set, the input's shard keys (split.*) dropped (a
+// split output gets its own from GgufStreamWriter).
+GgufWriter output_metadata(const GgufFile& model, const QuantizeModelOptions& o) {
   GgufWriter writer;
   writer.copy_metadata(model);
   writer.set("general.quantization_version", GgufValue(uint32_t{2}));
   writer.set("general.file_type", GgufValue(o.scheme.file_type));
-  // A single output file: drop the input's shard bookkeeping, as llama-quantize does.
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) writer.remove(key);
+  return writer;
+}
 
+// Walks the plan in file order from tensor `first`: emit(index, bytes) gets each
+// tensor's output bytes (a view into the model for a tensor kept as stored), after
+// which the input pages of that tensor are released. Tensors before `first` (resumed)
+// only count towards progress and on_tensor.
+template <class Emit>
+void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o, size_t first,
+              Emit&& emit) {
+  check_plan_matches(model, plan);
   ProgressSink progress(o, plan.work);
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const PlannedTensor& t = plan.tensors[i];
     const GgufTensorInfo& info = model.tensors()[i];
-    if (info.name != t.name || info.format != t.from)
-      throw Error("quantize_model: plan tensor " + std::to_string(i) + " is '" + t.name + "', the model's is '" +
-                  info.name + "' (a plan of another file?)");
     progress.check_cancelled();
-    if (!t.converts()) {
-      writer.add_tensor(info.name, info.shape, info.format, model.data(info));  // kept as stored (borrowed bytes)
+    if (i < first) {
+      if (t.converts()) progress.advance(info.elements());
+    } else if (!t.converts()) {
+      emit(i, model.data(info));
     } else {
+      std::vector<std::byte> bytes;
       try {
-        writer.add_tensor(info.name, info.shape, t.to(), convert(model, info, t, o, progress));
+        bytes = convert(model, info, t, o, progress);
       } catch (const QuantizeCancelled&) {
         throw;
       } catch (const Error& e) {
         throw Error("tensor '" + t.name + "' (" + std::string(format_name(t.from)) + " -> " +
                     std::string(format_name(t.to())) + "): " + e.what());
       }
+      emit(i, std::span<const std::byte>(bytes));
     }
+    model.release(info);
     if (o.on_tensor) o.on_tensor(t);
   }
-  return writer;
+}
+
+template <class F>
+auto in_arena(const QuantizeModelOptions& o, F&& f) {
+  if (o.threads < 0) throw Error("quantize_model: thread count " + std::to_string(o.threads) + " is negative");
+  if (o.threads == 0) return f();
+  tbb::task_arena arena(o.threads);
+  return arena.execute(f);
+}
+
+uint64_t mix(uint64_t h, uint64_t v) {
+  h = (h ^ v) * 0xff51afd7ed558ccdull;
+  return h ^ (h >> 32);
+}
+
+// What besides the layout decides the output's bytes, for GgufStreamWriter's resume
+// check: each input file's identity (path, size, modification time), the method and
+// its settings, and every tensor's target type and importance.
+std::string resume_key(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o) {
+  std::string key = "lowbit-quantize 1 method=" + std::string(to_string(o.method));
+  for (const auto& p : model.paths()) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(p, ec);
+    const auto mtime = std::filesystem::last_write_time(p, ec).time_since_epoch().count();
+    key += " in=" + std::filesystem::absolute(p).string() + ":" + std::to_string(size) + ":" + std::to_string(mtime);
+  }
+  if (o.method == QuantMethod::gptq) {
+    const GptqConfig& g = o.gptq;
+    key += " gptq=" + std::to_string(g.damp_percent) + "," + std::to_string(g.max_damp_retries) + "," +
+           std::to_string(g.damp_step) + "," + std::to_string(g.block_size) + "," + std::to_string(g.act_order) +
+           std::to_string(g.static_groups) + std::to_string(g.fit_groups_on_updated_weights);
+    if (o.hessians.describe && !plan.tensors.empty()) key += " hessians=" + o.hessians.describe(plan.tensors[0].name);
+  }
+  uint64_t h = 0;
+  for (const PlannedTensor& t : plan.tensors) {
+    h = mix(h, static_cast<uint64_t>(t.to()));
+    h = mix(h, t.importance.size());
+    for (float v : t.importance) h = mix(h, std::bit_cast<uint32_t>(v));
+  }
+  return key + " plan=" + std::to_string(h);
 }
 
 }  // namespace
@@ -220,6 +314,102 @@ namespace {
 // reach a file outside `dir`.
 std::filesystem::path hessian_file(const std::filesystem::path& dir, const std::string& name) {
   return dir / tensor_file_name(name, ".hess");
+}
+
+// The candidate types of --target-bpw, smallest first.
+constexpr Format kBpwCandidates[] = {Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::Q8_0};
+
+// Sum over the tensor of importance[col] * (w - q)^2 (importance 1 without an imatrix).
+double weighted_error(Format f, const std::vector<float>& w, int64_t rows, int64_t cols, const PlannedTensor& t) {
+  std::vector<std::byte> q(quantized_size(f, rows, cols));
+  std::vector<float> back(w.size());
+  const int64_t rows_per_slice = rows / t.slices;
+  const size_t rb = row_bytes(f, cols);
+  for (int64_t s = 0; s < t.slices; ++s) {
+    std::span<const float> imp;
+    if (!t.importance.empty())
+      imp = std::span<const float>(t.importance).subspan(static_cast<size_t>(s * cols), static_cast<size_t>(cols));
+    quantize(f, {w.data() + s * rows_per_slice * cols, rows_per_slice, cols},
+             std::span<std::byte>(q).subspan(static_cast<size_t>(s * rows_per_slice) * rb,
+                                             static_cast<size_t>(rows_per_slice) * rb),
+             imp);
+  }
+  dequantize(f, q, {back.data(), rows, cols});
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t s = r / rows_per_slice;
+    const float* imp = t.importance.empty() ? nullptr : t.importance.data() + s * cols;
+    double row = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double d = double(w[r * cols + c]) - double(back[r * cols + c]);
+      row += (imp ? double(imp[c]) : 1.0) * d * d;
+    }
+    total += row;
+  }
+  return total;
+}
+
+// --target-bpw: measures each free tensor's error in every candidate type once (rtn
+// with its importance), then lets allocate_types choose within the byte budget.
+void allocate_for_target_bpw(const GgufFile& model, QuantizePlan& plan, const QuantizeModelOptions& o) {
+  const double bpw = *o.target_bpw;
+  int64_t elements = 0;
+  uint64_t fixed = 0;
+  std::vector<size_t> free;
+  std::vector<std::vector<TypeCandidate>> items;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    PlannedTensor& t = plan.tensors[i];
+    const GgufTensorInfo& info = model.tensors()[i];
+    elements += info.elements();
+    if (!t.plan.quantizable || t.plan.overridden || info.elements() == 0) {
+      fixed += t.converts() && info.elements() ? quantized_size(t.to(), info.rows(), info.row_length()) : info.nbytes;
+      continue;
+    }
+    PlannedTensor probe = t;
+    if (o.imatrix) {
+      try {
+        attach_importance(*o.imatrix, probe);
+      } catch (const Error&) {
+        probe.importance.clear();  // reported by the planning pass that follows
+      }
+    }
+    std::vector<float> w(static_cast<size_t>(info.elements()));
+    dequantize(info.format, model.data(info), {w.data(), info.rows(), info.row_length()});
+    std::vector<TypeCandidate> cands;
+    for (Format f : kBpwCandidates) {
+      Format use = f;
+      if (info.row_length() % traits(f).block_elems != 0) {
+        // The row-length fallback, as the rules apply it.
+        const TensorPlan fb = plan_tensor(QuantScheme{"", 0, f, true}, plan.model, t.name, t.shape, t.from);
+        use = fb.format;
+      }
+      if (!traits(use).quantized) continue;
+      if (std::any_of(cands.begin(), cands.end(), [&](const TypeCandidate& c) { return c.format == use; })) continue;
+      cands.push_back({use, quantized_size(use, info.rows(), info.row_length()),
+                       weighted_error(use, w, info.rows(), info.row_length(), probe)});
+    }
+    model.release(info);
+    if (cands.empty()) {  // no candidate fits the row length: the rules' type stays
+      fixed += t.converts() ? quantized_size(t.to(), info.rows(), info.row_length()) : info.nbytes;
+      continue;
+    }
+    free.push_back(i);
+    items.push_back(std::move(cands));
+  }
+  const double budget_bytes = bpw * double(elements) / 8.0;
+  if (budget_bytes < double(fixed))
+    throw Error("--target-bpw " + std::to_string(bpw) + ": the tensors whose type is fixed already take " +
+                std::to_string(fixed) + " bytes, over the budget of " + std::to_string(uint64_t(budget_bytes)));
+  const auto budget = static_cast<uint64_t>(std::floor(budget_bytes)) - fixed;
+  const TypeAllocation a = allocate_types(items, budget);
+  for (size_t k = 0; k < free.size(); ++k) {
+    PlannedTensor& t = plan.tensors[free[k]];
+    t.plan.format = items[k][a.choice[k]].format;
+    t.plan.fallback_from.reset();
+  }
+  detail::logger().info("--target-bpw {}: {} tensors allocated, {} bytes of {} (+{} fixed), error {:.6g} "
+                        "(at most {:.3g} above the optimum)",
+                        bpw, free.size(), a.bytes, budget, fixed, a.error, a.bound);
 }
 
 }  // namespace
@@ -270,9 +460,16 @@ QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelO
     t.name = info.name;
     t.shape = info.shape;
     t.from = info.format;
-    t.plan = plan_tensor(o.scheme, plan.model, info.name, info.shape, info.format);
+    t.plan = plan_tensor(o.scheme, plan.model, info.name, info.shape, info.format, o.overrides);
     for (size_t d = 2; d < info.shape.size(); ++d) t.slices *= info.shape[d];
     if (t.slices == 0) t.slices = 1;  // an empty tensor: nothing to split
+    plan.tensors.push_back(std::move(t));
+  }
+  if (o.target_bpw) allocate_for_target_bpw(model, plan, o);
+
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    PlannedTensor& t = plan.tensors[i];
+    const GgufTensorInfo& info = model.tensors()[i];
     if (t.plan.fallback_from) {
       ++plan.fallbacks;
       detail::logger().info("{}: row length {} does not fit {}: using {}", info.name, info.row_length(),
@@ -292,7 +489,6 @@ QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelO
     plan.elements += info.elements();
     plan.bytes_in += t.bytes_in;
     plan.bytes_out += t.bytes_out;
-    plan.tensors.push_back(std::move(t));
   }
   // An imatrix that names none of the tensors it should weight is almost always the
   // imatrix of another model: refuse rather than quantize silently without it.
@@ -320,10 +516,54 @@ QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelO
 }
 
 GgufWriter quantize_model(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o) {
-  if (o.threads < 0) throw Error("quantize_model: thread count " + std::to_string(o.threads) + " is negative");
-  if (o.threads == 0) return quantize_planned(model, plan, o);
-  tbb::task_arena arena(o.threads);
-  return arena.execute([&] { return quantize_planned(model, plan, o); });
+  return in_arena(o, [&] {
+    GgufWriter writer = output_metadata(model, o);
+    run_plan(model, plan, o, 0, [&](size_t i, std::span<const std::byte> bytes) {
+      const PlannedTensor& t = plan.tensors[i];
+      if (!t.converts())
+        writer.add_tensor(t.name, t.shape, t.from, bytes);  // kept as stored (borrowed bytes)
+      else
+        writer.add_tensor(t.name, t.shape, t.to(), std::vector<std::byte>(bytes.begin(), bytes.end()));
+    });
+    return writer;
+  });
+}
+
+std::string expert_hessian_name(std::string_view tensor, int64_t expert) {
+  return std::string(tensor) + "#" + std::to_string(expert);
+}
+
+std::vector<std::filesystem::path> write_quantized_model(const GgufFile& model, const QuantizePlan& plan,
+                                                         const QuantizeModelOptions& o,
+                                                         const std::filesystem::path& out) {
+  check_plan_matches(model, plan);
+  const std::vector<std::filesystem::path> inputs = model.paths();
+  GgufWriter layout = output_metadata(model, o);
+  for (const PlannedTensor& t : plan.tensors) layout.declare_tensor(t.name, t.shape, t.to());
+  GgufStreamOptions so;
+  so.split = o.split;
+  so.resume = o.resume;
+  so.resume_key = resume_key(model, plan, o);
+  GgufStreamWriter writer(layout, out, so);
+  for (const auto& p : writer.paths()) check_output_path(p, inputs);
+  if (o.resume) {
+    if (writer.resumed() > 0)
+      detail::logger().info("resuming: {} of {} tensors verified in place", writer.resumed(), writer.tensor_count());
+    else
+      detail::logger().info("--resume: no usable partial output of an earlier run, starting from the first tensor");
+  }
+  try {
+    in_arena(o, [&] {
+      run_plan(model, plan, o, writer.resumed(), [&](size_t, std::span<const std::byte> bytes) { writer.write(bytes); });
+      return 0;
+    });
+  } catch (const QuantizeCancelled&) {
+    // A caller that runs resumably keeps what is done for the next run; otherwise a
+    // cancelled run leaves nothing behind, like a failed one.
+    if (o.resume) writer.keep_partial();
+    throw;
+  }
+  return writer.finish();
 }
 
 QuantizePlan quantize_model(const std::filesystem::path& in, const std::filesystem::path& out,
@@ -333,7 +573,7 @@ QuantizePlan quantize_model(const std::filesystem::path& in, const std::filesyst
   check_output_path(out, {in});
   const GgufFile model = GgufFile::open(in);
   QuantizePlan plan = plan_model_quantization(model, o);
-  quantize_model(model, plan, o).write(out);
+  write_quantized_model(model, plan, o, out);
   return plan;
 }
 

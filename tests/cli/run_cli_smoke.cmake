@@ -86,6 +86,60 @@ if(rmse GREATER 0.02)
   message(FATAL_ERROR "GSQ Q8_0: total rel_rmse ${rmse}")
 endif()
 
+# --dry-run prints the plan with llama-quantize's per-tensor options applied (the types
+# worked out by hand from the rules above) and writes nothing.
+run(0 plan ${LOWBIT} quantize ${in} ${WORK_DIR}/dry.gguf Q4_K_M --dry-run --tensor-type "attn_(q|k)=Q5_K"
+    --tensor-type "blk\\.1\\.attn_q=Q8_0" --output-tensor-type Q8_0 --token-embedding-type Q6_K)
+foreach(line
+    "blk.0.attn_q.weight +\\[256, 256\\] +F32 +Q5_K +45056  override"
+    "blk.1.attn_q.weight +\\[256, 256\\] +F32 +Q8_0 +69632  override"
+    "blk.1.attn_k.weight +\\[256, 64\\] +F32 +Q5_K +11264  override"
+    "blk.1.attn_v.weight +\\[256, 64\\] +F32 +Q4_K +9216  rule"
+    "blk.0.ffn_down.weight +\\[320, 256\\] +F32 +Q8_0 +87040  fallback"
+    "output.weight +\\[256, 64\\] +F32 +Q8_0 +17408  override"
+    "token_embd.weight +\\[256, 64\\] +F16 +Q6_K +13440  override"
+    "output_norm.weight +\\[256\\] +F32 +F32 +1024  kept")
+  if(NOT plan MATCHES "${line}")
+    message(FATAL_ERROR "--dry-run: no line matching '${line}' in:\n${plan}")
+  endif()
+endforeach()
+if(EXISTS ${WORK_DIR}/dry.gguf)
+  message(FATAL_ERROR "--dry-run wrote ${WORK_DIR}/dry.gguf")
+endif()
+# --pure: every quantizable tensor Q4_K (output.weight too); --leave-output-tensor keeps F32.
+run(0 plan ${LOWBIT} quantize ${in} ${WORK_DIR}/dry.gguf Q4_K_M --dry-run --pure --leave-output-tensor)
+if(NOT plan MATCHES "blk.0.attn_v.weight +[^\n]* Q4_K " OR NOT plan MATCHES "output.weight +[^\n]* F32 +F32 ")
+  message(FATAL_ERROR "--pure --leave-output-tensor:\n${plan}")
+endif()
+# --target-bpw: the file's bits per weight never exceed the budget.
+foreach(bpw 3.5 5)
+  run(0 plan ${LOWBIT} quantize ${in} ${WORK_DIR}/dry.gguf Q4_K_M --dry-run --target-bpw ${bpw} --quiet)
+  string(REGEX MATCH "-> [0-9.]+ bits/weight" got "${plan}")
+  string(REGEX REPLACE "-> ([0-9.]+) bits/weight" "\\1" got "${got}")
+  if(got STREQUAL "" OR got GREATER ${bpw})
+    message(FATAL_ERROR "--target-bpw ${bpw} gave '${got}' bits/weight:\n${plan}")
+  endif()
+endforeach()
+# --split-max-tensors: gguf-split's names; `inspect` of the first part lists every tensor.
+run(0 out ${LOWBIT} quantize ${in} ${WORK_DIR}/split.gguf Q4_K_M --split-max-tensors 30 --quiet)
+run(0 json ${LOWBIT} inspect ${WORK_DIR}/split-00001-of-00003.gguf --json)
+string(JSON n LENGTH "${json}" tensors)
+if(NOT n EQUAL 75 OR NOT EXISTS ${WORK_DIR}/split-00003-of-00003.gguf)
+  message(FATAL_ERROR "split: inspect of the first part shows ${n} tensors")
+endif()
+# --resume with nothing to resume is an ordinary run: the same bytes.
+run(0 out ${LOWBIT} quantize ${in} ${WORK_DIR}/resumed.gguf Q4_K_M --imatrix ${WORK_DIR}/tiny.imatrix.dat --resume --quiet)
+file(SHA256 ${q} h1)
+file(SHA256 ${WORK_DIR}/resumed.gguf h2)
+if(NOT h1 STREQUAL h2)
+  message(FATAL_ERROR "--resume without a partial output changed the bytes")
+endif()
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --tensor-type attn_q)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --tensor-type attn_q=Q9_K)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --target-bpw 0)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --split-max-size 12X)
+run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --tensor-type "(=Q8_0")
+
 # Errors: exit 1 with a message for bad files, 2 for bad command lines; no output left behind.
 run(1 out ${LOWBIT} quantize ${WORK_DIR}/missing.gguf ${WORK_DIR}/never.gguf Q4_K_M)
 if(NOT out_err MATCHES "lowbit: error: ")
@@ -164,7 +218,7 @@ run(0 out ${LOWBIT} quantize ${in} ${WORK_DIR}/${long}.gguf Q8_0 --quiet)
 if(NOT EXISTS ${WORK_DIR}/${long}.gguf)
   message(FATAL_ERROR "no output under a 255-byte name")
 endif()
-file(GLOB leftovers ${WORK_DIR}/*.tmp.* ${WORK_DIR}/.lowbit-*)
+file(GLOB leftovers ${WORK_DIR}/*.tmp.* ${WORK_DIR}/.lowbit-* ${WORK_DIR}/*.partial*)
 if(leftovers)
   message(FATAL_ERROR "temporary files left behind: ${leftovers}")
 endif()

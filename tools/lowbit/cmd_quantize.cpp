@@ -2,6 +2,7 @@
 // llama-quantize's per-tensor rules and any lowbit method. The work is the library's
 // (lowbit/model/quantize_model.hpp); this file parses, loads, calls and prints.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "lowbit/core/log.hpp"
 #include "lowbit/io/files.hpp"
 #include "lowbit/io/gguf.hpp"
+#include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/io/imatrix.hpp"
 #include "lowbit/model/quant_rules.hpp"
 #include "lowbit/model/quantize_model.hpp"
@@ -24,12 +26,26 @@ struct Options {
   QuantMethod method = QuantMethod::rtn;
   int threads = 0;
   bool quiet = false;
+  TensorTypeOverrides overrides;
+  bool pure = false, dry_run = false, resume = false;
+  GgufSplitLimits split;
+  std::optional<double> target_bpw;
 };
+
+Format parse_type(const std::string& option, const std::string& v) {
+  const auto f = format_from_name(v);
+  if (!f) throw UsageError(option + ": unknown type '" + v + "' (a GGML type name such as Q4_K, Q6_K, Q8_0, F16)");
+  return *f;
+}
 
 void print_quantize_help() {
   std::printf(
       "usage: lowbit quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--method rtn|gsq|gptq]\n"
-      "                       [--hessians DIR] [--threads N] [--quiet]\n"
+      "                       [--hessians DIR] [--threads N] [--quiet] [--dry-run]\n"
+      "                       [--tensor-type REGEX=TYPE]... [--output-tensor-type TYPE]\n"
+      "                       [--token-embedding-type TYPE] [--pure] [--leave-output-tensor]\n"
+      "                       [--target-bpw B] [--split-max-size SIZE] [--split-max-tensors N]\n"
+      "                       [--resume]\n"
       "\n"
       "Quantizes a GGUF model. Each tensor's type follows llama-quantize's rules, so the\n"
       "output has the tensor types llama.cpp's own quantizer would give it\n"
@@ -37,9 +53,13 @@ void print_quantize_help() {
       "keep their stored type; output.weight (and token_embd.weight when the output is\n"
       "tied to it) gets Q6_K; a row length that does not fit a 256-element format falls\n"
       "back to a 32-element one. Quantized inputs are decoded to f32 first. Metadata is\n"
-      "copied; general.file_type and general.quantization_version are set; the output\n"
-      "is written atomically (never a half-written file; an interrupted run removes its\n"
-      "temporary file); OUT must not be IN or a special file such as /dev/null.\n"
+      "copied; general.file_type and general.quantization_version are set. IN may be the\n"
+      "first file of a split model (NAME-00001-of-0000N.gguf). Tensors are written as\n"
+      "they are done into OUT.partial, renamed to OUT when complete (never a\n"
+      "half-written OUT); peak memory is a few of the largest tensors, not the model\n"
+      "(docs/cli.md). An error removes OUT.partial; an interruption (Ctrl-C, kill)\n"
+      "leaves it and OUT.partial-journal for --resume. OUT must not be IN or a special\n"
+      "file such as /dev/null.\n"
       "\n"
       "TYPE: a llama-quantize mixture: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S\n"
       "      Q5_K_M Q6_K, or a single format: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL IQ4_XS\n"
@@ -59,6 +79,32 @@ void print_quantize_help() {
       "  --threads N      worker threads (0 = all cores, the default); the output does\n"
       "                   not depend on it\n"
       "  --quiet          no progress bar and only warnings in the log\n"
+      "  --dry-run        print the plan (tensor, shape, type, bytes) and the total; no\n"
+      "                   quantization, no output\n"
+      "\n"
+      "Per-tensor control (llama-quantize's spellings; TYPE a GGML type name such as\n"
+      "Q4_K, Q6_K, Q8_0, F16; a row length a type cannot hold still falls back):\n"
+      "  --tensor-type REGEX=TYPE  tensors whose name matches REGEX (ECMAScript, found\n"
+      "                   anywhere in the name) get TYPE; repeatable, the last match wins;\n"
+      "                   ignored with --pure\n"
+      "  --output-tensor-type TYPE     output.weight's type\n"
+      "  --token-embedding-type TYPE   token_embd.weight's type\n"
+      "  --pure           no mixture rules: every quantizable tensor gets TYPE's base type\n"
+      "  --leave-output-tensor         output.weight keeps its stored type\n"
+      "  --target-bpw B   choose each quantizable tensor's type (Q2_K..Q6_K, Q8_0) to\n"
+      "                   minimise the model's importance-weighted error with the whole\n"
+      "                   file at most B bits per weight (docs/cli.md); the options above\n"
+      "                   still fix the tensors they name\n"
+      "\n"
+      "Output files:\n"
+      "  --split-max-size SIZE   split the output (gguf-split's convention: OUT without\n"
+      "                   .gguf + -00001-of-0000N.gguf) so no part holds more than SIZE\n"
+      "                   of tensor data (bytes, or with M / G: 10^6 / 10^9)\n"
+      "  --split-max-tensors N   ... or more than N tensors\n"
+      "  --resume         continue an interrupted run from OUT.partial: tensors already\n"
+      "                   written are verified by checksum and kept; the result is\n"
+      "                   byte-identical to an uninterrupted run. Same IN, TYPE and\n"
+      "                   options needed, else the run starts over (logged)\n"
       "\n"
       "Prints a per-tensor summary (name, shape, type in -> out, bytes) and the total\n"
       "size before and after on stdout.\n");
@@ -80,6 +126,32 @@ Options parse(Args& args) {
     else if (a == "--hessians") o.hessians = value();
     else if (a == "--threads") o.threads = static_cast<int>(parse_int(a, value(), 0, 4096));
     else if (a == "--quiet") o.quiet = true;
+    else if (a == "--dry-run") o.dry_run = true;
+    else if (a == "--pure") o.pure = true;
+    else if (a == "--leave-output-tensor") o.overrides.leave_output_tensor = true;
+    else if (a == "--resume") o.resume = true;
+    else if (a == "--output-tensor-type") o.overrides.output_tensor_type = parse_type(a, value());
+    else if (a == "--token-embedding-type") o.overrides.token_embedding_type = parse_type(a, value());
+    else if (a == "--tensor-type") {
+      const std::string v = value();
+      const size_t eq = v.rfind('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+        throw UsageError("--tensor-type expects REGEX=TYPE, got '" + v + "'");
+      o.overrides.tensor_types.emplace_back(v.substr(0, eq), parse_type(a, v.substr(eq + 1)));
+    } else if (a == "--split-max-size") {
+      try {
+        o.split.max_bytes = parse_split_size(value());
+      } catch (const Error& e) {
+        throw UsageError(std::string("--split-max-size: ") + e.what());
+      }
+    } else if (a == "--split-max-tensors") o.split.max_tensors = parse_int(a, value(), 1, int64_t{1} << 40);
+    else if (a == "--target-bpw") {
+      const std::string v = value();
+      char* end = nullptr;
+      const double b = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(b > 0 && b <= 64)) throw UsageError("--target-bpw expects bits per weight in (0, 64], got '" + v + "'");
+      o.target_bpw = b;
+    }
     else if (a == "--method") {
       const std::string m = value();
       const auto method = quant_method_from_name(m);
@@ -98,6 +170,7 @@ Options parse(Args& args) {
     throw UsageError("quantize: unknown TYPE '" + pos[2] + "' (one of: " + names + ")");
   }
   o.scheme = *scheme;
+  if (o.pure) o.scheme.pure = true;
   if (o.method == QuantMethod::gptq && o.hessians.empty()) throw UsageError("--method gptq needs --hessians DIR");
   if (o.method != QuantMethod::gptq && !o.hessians.empty()) throw UsageError("--hessians is only used by --method gptq");
   return o;
@@ -123,9 +196,13 @@ int run_quantize(Args args) {
   // name, or the input itself under another name (docs/reliability.md).
   std::vector<std::filesystem::path> inputs = {o.in};
   if (!o.imatrix.empty()) inputs.emplace_back(o.imatrix);
-  check_output_path(o.out, inputs);
+  if (!o.dry_run && !o.split.any()) check_output_path(o.out, inputs);  // a split output: each part is checked
   const GgufFile in = GgufFile::open(o.in);
   QuantizeModelOptions opts{o.scheme};
+  opts.overrides = o.overrides;
+  opts.target_bpw = o.target_bpw;
+  opts.split = o.split;
+  opts.resume = o.resume;
   opts.method = o.method;
   opts.threads = o.threads;
   if (!o.imatrix.empty()) {
@@ -142,6 +219,25 @@ int run_quantize(Args args) {
   // Every tensor is planned first, so a tensor the method cannot take fails before any work.
   const QuantizePlan plan = plan_model_quantization(in, opts);
 
+  const double per_weight = plan.elements ? 8.0 / double(plan.elements) : 0.0;
+  if (o.dry_run) {
+    std::printf("%-48s %-22s %-8s %-8s %14s  %s\n", "tensor", "shape", "from", "type", "bytes", "why");
+    for (const PlannedTensor& t : plan.tensors) {
+      const char* why = t.plan.overridden      ? "override"
+                        : !t.plan.quantizable  ? "kept"
+                        : o.target_bpw         ? "target-bpw"
+                        : t.plan.fallback_from ? "fallback"
+                                               : "rule";
+      std::printf("%-48s %-22s %-8s %-8s %14zu  %s\n", t.name.c_str(), shape_string(t.shape).c_str(),
+                  std::string(traits(t.from).name).c_str(), std::string(traits(t.to()).name).c_str(),
+                  static_cast<size_t>(t.bytes_out), why);
+    }
+    std::printf("\ntotal: %s -> %s (%.3f -> %.3f bits/weight), %s (dry run: nothing written)\n",
+                human_bytes(double(plan.bytes_in)).c_str(), human_bytes(double(plan.bytes_out)).c_str(),
+                double(plan.bytes_in) * per_weight, double(plan.bytes_out) * per_weight, ftype_line(o.scheme).c_str());
+    return 0;
+  }
+
   std::printf("%-48s %-22s %-15s %14s %14s\n", "tensor", "shape", "type", "bytes in", "bytes out");
   Progress progress("quantizing", double(plan.work), o.quiet);
   int64_t reported = 0;
@@ -156,16 +252,13 @@ int run_quantize(Args args) {
                 static_cast<size_t>(t.bytes_in), static_cast<size_t>(t.bytes_out));
     std::fflush(stdout);
   };
-  const GgufWriter writer = quantize_model(in, plan, opts);
+  const std::vector<std::filesystem::path> written = write_quantized_model(in, plan, opts, o.out);
   progress.finish();
-  log_message(LogLevel::info, "writing " + o.out);
-  writer.write(o.out);
-  const double per_weight = plan.elements ? 8.0 / double(plan.elements) : 0.0;
   std::printf("\ntotal: %s -> %s (%.3f -> %.3f bits/weight), %s\n", human_bytes(double(plan.bytes_in)).c_str(),
               human_bytes(double(plan.bytes_out)).c_str(), double(plan.bytes_in) * per_weight,
               double(plan.bytes_out) * per_weight, ftype_line(o.scheme).c_str());
   if (plan.fallbacks) std::printf("%d tensor(s) fell back to another type for their row length\n", plan.fallbacks);
-  std::printf("wrote %s\n", o.out.c_str());
+  for (const auto& p : written) std::printf("wrote %s\n", p.string().c_str());
   return 0;
 }
 

@@ -11,6 +11,11 @@
 // renamed over <path>, so a failure never leaves a half-written file behind
 // (lowbit/io/files.hpp, docs/reliability.md).
 //
+// Split models (llama.cpp's gguf-split convention: files NAME-00001-of-00003.gguf,
+// keys split.no / split.count / split.tensors.count, all metadata in the first file)
+// are read whole by GgufFile::open given the first file; GgufStreamWriter
+// (io/gguf_stream.hpp) writes them.
+//
 // Shapes use GGUF's order: shape[0] = ne0 is the contiguous row length (a weight
 // matrix [out x in] has shape {in, out}).
 #include <cstddef>
@@ -18,6 +23,7 @@
 #include <filesystem>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -125,17 +131,29 @@ struct GgufTensorInfo {
   std::vector<int64_t> shape;  // [ne0, ne1, ...]; empty for a 0-d tensor
   Format format = Format::F32;
   uint64_t offset = 0;       // relative to the data section, as stored in the file
-  uint64_t file_offset = 0;  // absolute position of the first byte in the file
+  uint64_t file_offset = 0;  // absolute position of the first byte in its file
   size_t nbytes = 0;
+  uint32_t shard = 0;        // the file of a split model that holds it (0: the first / only file)
 
   int64_t elements() const;
   int64_t row_length() const { return shape.empty() ? 1 : shape[0]; }  // ne0
   int64_t rows() const;  // product of shape[1..]
 };
 
+// gguf-split's file name for part `no` (0-based) of `count`: "<prefix>-%05d-of-%05d.gguf"
+// with no + 1, so gguf_split_path("out/m", 0, 3) is "out/m-00001-of-00003.gguf".
+std::filesystem::path gguf_split_path(const std::filesystem::path& prefix, int no, int count);
+// The prefix of a split file name ("m-00002-of-00003.gguf" -> "m"); nullopt when the
+// name does not end in "-NNNNN-of-NNNNN.gguf".
+std::optional<std::filesystem::path> gguf_split_prefix(const std::filesystem::path& path);
+
 class GgufFile {
  public:
   // Maps and validates `path`; throws Error naming the file, field and byte offset.
+  // When `path` is the first file of a split model (split.count > 1, split.no = 0),
+  // the other files are opened too (named as gguf_split_path gives them) and checked
+  // (split.no, split.count, no tensor twice, split.tensors.count tensors in all):
+  // tensors() then lists the tensors of every file, and metadata() is the first's.
   static GgufFile open(const std::filesystem::path& path);
 
   GgufFile(GgufFile&&) noexcept;
@@ -159,14 +177,24 @@ class GgufFile {
   const GgufTensorInfo& tensor(std::string_view name) const;  // throws Error when absent
   // The tensor's bytes inside the mapping; valid while this GgufFile lives.
   std::span<const std::byte> data(const GgufTensorInfo& t) const;
+  // Drops the tensor's pages from this process's resident memory (madvise
+  // MADV_DONTNEED on the whole pages inside it; the mapping is read-only, so a later
+  // data() reads them from the file again). Lets a pass over a model larger than
+  // memory keep only the tensors in use resident.
+  void release(const GgufTensorInfo& t) const;
+  // The files of the model: the first, then the other parts of a split model.
+  std::vector<std::filesystem::path> paths() const;
 
  private:
   struct Mapping;
   GgufFile() = default;
   void parse();
+  void open_split_parts();
+  const Mapping& mapping_of(const GgufTensorInfo& t) const;
 
   std::filesystem::path path_;
   std::unique_ptr<Mapping> map_;
+  std::vector<GgufFile> parts_;  // a split model's files after the first
   uint32_t version_ = 0;
   size_t alignment_ = 32;
   uint64_t data_offset_ = 0;
@@ -193,6 +221,10 @@ class GgufWriter {
                   std::span<const std::byte> data);
   void add_tensor(std::string_view name, std::vector<int64_t> shape, Format format,
                   std::vector<std::byte> data);
+  // Adds a tensor's name, shape and type without its bytes, for a layout that
+  // GgufStreamWriter (io/gguf_stream.hpp) fills tensor by tensor. write() and
+  // serialize() refuse a writer holding such a tensor.
+  void declare_tensor(std::string_view name, std::vector<int64_t> shape, Format format);
 
   size_t alignment() const;
   // Writes the file atomically (temporary + fsync + rename); throws Error and
@@ -202,6 +234,7 @@ class GgufWriter {
   std::vector<std::byte> serialize() const;
 
  private:
+  friend class GgufStreamWriter;
   struct Tensor {
     std::string name;
     std::vector<int64_t> shape;
@@ -209,10 +242,14 @@ class GgufWriter {
     std::span<const std::byte> borrowed;  // used when !owns
     std::vector<std::byte> owned;
     bool owns = false;
+    bool declared = false;  // declare_tensor: no bytes
+    uint64_t nbytes = 0;
     std::span<const std::byte> bytes() const { return owns ? std::span<const std::byte>(owned) : borrowed; }
   };
   void add_checked(std::string_view name, std::vector<int64_t> shape, Format format,
-                   std::span<const std::byte> data, std::vector<std::byte> owned, bool owns);
+                   std::span<const std::byte> data, std::vector<std::byte> owned, bool owns, bool declared);
+  // Magic, counts, metadata, tensor infos and the padding up to the data section.
+  std::vector<std::byte> header() const;
   template <class Sink>
   void emit(Sink& sink) const;
 

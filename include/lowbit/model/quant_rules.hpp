@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lowbit/formats/format.hpp"
@@ -68,6 +69,22 @@ struct TensorPlan {
   // Set when the chosen type did not fit the row length (ne0) and llama.cpp's
   // fallback replaced it: the type the rules wanted.
   std::optional<Format> fallback_from;
+  bool overridden = false;  // a TensorTypeOverrides option chose the type
+};
+
+// llama-quantize's per-tensor options. Each applies only to tensors
+// tensor_is_quantizable() accepts; the row-length fallback follows them.
+struct TensorTypeOverrides {
+  // --tensor-type REGEX=TYPE: a tensor whose name the ECMAScript regex matches anywhere
+  // (std::regex_search) gets TYPE; when several match, the last given wins. Not applied
+  // with a pure scheme or a plain float one (F16, BF16, F32), as in llama-quantize.
+  std::vector<std::pair<std::string, Format>> tensor_types;
+  std::optional<Format> output_tensor_type;    // --output-tensor-type: output.weight
+  std::optional<Format> token_embedding_type;  // --token-embedding-type: token_embd.weight
+  bool leave_output_tensor = false;            // --leave-output-tensor: output.weight kept as stored
+  bool empty() const {
+    return tensor_types.empty() && !output_tensor_type && !token_embedding_type && !leave_output_tensor;
+  }
 };
 
 // The type llama-quantize would give tensor `name` (GGUF shape order: shape[0] is
@@ -76,5 +93,9 @@ struct TensorPlan {
 // rule needs one.
 TensorPlan plan_tensor(const QuantScheme& scheme, const ModelInfo& model, std::string_view name,
                        std::span<const int64_t> shape, Format current);
+// The same with llama-quantize's per-tensor options applied (an invalid regex is an
+// Error naming it).
+TensorPlan plan_tensor(const QuantScheme& scheme, const ModelInfo& model, std::string_view name,
+                       std::span<const int64_t> shape, Format current, const TensorTypeOverrides& overrides);
 
 }  // namespace lowbit

@@ -28,6 +28,7 @@
 #include "lowbit/gptq/hessian.hpp"
 #include "lowbit/gptq/solver.hpp"
 #include "lowbit/io/gguf.hpp"
+#include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/io/imatrix.hpp"
 #include "lowbit/model/quant_rules.hpp"
 
@@ -91,6 +92,17 @@ struct QuantizePlan {
 
 struct QuantizeModelOptions {
   QuantScheme scheme;  // what to make: quant_scheme_from_name("Q4_K_M"), ...
+  // llama-quantize's per-tensor options (--tensor-type, --output-tensor-type, ...);
+  // --pure is scheme.pure.
+  TensorTypeOverrides overrides;
+  // --target-bpw: when set, every quantizable tensor's type is chosen to minimise the
+  // model's importance-weighted error with the whole file (every tensor's bytes) at
+  // most this many bits per weight (model/bpw_allocation.hpp). Overrides still win.
+  std::optional<double> target_bpw;
+  // write_quantized_model: split the output (gguf-split's convention) ...
+  GgufSplitLimits split;
+  // ... and continue the partial output of an interrupted run (io/gguf_stream.hpp).
+  bool resume = false;
   QuantMethod method = QuantMethod::rtn;
   // Given (even if empty): importance-weighted quantization, and the imatrix-dependent
   // rules switch on. A tensor missing from it is quantized without (logged).
@@ -132,7 +144,25 @@ QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelO
 // "tensor 'NAME' (FROM -> TO): ".
 GgufWriter quantize_model(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& options);
 
-// All of it: opens `in`, plans, quantizes and writes `out` atomically. Returns the plan.
+// The name under which GPTQ looks for the Hessian of expert `expert` of a 3-D tensor
+// ("blk.0.ffn_down_exps.weight#3"); an expert without one uses the tensor's own name's
+// Hessian (shared by all experts), else rtn with its importance (logged).
+std::string expert_hessian_name(std::string_view tensor, int64_t expert);
+
+// Quantizes the model as planned straight into `out`, tensor by tensor
+// (GgufStreamWriter: temporary "<file>.partial" beside each output, renamed when
+// complete), split per options.split, resumed per options.resume. At most one tensor's
+// output (plus its f32 copy while it is converted) is held in memory, and the input
+// pages of each tensor are released (GgufFile::release) once it is written, so peak
+// resident memory is bounded by the largest tensors, not by the model (docs/cli.md).
+// Returns the files written. An error removes the partial files, and so does a
+// cancellation (QuantizeCancelled) unless options.resume is set, when they stay for
+// the next resumed run; an interrupted process (a signal, kill -9) leaves them.
+std::vector<std::filesystem::path> write_quantized_model(const GgufFile& model, const QuantizePlan& plan,
+                                                         const QuantizeModelOptions& options,
+                                                         const std::filesystem::path& out);
+
+// All of it: opens `in`, plans, quantizes and writes `out` (write_quantized_model). Returns the plan.
 QuantizePlan quantize_model(const std::filesystem::path& in, const std::filesystem::path& out,
                             const QuantizeModelOptions& options);
 
