@@ -1,8 +1,7 @@
 #pragma once
 // The runtime's one matrix-product entry point: y = x W^T for a weight stored in any
-// lowbit format. Every linear layer of the llama runtime goes through here, so the
-// implementation (today: dequantize tiles of W + OpenBLAS SGEMM) can be switched to
-// lowbit's own GEMV/GEMM kernels in one place.
+// lowbit format, through lowbit::matmul (the dot-product kernels for small batches,
+// decoded 64-row panels and SGEMM for large ones, or the path the caller forces).
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -10,6 +9,7 @@
 
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/formats/format.hpp"
+#include "lowbit/kernels/matmul.hpp"
 
 namespace lowbit::detail {
 
@@ -22,9 +22,8 @@ struct LinearWeight {
 };
 
 // y[t, o] = sum_i x[t, i] * W[o, i] for x [T x cols] and y [T x rows]. The result
-// does not depend on the thread count: W is cut into fixed tiles of rows, each
-// multiplied in one single-threaded BLAS call.
-void linear(const LinearWeight& w, ConstMatrixView<float> x, MatrixView<float> y);
+// does not depend on the thread count (lowbit::matmul's guarantee).
+void linear(const LinearWeight& w, ConstMatrixView<float> x, MatrixView<float> y, MatmulPath path);
 
 // Row `r` of W as float32 (embedding lookup).
 void weight_row(const LinearWeight& w, int64_t r, float* out);

@@ -196,13 +196,15 @@ struct LlamaContext::State {
   int64_t n_ctx = 0, n_past = 0;
   std::vector<float> k_cache, v_cache;  // [layer][pos][kv_dim]
   LinearObserver observer;
+  MatmulPath path = MatmulPath::automatic;
 
   void observe(const LinearWeight& w, ConstMatrixView<float> x) const {
     if (observer) observer(w.name, x);
   }
   void lin(const LinearWeight& w, ConstMatrixView<float> x, MatrixView<float> y) const {
     observe(w, x);
-    detail::linear(w, x, y);
+    // f32 precision: the dequant path for every batch, so no activation is rounded.
+    detail::linear(w, x, y, path);
   }
 };
 
@@ -244,8 +246,10 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rope_dim, int64_t
 
 }  // namespace
 
-LlamaContext::LlamaContext(const LlamaModel& model, int64_t n_ctx) : s_(std::make_unique<State>()) {
+LlamaContext::LlamaContext(const LlamaModel& model, int64_t n_ctx, LinearPrecision precision)
+    : s_(std::make_unique<State>()) {
   if (n_ctx < 1) throw Error("LlamaContext: n_ctx must be at least 1, got " + std::to_string(n_ctx));
+  s_->path = precision == LinearPrecision::f32 ? MatmulPath::dequant : MatmulPath::automatic;
   s_->m = &model.impl();
   s_->n_ctx = n_ctx;
   const LlamaHparams& hp = s_->m->hp;

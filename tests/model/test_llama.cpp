@@ -4,6 +4,8 @@
 // tests/interop/test_llama_runtime.py.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -236,7 +238,7 @@ TEST(LlamaRuntime, MatchesDoubleReference) {
   EXPECT_TRUE(model.hparams().tied_output);
   const std::vector<int32_t> toks = {1, 4, 5, 6, 7, 8, 10, 3, 2, 9, 1, 5};
   const auto ref = reference_logits(*m, toks);
-  LlamaContext ctx(model, 16);
+  LlamaContext ctx(model, 16, LinearPrecision::f32);
   const auto all = ctx.decode(toks, true);
   double worst = 0;
   for (size_t t = 0; t < toks.size(); ++t)
@@ -245,13 +247,30 @@ TEST(LlamaRuntime, MatchesDoubleReference) {
   EXPECT_LT(worst, 1e-4);
 
   // Token by token through the cache: the same logits.
-  LlamaContext step(model, 16);
+  LlamaContext step(model, 16, LinearPrecision::f32);
   for (size_t t = 0; t < toks.size(); ++t) {
     const auto last = step.decode(std::span<const int32_t>(&toks[t], 1), false);
     for (int64_t v = 0; v < kVocab; ++v)
       ASSERT_NEAR(last[static_cast<size_t>(v)], ref[t][static_cast<size_t>(v)], 1e-4) << "position " << t;
   }
   EXPECT_EQ(step.n_past(), 12);
+
+  // Automatic precision token by token: the Q8_0 weights' products take 8-bit
+  // activations (ggml's bytes), so the logits move by that rounding, not more:
+  // within 2% of the largest logit at every position.
+  LlamaContext fast(model, 16);
+  double worst_fast = 0, largest = 0;
+  for (size_t t = 0; t < toks.size(); ++t) {
+    const auto last = fast.decode(std::span<const int32_t>(&toks[t], 1), false);
+    for (int64_t v = 0; v < kVocab; ++v) {
+      worst_fast = std::max(worst_fast, std::abs(last[static_cast<size_t>(v)] - ref[t][static_cast<size_t>(v)]));
+      largest = std::max(largest, std::abs(ref[t][static_cast<size_t>(v)]));
+    }
+  }
+  std::printf("automatic precision, token by token: worst logit error %.3g (largest logit %.3g)\n", worst_fast,
+              largest);
+  EXPECT_GT(worst_fast, 0.0) << "the 8-bit activation path did not run";
+  EXPECT_LT(worst_fast, 0.02 * largest);
   EXPECT_NE(error_of([&] { step.decode(std::vector<int32_t>(5, 1), false); }).find("do not fit"), std::string::npos);
   EXPECT_NE(error_of([&] { ctx.clear(); ctx.decode(std::vector<int32_t>{11}, false); }).find("outside the vocabulary"),
             std::string::npos);

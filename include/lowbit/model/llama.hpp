@@ -67,13 +67,23 @@ class LlamaModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// One sequence's state: the KV cache (float32) of up to n_ctx positions. Activations
-// stay float32 throughout (llama.cpp rounds them to 8 bits before each quantized
-// product and keeps K/V in fp16; docs/runtime.md shows what that does to agreement).
+// How the linear layers multiply (lowbit/kernels/matmul.hpp).
+//   automatic  lowbit::matmul's own choice: batches up to 8 (token generation) through
+//              the dot-product kernels on 8-bit activations (ggml's Q8_0/Q8_1/Q8_K
+//              bytes, as llama.cpp multiplies), larger batches (prompts, perplexity
+//              windows) on float32 activations times the decoded weights.
+//   f32        float32 activations for every batch: the same logits whether a text
+//              is decoded at once or token by token.
+enum class LinearPrecision { automatic, f32 };
+
+// One sequence's state: the KV cache (float32) of up to n_ctx positions. Everything
+// but the linear layers' inputs under LinearPrecision::automatic at small batches
+// stays float32 (llama.cpp also keeps K/V in fp16; docs/runtime.md shows what that
+// does to agreement).
 class LlamaContext {
  public:
   // The model must outlive the context. Throws Error for n_ctx < 1.
-  LlamaContext(const LlamaModel& model, int64_t n_ctx);
+  LlamaContext(const LlamaModel& model, int64_t n_ctx, LinearPrecision precision = LinearPrecision::automatic);
   LlamaContext(LlamaContext&&) noexcept;
   LlamaContext& operator=(LlamaContext&&) noexcept;
   ~LlamaContext();
