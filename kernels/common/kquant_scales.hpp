@@ -45,6 +45,22 @@ LOWBIT_HD void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* sc, uint8_t
   memcpy(m, mins, 8);
 }
 
+// Q3_K's sixteen 6-bit signed scales (stored + 32) from its 12 scale bytes: the low
+// four bits of scale j sit in byte j % 8 (low nibble for j < 8, high nibble after),
+// the high two bits in bits 2 * (j / 4) of byte 8 + j % 4. Word operations, as for
+// K4 above; sc[j] is the signed scale (-32..31).
+LOWBIT_HD void unpack_scales_q3_K(const uint8_t* packed, int8_t* sc) {
+  constexpr uint32_t low4 = 0x0f0f0f0f, low2 = 0x03030303;
+  uint32_t u[3];
+  memcpy(u, packed, 12);
+  const uint32_t words[4] = {(u[0] & low4) | ((u[2] & low2) << 4), (u[1] & low4) | (((u[2] >> 2) & low2) << 4),
+                             ((u[0] >> 4) & low4) | (((u[2] >> 4) & low2) << 4),
+                             ((u[1] >> 4) & low4) | (((u[2] >> 6) & low2) << 4)};
+  uint8_t biased[16];
+  memcpy(biased, words, 16);
+  for (int j = 0; j < 16; ++j) sc[j] = static_cast<int8_t>(biased[j] - 32);
+}
+
 // Packs eight scales and mins (each 0..63) into the 12 bytes `q`.
 LOWBIT_HD void put_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
   for (int i = 0; i < 12; ++i) q[i] = 0;

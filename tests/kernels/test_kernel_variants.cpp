@@ -127,6 +127,22 @@ TEST(KernelTables, ScaleUnpackingAgreesWithTheByteReader) {
   }
 }
 
+// The same for Q3_K's sixteen 6-bit signed scales.
+TEST(KernelTables, Q3KScaleUnpackingAgreesWithTheByteReader) {
+  std::mt19937 rng(6);
+  for (int trial = 0; trial < 20000; ++trial) {
+    uint8_t packed[12];
+    int8_t sc[16];
+    for (uint8_t& b : packed) b = static_cast<uint8_t>(rng());
+    kernels::unpack_scales_q3_K(packed, sc);
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (packed[j % 8] >> (j < 8 ? 0 : 4)) & 0xF;
+      const int hi = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+      ASSERT_EQ(sc[j], (lo | hi << 4) - 32) << "trial " << trial << ", scale " << j;
+    }
+  }
+}
+
 // The tables' own invariants: unique names, one scalar reference per key, and no
 // two variants of a key at the same priority (the choice would depend on list order).
 template <class Table>

@@ -25,6 +25,16 @@ inline __m256i two_scales(int a, int b) {
   return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(b)), _mm_set1_epi16(static_cast<int16_t>(a)));
 }
 
+// The per-lane scales of two consecutive 16-element sub-blocks j, j + 1 (j even)
+// picked out of `half`, eight 16-bit scales (sub-blocks 8h .. 8h + 7) repeated in
+// both 128-bit lanes: one byte shuffle instead of two scalar broadcasts.
+inline __m256i pick_two_scales(__m256i half, int j) {
+  const int b = 2 * (j % 8);  // byte offset of scale j within the half
+  const __m128i lo = _mm_set1_epi16(static_cast<int16_t>(b | (b + 1) << 8));
+  const __m128i hi = _mm_set1_epi16(static_cast<int16_t>((b + 2) | (b + 3) << 8));
+  return _mm256_shuffle_epi8(half, _mm256_set_m128i(hi, lo));
+}
+
 // sum_j scale16[j] * bsums[j] over Q8_K's sixteen 16-element sums, in eight lanes.
 inline __m256i scaled_bsums(const block_q8_K& a, __m256i scales16) {
   return _mm256_madd_epi16(load256(a.bsums), scales16);
@@ -70,14 +80,13 @@ float dot_q3_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     alignas(16) int8_t sc[16];
-    for (int j = 0; j < 16; ++j) {
-      const int lo = (w[i].scales[j % 8] >> (j < 8 ? 0 : 4)) & 0xF;
-      const int hi = (w[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-      sc[j] = static_cast<int8_t>((lo | hi << 4) - 32);
-    }
+    unpack_scales_q3_K(w[i].scales, sc);
+    const __m256i scales16 = widen_scales(sc);
     const __m256i hmask = load256(w[i].hmask);
     __m256i isum = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
+      const __m256i half = h == 0 ? _mm256_permute2x128_si256(scales16, scales16, 0x00)
+                                  : _mm256_permute2x128_si256(scales16, scales16, 0x11);
       const __m256i bits = load256(w[i].qs + 32 * h);
       for (int k = 0; k < 4; ++k) {
         const int j = 8 * h + 2 * k;
@@ -86,11 +95,11 @@ float dot_q3_K_q8_K__avx2(const void* vw, const void* va, int64_t n) {
         const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * h + k), bytes_mask(1));
         const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
         const __m256i p = _mm256_maddubs_epi16(q, load256(a[i].qs + 128 * h + 32 * k));
-        isum = _mm256_add_epi32(isum, scale_pairs(p, two_scales(sc[j], sc[j + 1])));
+        isum = _mm256_add_epi32(isum, scale_pairs(p, pick_two_scales(half, j)));
       }
     }
     // Remove the +4: sum_j sc_j * 4 * bsum_j.
-    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(scaled_bsums(a[i], widen_scales(sc)), 2));
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(scaled_bsums(a[i], scales16), 2));
     acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
   }
   return hsum(acc);

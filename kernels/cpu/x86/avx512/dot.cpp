@@ -219,6 +219,14 @@ inline __m512i four_scales(int s0, int s1, int s2, int s3) {
               _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(s3)), _mm_set1_epi16(static_cast<int16_t>(s2))));
 }
 
+// The per-lane scales of four consecutive 16-element sub-blocks j..j+3 (eight 16-bit
+// lanes each) out of the sixteen 16-bit scales: one word permute.
+inline __m512i pick_four_scales(__m512i scales, int j) {
+  alignas(64) int16_t index[32];
+  for (int l = 0; l < 32; ++l) index[l] = static_cast<int16_t>(j + l / 8);
+  return _mm512_permutexvar_epi16(_mm512_load_si512(index), scales);
+}
+
 }  // namespace
 
 float dot_q2_K_q8_K__avx512(const void* vw, const void* va, int64_t n) {
@@ -257,11 +265,9 @@ float dot_q3_K_q8_K__avx512(const void* vw, const void* va, int64_t n) {
   const __m512i m2 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
   for (int64_t i = 0; i < n / QK_K; ++i) {
     alignas(16) int8_t sc[16];
-    for (int j = 0; j < 16; ++j) {
-      const int lo = (w[i].scales[j % 8] >> (j < 8 ? 0 : 4)) & 0xF;
-      const int hi = (w[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-      sc[j] = static_cast<int8_t>((lo | hi << 4) - 32);
-    }
+    unpack_scales_q3_K(w[i].scales, sc);
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)));
+    const __m512i scales_both = join(scales16, scales16);
     const __m256i hmask = load256(w[i].hmask);
     __m512i isum = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h) {
@@ -275,10 +281,9 @@ float dot_q3_K_q8_K__avx512(const void* vw, const void* va, int64_t n) {
         const __m512i y = _mm512_loadu_si512(a[i].qs + 128 * h + 32 * k);
         const int j = 8 * h + 2 * k;
         isum = _mm512_add_epi32(
-            isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), four_scales(sc[j], sc[j + 1], sc[j + 2], sc[j + 3])));
+            isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), pick_four_scales(scales_both, j)));
       }
     }
-    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)));
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(a[i].bsums), scales16), 2);
     isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(offset));
     acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i].d * h2f(w[i].d)), _mm512_cvtepi32_ps(isum), acc);
