@@ -52,7 +52,7 @@ EvalResult evaluate(const LlamaModel& model, std::string_view text, const LlamaM
   r.chunks = options.chunks > 0 ? std::min(options.chunks, available) : available;
   r.has_base = base != nullptr;
 
-  LlamaContext lc(model, ctx);
+  LlamaContext lc(model, ctx, options.precision);
   std::optional<LlamaContext> bc;
   if (base != nullptr) bc.emplace(*base, ctx);
   const int64_t first = ctx / 2, per = ctx - 1 - first;

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "gptq/blas.hpp"
@@ -13,6 +15,7 @@
 #include "lowbit/formats/quantize.hpp"
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/kernels/registry.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
 #include "model/linear.hpp"
 
 namespace lowbit {
@@ -197,12 +200,20 @@ struct LlamaContext::State {
   std::vector<float> k_cache, v_cache;  // [layer][pos][kv_dim]
   LinearObserver observer;
   MatmulPath path = MatmulPath::automatic;
+  bool packed_prompts = false;  // LinearPrecision::fast
+  mutable std::unordered_map<const LinearWeight*, std::unique_ptr<PackedMatrix>> packed;
 
   void observe(const LinearWeight& w, ConstMatrixView<float> x) const {
     if (observer) observer(w.name, x);
   }
   void lin(const LinearWeight& w, ConstMatrixView<float> x, MatrixView<float> y) const {
     observe(w, x);
+    if (packed_prompts && x.rows > kMatmulDotMaxBatch && PackedMatrix::supports(w.format)) {
+      std::unique_ptr<PackedMatrix>& p = packed[&w];
+      if (!p) p = std::make_unique<PackedMatrix>(w.format, w.data, w.rows, w.cols);
+      p->multiply(x, y);
+      return;
+    }
     // f32 precision: the dequant path for every batch, so no activation is rounded.
     detail::linear(w, x, y, path);
   }
@@ -250,6 +261,7 @@ LlamaContext::LlamaContext(const LlamaModel& model, int64_t n_ctx, LinearPrecisi
     : s_(std::make_unique<State>()) {
   if (n_ctx < 1) throw Error("LlamaContext: n_ctx must be at least 1, got " + std::to_string(n_ctx));
   s_->path = precision == LinearPrecision::f32 ? MatmulPath::dequant : MatmulPath::automatic;
+  s_->packed_prompts = precision == LinearPrecision::fast;
   s_->m = &model.impl();
   s_->n_ctx = n_ctx;
   const LlamaHparams& hp = s_->m->hp;

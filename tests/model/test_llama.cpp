@@ -271,6 +271,19 @@ TEST(LlamaRuntime, MatchesDoubleReference) {
               largest);
   EXPECT_GT(worst_fast, 0.0) << "the 8-bit activation path did not run";
   EXPECT_LT(worst_fast, 0.02 * largest);
+
+  // Fast precision on the whole batch (12 > 8 rows: the repacked int8 GEMM for the
+  // Q8_0 weights): the same bound, and not the f32 path's result.
+  LlamaContext packed(model, 16, LinearPrecision::fast);
+  const auto packed_all = packed.decode(toks, true);
+  double worst_packed = 0;
+  for (size_t t = 0; t < toks.size(); ++t)
+    for (int64_t v = 0; v < kVocab; ++v)
+      worst_packed = std::max(worst_packed, std::abs(packed_all[t * kVocab + static_cast<size_t>(v)] -
+                                                     ref[t][static_cast<size_t>(v)]));
+  EXPECT_NE(std::memcmp(packed_all.data(), all.data(), all.size() * sizeof(float)), 0)
+      << "fast precision gave the f32 path's bytes: the packed int8 path did not run";
+  EXPECT_LT(worst_packed, 0.02 * largest);
   EXPECT_NE(error_of([&] { step.decode(std::vector<int32_t>(5, 1), false); }).find("do not fit"), std::string::npos);
   EXPECT_NE(error_of([&] { ctx.clear(); ctx.decode(std::vector<int32_t>{11}, false); }).find("outside the vocabulary"),
             std::string::npos);

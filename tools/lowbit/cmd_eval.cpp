@@ -19,7 +19,7 @@ namespace {
 void print_eval_help() {
   std::printf(
       "usage: lowbit eval MODEL.gguf --text FILE [--base BASE.gguf] [--ctx N] [--chunks K]\n"
-      "                  [--tg N] [--json] [--threads N] [--quiet]\n"
+      "                  [--tg N] [--precision auto|f32|fast] [--json] [--threads N] [--quiet]\n"
       "\n"
       "Runs a llama-architecture GGUF with lowbit's runtime on a text and reports:\n"
       "  ppl        perplexity on llama-perplexity's windows: the text is cut into windows\n"
@@ -35,6 +35,10 @@ void print_eval_help() {
       "  --ctx N        window length (default 512)\n"
       "  --chunks K     evaluate the first K windows only (default: all)\n"
       "  --tg N         single-token decode steps timed for tg (default 32; 0 skips)\n"
+      "  --precision P  the evaluated model's linear layers (docs/runtime.md): auto\n"
+      "                 (default: 8-bit activations for batches up to 8, float32 above),\n"
+      "                 f32 (float32 always) or fast (8-bit always, repacked int8 GEMM\n"
+      "                 for prompts where the format allows, as llama.cpp's arithmetic)\n"
       "  --json         one JSON object: {\"model\", \"base\", \"tokens\", \"ctx\", \"chunks\",\n"
       "                 \"scored\", \"ppl\", \"ppl_stderr\", \"base_ppl\", \"kld_mean\", \"kld_p99\",\n"
       "                 \"top1\", \"pp_tokens_per_s\", \"tg_tokens_per_s\"} (base fields null\n"
@@ -76,6 +80,13 @@ int run_eval(Args args) {
     else if (a == "--ctx") opt.ctx = parse_int(a, value(), 2, 1 << 20);
     else if (a == "--chunks") opt.chunks = parse_int(a, value(), 1, 1 << 30);
     else if (a == "--tg") opt.tg_tokens = parse_int(a, value(), 0, 1 << 20);
+    else if (a == "--precision") {
+      const std::string v = value();
+      if (v == "auto") opt.precision = LinearPrecision::automatic;
+      else if (v == "f32") opt.precision = LinearPrecision::f32;
+      else if (v == "fast") opt.precision = LinearPrecision::fast;
+      else throw UsageError("--precision expects auto, f32 or fast, got '" + v + "'");
+    }
     else if (a == "--threads") threads = static_cast<int>(parse_int(a, value(), 0, 4096));
     else if (a.starts_with("-") && a.size() > 1) throw UsageError("eval: unknown option '" + a + "'");
     else if (model_path.empty()) model_path = a;

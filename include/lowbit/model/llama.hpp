@@ -74,7 +74,12 @@ class LlamaModel {
 //              windows) on float32 activations times the decoded weights.
 //   f32        float32 activations for every batch: the same logits whether a text
 //              is decoded at once or token by token.
-enum class LinearPrecision { automatic, f32 };
+//   fast       8-bit activations at every batch, as llama.cpp: automatic's dot path
+//              for small batches, and for larger ones lowbit::PackedMatrix
+//              (lowbit/kernels/packed_matrix.hpp) where the weight's format repacks —
+//              each such matrix repacked on first use and kept by the context (704
+//              bytes per 16 x 32 weights) — else automatic's float32 path.
+enum class LinearPrecision { automatic, f32, fast };
 
 // One sequence's state: the KV cache (float32) of up to n_ctx positions. Everything
 // but the linear layers' inputs under LinearPrecision::automatic at small batches
