@@ -38,17 +38,26 @@ void attach_importance(const ImportanceMap& imatrix, PlannedTensor& t) {
   const std::vector<float>& v = it->second;
   const int64_t ne0 = t.shape.empty() ? 1 : t.shape[0];
   const size_t n = v.size();
-  if (n == static_cast<size_t>(ne0 * t.slices)) {
+  // An empty tensor has nothing to weight, however many slices its shape names (a
+  // file may declare [ne0, 0, 2^40]); replicating the vector per slice would not fit.
+  int64_t elements = 1;
+  for (int64_t d : t.shape) elements = d == 0 ? 0 : elements;
+  if (elements == 0) return;
+  int64_t per_matrix = 0;
+  if (__builtin_mul_overflow(ne0, t.slices, &per_matrix))
+    throw Error("tensor '" + t.name + "': row length " + std::to_string(ne0) + " x " + std::to_string(t.slices) +
+                " matrices overflows");
+  if (n == static_cast<size_t>(per_matrix)) {
     t.importance = v;
   } else if (n == static_cast<size_t>(ne0)) {
-    t.importance.reserve(static_cast<size_t>(ne0 * t.slices));
+    t.importance.reserve(static_cast<size_t>(per_matrix));
     for (int64_t s = 0; s < t.slices; ++s) t.importance.insert(t.importance.end(), v.begin(), v.end());
   } else if (t.name == "token_embd.weight" || t.name == "per_layer_token_embd.weight") {
     // Embedding lookups are not matrix products; llama.cpp ignores a mismatch here too.
     detail::logger().warn("{}: imatrix has {} values for a row length of {}: ignored", t.name, n, ne0);
   } else {
     throw Error("imatrix entry '" + t.name + "' has " + std::to_string(n) + " values but the tensor needs " +
-                std::to_string(ne0) + " (row length) or " + std::to_string(ne0 * t.slices) + " (per matrix)");
+                std::to_string(ne0) + " (row length) or " + std::to_string(per_matrix) + " (per matrix)");
   }
 }
 
