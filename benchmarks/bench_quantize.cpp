@@ -18,7 +18,7 @@ void BM_quantize(benchmark::State& state, const QuantizeKernel* k, bool with_imp
   ThreadScope scope(static_cast<int>(state.range(0)));
   const std::vector<float>& w = weights(kRows, kCols);
   const std::vector<float> imp = synthetic_importance(kCols, 1);
-  const size_t rb = row_bytes(k->key, kCols);
+  const size_t rb = row_bytes(k->key.format, kCols);
   std::vector<std::byte> q(rb * kRows);
   for (auto _ : state) {
     parallel_for(kRows, 1, [&](int64_t r0, int64_t r1) {
@@ -57,7 +57,7 @@ int register_all() {
   for (int threads : {1, 0}) {
     for (const QuantizeKernel& k : quantize_kernels().variants()) {
       for (bool imp : {false, true}) {
-        if (imp && !traits(k.key).quantized) continue;
+        if (imp && !traits(k.key.format).quantized) continue;
         const std::string name = std::string(k.name) + (imp ? "/imatrix" : "") +
                                  (threads == 1 ? "/threads:1" : "/threads:all");
         benchmark::RegisterBenchmark(name.c_str(), BM_quantize, &k, imp)

@@ -1,4 +1,5 @@
 #include "lowbit/formats/format.hpp"
+#include "lowbit/formats/effort.hpp"
 
 #include <array>
 #include <cctype>
@@ -67,6 +68,25 @@ size_t row_bytes(Format f, int64_t cols) {
     throw Error(std::string(t.name) + ": row length " + std::to_string(cols) +
                 " is not a multiple of the block size " + std::to_string(t.block_elems));
   return static_cast<size_t>(cols / t.block_elems) * static_cast<size_t>(t.block_bytes);
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+std::string_view to_string(QuantizeEffort e) {
+  switch (e) {
+    case QuantizeEffort::fast: return "fast";
+    case QuantizeEffort::standard: return "default";
+    case QuantizeEffort::best: return "best";
+  }
+  return "?";
+}
+
+QuantizeEffort quantize_effort_from_name(std::string_view name) {
+  for (QuantizeEffort e : {QuantizeEffort::fast, QuantizeEffort::standard, QuantizeEffort::best})
+    if (name == to_string(e)) return e;
+  throw Error("unknown quantization effort \"" + std::string(name) + "\" (expected fast, default or best)");
 }
 
 }  // namespace lowbit

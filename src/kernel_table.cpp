@@ -14,6 +14,9 @@
 namespace lowbit {
 
 std::string kernel_key_name(Format f) { return std::string(traits(f).name); }
+std::string kernel_key_name(QuantizeKey k) {
+  return std::string(traits(k.format).name) + (k.effort == QuantizeEffort::standard ? "" : " " + std::string(to_string(k.effort)));
+}
 std::string kernel_key_name(GsqPackedLayout) { return "GSQ packed"; }
 std::string kernel_key_name(PackedGemmKey) { return "packed 16-row panels"; }
 
@@ -43,7 +46,7 @@ const typename KernelTable<Fn, Key>::Variant* KernelTable<Fn, Key>::find(std::st
   return nullptr;
 }
 
-template class KernelTable<QuantizeRowFn, Format>;
+template class KernelTable<QuantizeRowFn, QuantizeKey>;
 template class KernelTable<DequantizeRowFn, Format>;
 template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;

@@ -112,7 +112,7 @@ size_t quantized_size(Format f, int64_t rows, int64_t cols) {
 }
 
 void quantize(Format f, ConstMatrixView<float> src, std::span<std::byte> dst,
-              std::span<const float> importance) {
+              std::span<const float> importance, QuantizeEffort effort) {
   const FormatTraits& t = traits(f);
   check_shape(t, src.rows, src.cols);
   if (src.stride < src.cols)
@@ -131,7 +131,7 @@ void quantize(Format f, ConstMatrixView<float> src, std::span<std::byte> dst,
   check_finite(t, src);
   check_representable(t, src);
 
-  const QuantizeRowFn fn = select_quantize_kernel(f).fn;
+  const QuantizeRowFn fn = select_quantize_kernel(f, effort).fn;
   const size_t rb = row_bytes(f, src.cols);
   const float* imp = importance.empty() ? nullptr : importance.data();
   parallel_for(src.rows, row_grain(src.cols), [&](int64_t r0, int64_t r1) {

@@ -15,9 +15,10 @@ namespace lowbit {
 namespace {
 
 constexpr QuantizeKernel kQuantize[] = {
-#define LOWBIT_KERNEL(key, set, priority, fn) {Format::key, isa::set, priority, #fn, &kernels::fn},
+#define LOWBIT_QUANTIZER(format, effort, set, priority, fn) \
+  {QuantizeKey{Format::format, QuantizeEffort::effort}, isa::set, priority, #fn ":" #effort, &kernels::fn},
 #include "lists/quantize.inc"
-#undef LOWBIT_KERNEL
+#undef LOWBIT_QUANTIZER
 };
 
 constexpr DequantizeKernel kDequantize[] = {
@@ -62,7 +63,7 @@ constexpr GsqGemvQ8Kernel kGsqGemvQ8[] = {
 #undef LOWBIT_KERNEL
 };
 
-constexpr KernelTable<QuantizeRowFn, Format> kQuantizeTable{"quantize", kQuantize};
+constexpr KernelTable<QuantizeRowFn, QuantizeKey> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
@@ -73,7 +74,7 @@ constexpr KernelTable<GsqGemvQ8Fn, GsqPackedLayout> kGsqGemvQ8Table{"gsq_gemv_q8
 
 }  // namespace
 
-const KernelTable<QuantizeRowFn, Format>& quantize_kernels() { return kQuantizeTable; }
+const KernelTable<QuantizeRowFn, QuantizeKey>& quantize_kernels() { return kQuantizeTable; }
 const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequantizeTable; }
 const KernelTable<QuantizeActivationsFn, Format>& activation_kernels() { return kActivationTable; }
 const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
@@ -94,7 +95,9 @@ Format dot_activation_format(Format weights) {
 const KernelTable<GsqDequantizeFn, GsqPackedLayout>& gsq_dequantize_kernels() { return kGsqDequantizeTable; }
 const KernelTable<GsqGemvQ8Fn, GsqPackedLayout>& gsq_gemv_q8_kernels() { return kGsqGemvQ8Table; }
 
-const QuantizeKernel& select_quantize_kernel(Format f) { return kQuantizeTable.select(f); }
+const QuantizeKernel& select_quantize_kernel(Format f, QuantizeEffort effort) {
+  return kQuantizeTable.select(QuantizeKey{f, effort});
+}
 const DequantizeKernel& select_dequantize_kernel(Format f) { return kDequantizeTable.select(f); }
 
 }  // namespace lowbit

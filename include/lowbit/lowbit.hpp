@@ -9,6 +9,7 @@
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/core/synthetic.hpp"
 #include "lowbit/formats/blocks.hpp"
+#include "lowbit/formats/effort.hpp"
 #include "lowbit/formats/format.hpp"
 #include "lowbit/formats/quantize.hpp"
 #include "lowbit/gptq/ggml_target.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 // The quantize family: one row of float32 -> a block format, with or without an
 // importance vector.
-//   key         Format
+//   key         QuantizeKey (format, effort)
 //   comparison  exact_bytes: every variant writes the scalar reference's bytes (the
 //               same model file on every machine), with and without importance.
 //   inputs      standard_patterns(), importance from synthetic_importance().
@@ -20,7 +20,7 @@ namespace lowbit::kernel_families {
 
 struct QuantizeFamily {
   using Fn = QuantizeRowFn;
-  using Key = Format;
+  using Key = QuantizeKey;
   using Variant = QuantizeKernel;
   static constexpr const char* name = "quantize";
   static constexpr Comparison comparison = Comparison::exact_bytes;
@@ -29,7 +29,7 @@ struct QuantizeFamily {
   // The reference's round trip against bounds that do not come from its own output.
   static std::string check_reference(const Variant& v, const InputPattern& p, const std::vector<float>& x,
                                      const std::vector<std::byte>& q) {
-    const Format f = v.key;
+    const Format f = v.key.format;
     const int64_t n = static_cast<int64_t>(x.size());
     std::vector<float> y(static_cast<size_t>(n));
     dequantize_kernels().reference(f).fn(q.data(), y.data(), n);
@@ -63,12 +63,13 @@ struct QuantizeFamily {
   static std::string check(const Variant& v) {
     const Variant& ref = table().reference(v.key);
     for (const InputPattern& p : standard_patterns()) {
-      const int64_t n = pattern_row_elems(v.key, p);
+      const Format f = v.key.format;
+      const int64_t n = pattern_row_elems(f, p);
       const std::vector<float> x = pattern_values(p, 1, n, 5);
       const std::vector<float> importance = synthetic_importance(n, 5);
       for (bool with_importance : {false, true}) {
         const float* imp = with_importance ? importance.data() : nullptr;
-        const size_t bytes = row_bytes(v.key, n);
+        const size_t bytes = row_bytes(f, n);
         OffsetBuffer in(static_cast<size_t>(n) * 4, p.unaligned ? kUnalignedShift : 0);
         std::memcpy(in.floats(), x.data(), static_cast<size_t>(n) * 4);
         OffsetBuffer out(bytes, p.unaligned ? kUnalignedShift : 0);

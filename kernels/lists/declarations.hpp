@@ -14,9 +14,9 @@
 
 namespace lowbit::kernels {
 
-#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<QuantizeRowFn> fn;
+#define LOWBIT_QUANTIZER(format, effort, isa, priority, fn) std::remove_pointer_t<QuantizeRowFn> fn;
 #include "lists/quantize.inc"
-#undef LOWBIT_KERNEL
+#undef LOWBIT_QUANTIZER
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DequantizeRowFn> fn;
 #include "lists/dequantize.inc"

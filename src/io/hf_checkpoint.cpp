@@ -60,8 +60,11 @@ class ConfigJson {
     const nlohmann::json& v = required(key);
     if (!v.is_number_integer())
       throw Error(where_ + ": \"" + key + "\" must be an integer, got " + v.dump());
-    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
-                                                 : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+    // nlohmann reads every non-negative integer as unsigned, so both bounds apply there too.
+    const bool in_range =
+        v.is_number_unsigned()
+            ? v.get<uint64_t>() <= static_cast<uint64_t>(hi) && (lo <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(lo))
+            : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
     if (!in_range)
       throw Error(where_ + ": \"" + key + "\" is " + v.dump() + ", outside [" + std::to_string(lo) + ", " +
                   std::to_string(hi) + "]");

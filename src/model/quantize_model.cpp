@@ -84,7 +84,8 @@ class ProgressSink {
 constexpr int64_t kChunkElements = int64_t{1} << 22;
 
 std::vector<std::byte> quantize_rtn(Format f, const std::vector<float>& w, int64_t rows, int64_t cols,
-                                    const std::vector<float>& imp, int64_t rows_per_slice, ProgressSink& progress) {
+                                    const std::vector<float>& imp, int64_t rows_per_slice, QuantizeEffort effort,
+                                    ProgressSink& progress) {
   std::vector<std::byte> out(quantized_size(f, rows, cols));
   const size_t rb = row_bytes(f, cols);
   const int64_t chunk = std::max<int64_t>(1, kChunkElements / cols);
@@ -96,7 +97,7 @@ std::vector<std::byte> quantize_rtn(Format f, const std::vector<float>& w, int64
       slice_imp = std::span<const float>(imp).subspan(static_cast<size_t>(slice * cols), static_cast<size_t>(cols));
     quantize(f, {w.data() + r0 * cols, r1 - r0, cols},
              std::span<std::byte>(out).subspan(static_cast<size_t>(r0) * rb, static_cast<size_t>(r1 - r0) * rb),
-             slice_imp);
+             slice_imp, effort);
     progress.advance((r1 - r0) * cols);
     r0 = r1;
   }
@@ -150,7 +151,7 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
     const MatrixView<const float> m{w.data() + s * rows_per_slice * cols, rows_per_slice, cols};
     if (!h) {
       ++without;
-      quantize(f, m, dst, slice_imp);
+      quantize(f, m, dst, slice_imp, o.effort);
       progress.advance(rows_per_slice * cols);
       continue;
     }
@@ -190,7 +191,7 @@ std::vector<std::byte> convert(const GgufFile& model, const GgufTensorInfo& info
   const bool quantized = traits(to).quantized;
   if (quantized && o.method == QuantMethod::gsq) return quantize_gsq(to, w, rows, cols, t, progress);
   if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o, progress);
-  return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, progress);
+  return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, o.effort, progress);
 }
 
 void check_plan_matches(const GgufFile& model, const QuantizePlan& plan) {
@@ -270,6 +271,8 @@ uint64_t mix(uint64_t h, uint64_t v) {
 // its settings, and every tensor's target type and importance.
 std::string resume_key(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o) {
   std::string key = "lowbit-quantize 1 method=" + std::string(to_string(o.method));
+  // The standard effort adds nothing, so journals written before efforts existed still resume.
+  if (o.effort != QuantizeEffort::standard) key += " effort=" + std::string(to_string(o.effort));
   for (const auto& p : model.paths()) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(p, ec);
@@ -329,7 +332,8 @@ std::filesystem::path hessian_file(const std::filesystem::path& dir, const std::
 constexpr Format kBpwCandidates[] = {Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::Q8_0};
 
 // Sum over the tensor of importance[col] * (w - q)^2 (importance 1 without an imatrix).
-double weighted_error(Format f, const std::vector<float>& w, int64_t rows, int64_t cols, const PlannedTensor& t) {
+double weighted_error(Format f, const std::vector<float>& w, int64_t rows, int64_t cols, const PlannedTensor& t,
+                      QuantizeEffort effort) {
   std::vector<std::byte> q(quantized_size(f, rows, cols));
   std::vector<float> back(w.size());
   const int64_t rows_per_slice = rows / t.slices;
@@ -341,7 +345,7 @@ double weighted_error(Format f, const std::vector<float>& w, int64_t rows, int64
     quantize(f, {w.data() + s * rows_per_slice * cols, rows_per_slice, cols},
              std::span<std::byte>(q).subspan(static_cast<size_t>(s * rows_per_slice) * rb,
                                              static_cast<size_t>(rows_per_slice) * rb),
-             imp);
+             imp, effort);
   }
   dequantize(f, q, {back.data(), rows, cols});
   double total = 0;
@@ -395,7 +399,7 @@ void allocate_for_target_bpw(const GgufFile& model, QuantizePlan& plan, const Qu
       if (!traits(use).quantized) continue;
       if (std::any_of(cands.begin(), cands.end(), [&](const TypeCandidate& c) { return c.format == use; })) continue;
       cands.push_back({use, quantized_size(use, info.rows(), info.row_length()),
-                       weighted_error(use, w, info.rows(), info.row_length(), probe)});
+                       weighted_error(use, w, info.rows(), info.row_length(), probe, o.effort)});
     }
     model.release(info);
     if (cands.empty()) {  // no candidate fits the row length: the rules' type stays

@@ -138,6 +138,17 @@ run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --tensor-type a
 run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --tensor-type attn_q=Q9_K)
 run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --target-bpw 0)
 run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --split-max-size 12X)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --effort slow)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gsq --effort fast)
+# Every effort writes a loadable model of the same layout.
+foreach(effort fast best)
+  run(0 out ${LOWBIT} quantize ${in} ${WORK_DIR}/effort-${effort}.gguf Q4_K_M --effort ${effort} --quiet)
+  file(SIZE ${WORK_DIR}/effort-${effort}.gguf s_effort)
+  file(SIZE ${q} s_default)
+  if(NOT s_effort EQUAL s_default)
+    message(FATAL_ERROR "--effort ${effort}: ${s_effort} bytes, the default effort's file has ${s_default}")
+  endif()
+endforeach()
 run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --tensor-type "(=Q8_0")
 
 # Errors: exit 1 with a message for bad files, 2 for bad command lines; no output left behind.

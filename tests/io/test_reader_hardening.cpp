@@ -241,6 +241,8 @@ TEST(ReaderHardening, HfConfigNumbersMustBeIntegersInRange) {
       {R"({"bits": 1e300, "group_size": 32})", "\"bits\" must be an integer, got 1e+300"},
       {R"({"bits": -4, "group_size": 32})", "\"bits\" is -4, outside [1, 32]"},
       {R"({"bits": 40, "group_size": 32})", "\"bits\" is 40, outside [1, 32]"},
+      // Non-negative JSON integers parse as unsigned: the lower bound must hold there too.
+      {R"({"bits": 0, "group_size": 32})", "\"bits\" is 0, outside [1, 32]"},
       {R"({"bits": 99999999999999999999, "group_size": 32})", "\"bits\" must be an integer"},
       {R"({"bits": "4", "group_size": 32})", "\"bits\" must be an integer, got \"4\""},
       {R"({"bits": 4, "group_size": 1e300})", "\"group_size\" must be an integer, got 1e+300"},

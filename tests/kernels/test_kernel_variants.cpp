@@ -3,6 +3,7 @@
 // this CPU cannot run is skipped with the features it lacks.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstring>
 #include <random>
 #include <set>
@@ -40,7 +41,10 @@ std::vector<const typename Family::Variant*> variants() {
 
 template <class Family>
 std::string variant_name(const ::testing::TestParamInfo<const typename Family::Variant*>& info) {
-  return info.param->name;
+  std::string name = info.param->name;  // quantizers carry their effort after a ':'
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
 }
 
 template <class Family>
@@ -172,7 +176,8 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(dot_kernels());
   expect_well_formed(packed_gemm_kernels());
   for (const FormatTraits& t : all_formats()) {
-    EXPECT_NO_THROW(quantize_kernels().reference(t.format)) << t.name;
+    for (QuantizeEffort e : {QuantizeEffort::fast, QuantizeEffort::standard, QuantizeEffort::best})
+      EXPECT_NO_THROW(quantize_kernels().reference(QuantizeKey{t.format, e})) << t.name << " " << to_string(e);
     EXPECT_NO_THROW(dequantize_kernels().reference(t.format)) << t.name;
     if (!t.activation_only) EXPECT_NO_THROW(dot_kernels().reference(t.format)) << t.name;
   }

@@ -43,13 +43,15 @@ struct BenchOptions {
   int64_t footprint = 0;  // 0: twice the last-level cache
   double min_seconds = 0.5;
   MatmulPath path = MatmulPath::automatic;  // gemm only
+  std::vector<QuantizeEffort> efforts;      // quantize only; empty: all three
   bool json = false;
 };
 
 void print_bench_help() {
   std::printf(
       "usage: lowbit bench [--family F] [--format T] [--rows R] [--cols C] [--batch B]\n"
-      "                    [--threads N] [--footprint BYTES] [--min-time S] [--path P] [--json]\n"
+      "                    [--threads N] [--footprint BYTES] [--min-time S] [--path P]\n"
+      "                    [--effort E] [--json]\n"
       "\n"
       "Times lowbit's CPU kernels on synthetic weights, next to a ceiling and ggml's\n"
       "own kernel measured in the same run (ratios are what compare across machines).\n"
@@ -63,8 +65,8 @@ void print_bench_help() {
       "  dequantize   decode to f32: GB/s of f32 written; ceiling: a streaming write\n"
       "  activations  f32 -> Q8_0/Q8_1/Q8_K: GB/s of f32 read; ceiling: streaming read;\n"
       "               ggml: quantize_row_q8_*_ref\n"
-      "  quantize     f32 -> format (lowbit::quantize): MB/s of f32 read, with the\n"
-      "               relative RMSE of both; ggml: ggml_quantize_chunk\n"
+      "  quantize     f32 -> format (lowbit::quantize) at each effort: MB/s of f32\n"
+      "               read, with the relative RMSE of both; ggml: ggml_quantize_chunk\n"
       "\n"
       "options:\n"
       "  --format T      a format (repeatable or comma-separated; default every format\n"
@@ -78,9 +80,11 @@ void print_bench_help() {
       "  --min-time S    seconds each measurement runs at least (default 0.5)\n"
       "  --path P        gemm only: auto (lowbit::matmul's choice by batch), dot or\n"
       "                  dequant (see docs/kernels.md)\n"
+      "  --effort E      quantize only: fast, default or best (repeatable or\n"
+      "                  comma-separated; default all three)\n"
       "  --json          print a JSON array, one object per measurement: family, format,\n"
       "                  variant, threads, rows, cols, batch, footprint, value, unit, and\n"
-      "                  where measured ceiling, ggml (same unit), rmse, ggml_rmse\n"
+      "                  where measured ceiling, ggml (same unit), rmse, ggml_rmse, effort\n"
       "\n"
       "ggml comes from libggml-base/libggml-cpu in the interop venv (~/.cache/lowbit/venv,\n"
       "made by `make test`) or $LOWBIT_GGML_BASE; without it the ggml column is empty.\n");
@@ -128,6 +132,14 @@ BenchOptions parse(Args& args) {
         const auto f = format_from_name(name);
         if (!f) throw UsageError("unknown format '" + name + "' (see `lowbit formats`)");
         o.formats.push_back(*f);
+      }
+    } else if (a == "--effort") {
+      for (const std::string& name : split(value())) {
+        try {
+          o.efforts.push_back(quantize_effort_from_name(name));
+        } catch (const Error&) {
+          throw UsageError("--effort expects fast, default or best, got '" + name + "'");
+        }
       }
     } else if (a == "--rows") {
       o.rows = parse_int(a, value(), 1, int64_t{1} << 24);
@@ -198,6 +210,7 @@ struct Row {
   int64_t rows = 0, cols = 0, batch = 0, footprint = 0;
   double value = 0;
   std::optional<double> ceiling, ggml, rmse, ggml_rmse;
+  std::optional<QuantizeEffort> effort;  // quantize only
 };
 
 class Report {
@@ -218,6 +231,7 @@ class Report {
       if (r.ggml) j["ggml"] = *r.ggml;
       if (r.rmse) j["rmse"] = *r.rmse;
       if (r.ggml_rmse) j["ggml_rmse"] = *r.ggml_rmse;
+      if (r.effort) j["effort"] = std::string(to_string(*r.effort));
       all.push_back(std::move(j));
     }
     std::printf("%s\n", all.dump(2).c_str());
@@ -469,13 +483,12 @@ void bench_quantize(const BenchOptions& o, Report& report, const GgmlPeer* ggml)
   const std::vector<float> w = synthetic_weights(rows, o.cols, 9);
   const ConstMatrixView<float> wv(w.data(), rows, o.cols);
   const double in_bytes = double(w.size()) * 4;
+  const std::vector<QuantizeEffort> efforts =
+      o.efforts.empty() ? std::vector{QuantizeEffort::fast, QuantizeEffort::standard, QuantizeEffort::best} : o.efforts;
   for (Format f : formats_for(o, [](Format f) { return traits(f).quantized && !traits(f).activation_only; })) {
     std::vector<std::byte> q(quantized_size(f, rows, o.cols));
-    const double t = time_per_call(o.min_seconds, [&] { quantize(f, wv, q); });
     std::vector<float> back(w.size());
-    dequantize(f, q, MatrixView<float>(back.data(), rows, o.cols));
-    Row r{"quantize", std::string(traits(f).name), quantize_kernels().select(f).name, "MB/s", rows, o.cols, 1,
-          static_cast<int64_t>(in_bytes), in_bytes / t / 1e6, {}, {}, relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols)), {}};
+    std::optional<double> ggml_speed, ggml_rmse;
     if (ggml) {
       ggml->quantize_init(static_cast<int>(f));
       const double tg = time_per_call(o.min_seconds, [&] {
@@ -484,11 +497,18 @@ void bench_quantize(const BenchOptions& o, Report& report, const GgmlPeer* ggml)
                                r1 - r0, o.cols, nullptr);
         });
       });
-      r.ggml = in_bytes / tg / 1e6;
+      ggml_speed = in_bytes / tg / 1e6;
       dequantize(f, q, MatrixView<float>(back.data(), rows, o.cols));
-      r.ggml_rmse = relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols));
+      ggml_rmse = relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols));
     }
-    report.add(r);
+    for (QuantizeEffort e : efforts) {
+      const double t = time_per_call(o.min_seconds, [&] { quantize(f, wv, q, {}, e); });
+      dequantize(f, q, MatrixView<float>(back.data(), rows, o.cols));
+      Row r{"quantize", std::string(traits(f).name), select_quantize_kernel(f, e).name, "MB/s", rows, o.cols, 1,
+            static_cast<int64_t>(in_bytes), in_bytes / t / 1e6, {}, ggml_speed,
+            relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols)), ggml_rmse, e};
+      report.add(r);
+    }
   }
 }
 

@@ -24,6 +24,7 @@ struct Options {
   QuantScheme scheme;
   std::string imatrix, hessians;
   QuantMethod method = QuantMethod::rtn;
+  QuantizeEffort effort = QuantizeEffort::standard;
   int threads = 0;
   bool quiet = false;
   TensorTypeOverrides overrides;
@@ -41,7 +42,8 @@ Format parse_type(const std::string& option, const std::string& v) {
 void print_quantize_help() {
   std::printf(
       "usage: lowbit quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--method rtn|gsq|gptq]\n"
-      "                       [--hessians DIR] [--threads N] [--quiet] [--dry-run]\n"
+      "                       [--effort fast|default|best] [--hessians DIR] [--threads N]\n"
+      "                       [--quiet] [--dry-run]\n"
       "                       [--tensor-type REGEX=TYPE]... [--output-tensor-type TYPE]\n"
       "                       [--token-embedding-type TYPE] [--pure] [--leave-output-tensor]\n"
       "                       [--target-bpw B] [--split-max-size SIZE] [--split-max-tensors N]\n"
@@ -73,6 +75,10 @@ void print_quantize_help() {
       "                   search); gsq: GSQ's mse search (importance search with\n"
       "                   --imatrix), for targets Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 only;\n"
       "                   gptq: GPTQ into each tensor's target format, needs --hessians\n"
+      "  --effort E       how hard each block's scale search works (rtn, and GPTQ's\n"
+      "                   fallback): fast = ggml's own search, vectorised; default =\n"
+      "                   lowbit's more accurate search; best = a wider search where one\n"
+      "                   pays (docs/formats.md). The output is the same on every CPU\n"
       "  --hessians DIR   <tensor name>.hess files saved by HessianAccumulator::save\n"
       "                   ('/', '%%', '\\', control bytes and a leading '.' of the name\n"
       "                   written as %%XX); tensors without one use rtn (logged)\n"
@@ -152,6 +158,14 @@ Options parse(Args& args) {
       if (v.empty() || *end != '\0' || !(b > 0 && b <= 64)) throw UsageError("--target-bpw expects bits per weight in (0, 64], got '" + v + "'");
       o.target_bpw = b;
     }
+    else if (a == "--effort") {
+      const std::string e = value();
+      try {
+        o.effort = quantize_effort_from_name(e);
+      } catch (const Error&) {
+        throw UsageError("--effort expects fast, default or best, got '" + e + "'");
+      }
+    }
     else if (a == "--method") {
       const std::string m = value();
       const auto method = quant_method_from_name(m);
@@ -173,6 +187,8 @@ Options parse(Args& args) {
   if (o.pure) o.scheme.pure = true;
   if (o.method == QuantMethod::gptq && o.hessians.empty()) throw UsageError("--method gptq needs --hessians DIR");
   if (o.method != QuantMethod::gptq && !o.hessians.empty()) throw UsageError("--hessians is only used by --method gptq");
+  if (o.method == QuantMethod::gsq && o.effort != QuantizeEffort::standard)
+    throw UsageError("--effort is used by --method rtn and gptq; gsq has its own search");
   return o;
 }
 
@@ -204,6 +220,7 @@ int run_quantize(Args args) {
   opts.split = o.split;
   opts.resume = o.resume;
   opts.method = o.method;
+  opts.effort = o.effort;
   opts.threads = o.threads;
   if (!o.imatrix.empty()) {
     const Imatrix imatrix = load_imatrix(o.imatrix);

@@ -4,6 +4,7 @@
 // benchmarks walk the same tables (docs/kernels.md).
 #include <cstdint>
 
+#include "lowbit/formats/effort.hpp"
 #include "lowbit/formats/format.hpp"
 #include "lowbit/kernels/kernel_table.hpp"
 
@@ -15,17 +16,28 @@ using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n, const float* 
 // Decodes n elements of one row.
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 
-using QuantizeKernel = KernelVariant<QuantizeRowFn, Format>;
+// A quantizer is chosen by format and effort; every (format, effort) pair has a
+// scalar reference and its SIMD variants write the reference's bytes. A Format alone
+// means the default effort.
+struct QuantizeKey {
+  Format format;
+  QuantizeEffort effort = QuantizeEffort::standard;
+  constexpr QuantizeKey(Format f, QuantizeEffort e = QuantizeEffort::standard) : format(f), effort(e) {}
+  constexpr bool operator==(const QuantizeKey&) const = default;
+};
+
+using QuantizeKernel = KernelVariant<QuantizeRowFn, QuantizeKey>;
 using DequantizeKernel = KernelVariant<DequantizeRowFn, Format>;
 
-const KernelTable<QuantizeRowFn, Format>& quantize_kernels();
+const KernelTable<QuantizeRowFn, QuantizeKey>& quantize_kernels();
 const KernelTable<DequantizeRowFn, Format>& dequantize_kernels();
 
-// Shorthands for quantize_kernels().select(f) and dequantize_kernels().select(f).
-const QuantizeKernel& select_quantize_kernel(Format f);
+// Shorthands for quantize_kernels().select({f, effort}) and dequantize_kernels().select(f).
+const QuantizeKernel& select_quantize_kernel(Format f, QuantizeEffort effort = QuantizeEffort::standard);
 const DequantizeKernel& select_dequantize_kernel(Format f);
 
-// The key's name in messages and test names ("Q4_K").
+// The key's name in messages and test names ("Q4_K", "Q4_K fast").
 std::string kernel_key_name(Format f);
+std::string kernel_key_name(QuantizeKey k);
 
 }  // namespace lowbit

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/formats/effort.hpp"
 #include "lowbit/formats/format.hpp"
 #include "lowbit/gptq/hessian.hpp"
 #include "lowbit/gptq/solver.hpp"
@@ -104,6 +105,9 @@ struct QuantizeModelOptions {
   // ... and continue the partial output of an interrupted run (io/gguf_stream.hpp).
   bool resume = false;
   QuantMethod method = QuantMethod::rtn;
+  // How hard each block quantizer searches (rtn, GPTQ's fallback and --target-bpw's
+  // error measurements); lowbit/formats/effort.hpp.
+  QuantizeEffort effort = QuantizeEffort::standard;
   // Given (even if empty): importance-weighted quantization, and the imatrix-dependent
   // rules switch on. A tensor missing from it is quantized without (logged).
   std::optional<ImportanceMap> imatrix;
