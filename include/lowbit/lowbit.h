@@ -159,11 +159,23 @@ LOWBIT_C_API lowbit_status lowbit_quantized_size(lowbit_format format, int64_t r
    reference quantizer, in parallel over rows. `importance` is NULL (importance_len 0) or
    holds cols finite non-negative weights, one per input column (llama.cpp's imatrix).
    NaN/Inf in src is refused (the element named). The bytes never depend on the thread
-   count. (A quality/speed "effort" setting is planned; it will come as a new function,
-   this one keeps its meaning.) */
+   count or the CPU. Uses the default effort (lowbit_quantize_effort chooses). */
 LOWBIT_C_API lowbit_status lowbit_quantize(lowbit_format format, const float* src, size_t src_len, int64_t rows,
                                            int64_t cols, int64_t src_stride, const float* importance,
                                            size_t importance_len, void* dst, size_t dst_size);
+/* How hard each block's scale search works (docs/formats.md, "Effort levels"):
+   FAST is ggml's own search, DEFAULT lowbit's more accurate one, BEST a wider one. */
+typedef enum lowbit_effort {
+  LOWBIT_EFFORT_FAST = 0,
+  LOWBIT_EFFORT_DEFAULT = 1,
+  LOWBIT_EFFORT_BEST = 2
+} lowbit_effort;
+/* lowbit_quantize at the given effort; an effort outside the enum is
+   LOWBIT_ERROR_INVALID_ARGUMENT. */
+LOWBIT_C_API lowbit_status lowbit_quantize_effort(lowbit_format format, const float* src, size_t src_len,
+                                                  int64_t rows, int64_t cols, int64_t src_stride,
+                                                  const float* importance, size_t importance_len, lowbit_effort effort,
+                                                  void* dst, size_t dst_size);
 /* Decodes a rows x cols matrix of `format` from src (src_size bytes, at least
    lowbit_quantized_size) into dst (rows `dst_stride` elements apart, dst_len elements). */
 LOWBIT_C_API lowbit_status lowbit_dequantize(lowbit_format format, const void* src, size_t src_size, int64_t rows,

@@ -96,6 +96,29 @@ void fill_info(const FormatTraits& t, lowbit_format_info* out) {
 
 }  // namespace
 
+namespace {
+
+// lowbit_quantize and lowbit_quantize_effort, inside their guard().
+void quantize_matrix(lowbit_format format, const float* src, size_t src_len, int64_t rows, int64_t cols,
+                     int64_t src_stride, const float* importance, size_t importance_len, QuantizeEffort effort,
+                     void* dst, size_t dst_size) {
+  const Format f = to_format(format);
+  const size_t need = matrix_span("src", rows, cols, src_stride);
+  if (rows > 0) {
+    require(src, "src");
+    require(dst, "dst");
+  }
+  check_size("src", src_len, need, "floats");
+  check_optional_vector("importance", importance, importance_len, cols);
+  const size_t out = checked_mul(static_cast<size_t>(rows), row_bytes(f, cols), "rows x row size");
+  check_size("dst", dst_size, out, "bytes");
+  if (rows == 0) return;
+  quantize(f, ConstMatrixView<float>(src, rows, cols, src_stride), std::span<std::byte>(static_cast<std::byte*>(dst), out),
+           importance ? std::span<const float>(importance, importance_len) : std::span<const float>(), effort);
+}
+
+}  // namespace
+
 extern "C" {
 
 const char* lowbit_last_error(void) { return lowbit_capi::t_last_error.c_str(); }
@@ -216,20 +239,22 @@ lowbit_status lowbit_quantize(lowbit_format format, const float* src, size_t src
                               int64_t src_stride, const float* importance, size_t importance_len, void* dst,
                               size_t dst_size) {
   return guard(__func__, [&] {
-    const Format f = to_format(format);
-    const size_t need = matrix_span("src", rows, cols, src_stride);
-    if (rows > 0) {
-      require(src, "src");
-      require(dst, "dst");
-    }
-    check_size("src", src_len, need, "floats");
-    check_optional_vector("importance", importance, importance_len, cols);
-    const size_t out = checked_mul(static_cast<size_t>(rows), row_bytes(f, cols), "rows x row size");
-    check_size("dst", dst_size, out, "bytes");
-    if (rows == 0) return;
-    quantize(f, ConstMatrixView<float>(src, rows, cols, src_stride),
-             std::span<std::byte>(static_cast<std::byte*>(dst), out),
-             importance ? std::span<const float>(importance, importance_len) : std::span<const float>());
+    quantize_matrix(format, src, src_len, rows, cols, src_stride, importance, importance_len,
+                    QuantizeEffort::standard, dst, dst_size);
+  });
+}
+
+lowbit_status lowbit_quantize_effort(lowbit_format format, const float* src, size_t src_len, int64_t rows,
+                                     int64_t cols, int64_t src_stride, const float* importance, size_t importance_len,
+                                     lowbit_effort effort, void* dst, size_t dst_size) {
+  return guard(__func__, [&] {
+    const int e = enum_value(&effort);
+    if (e < LOWBIT_EFFORT_FAST || e > LOWBIT_EFFORT_BEST)
+      fail(LOWBIT_ERROR_INVALID_ARGUMENT, "unknown effort " + std::to_string(e) + " (0 fast, 1 default, 2 best)");
+    const QuantizeEffort qe = e == LOWBIT_EFFORT_FAST      ? QuantizeEffort::fast
+                              : e == LOWBIT_EFFORT_DEFAULT ? QuantizeEffort::standard
+                                                           : QuantizeEffort::best;
+    quantize_matrix(format, src, src_len, rows, cols, src_stride, importance, importance_len, qe, dst, dst_size);
   });
 }
 

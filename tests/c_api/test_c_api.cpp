@@ -221,6 +221,34 @@ TEST(CApiQuantize, MatchesTheCppApiWithStridesAndImportance) {
   }
 }
 
+// Each C effort is the C++ effort of the same name; the plain call is the default.
+TEST(CApiQuantize, EffortsMatchTheCppApi) {
+  const int64_t rows = 3, cols = 512;
+  const std::vector<float> w = weights(rows, cols);
+  const std::vector<float> imp = lowbit::synthetic_importance(cols, 4);
+  const std::pair<lowbit_effort, lowbit::QuantizeEffort> efforts[] = {
+      {LOWBIT_EFFORT_FAST, lowbit::QuantizeEffort::fast},
+      {LOWBIT_EFFORT_DEFAULT, lowbit::QuantizeEffort::standard},
+      {LOWBIT_EFFORT_BEST, lowbit::QuantizeEffort::best}};
+  for (lowbit::Format fmt : {lowbit::Format::Q4_0, lowbit::Format::Q5_1, lowbit::Format::Q4_K, lowbit::Format::Q3_K}) {
+    const auto f = static_cast<lowbit_format>(fmt);
+    std::vector<std::byte> plain(lowbit::quantized_size(fmt, rows, cols));
+    ASSERT_OK(lowbit_quantize(f, w.data(), w.size(), rows, cols, 0, imp.data(), imp.size(), plain.data(), plain.size()));
+    for (const auto& [ce, e] : efforts) {
+      std::vector<std::byte> expect(plain.size()), got(plain.size());
+      lowbit::quantize(fmt, ConstMatrixView<float>(w.data(), rows, cols), expect, imp, e);
+      ASSERT_OK(lowbit_quantize_effort(f, w.data(), w.size(), rows, cols, 0, imp.data(), imp.size(), ce, got.data(),
+                                       got.size()));
+      EXPECT_EQ(got, expect) << lowbit::traits(fmt).name << " effort " << lowbit::to_string(e);
+      if (ce == LOWBIT_EFFORT_DEFAULT) EXPECT_EQ(got, plain) << lowbit::traits(fmt).name;
+    }
+  }
+  std::vector<std::byte> q(lowbit::quantized_size(lowbit::Format::Q4_K, rows, cols));
+  EXPECT_STATUS(lowbit_quantize_effort(LOWBIT_FORMAT_Q4_K, w.data(), w.size(), rows, cols, 0, nullptr, 0,
+                                       static_cast<lowbit_effort>(7), q.data(), q.size()),
+                LOWBIT_ERROR_INVALID_ARGUMENT, "lowbit_quantize_effort", "unknown effort 7");
+}
+
 TEST(CApiQuantize, BadArguments) {
   const std::vector<float> w = weights(2, 256);
   std::vector<uint8_t> q(2 * 144);
