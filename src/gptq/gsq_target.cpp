@@ -74,7 +74,7 @@ void GsqTarget::fit_group(int64_t group, std::span<const int32_t> columns, int64
 void GsqTarget::quantize_column(int64_t column, int64_t group, int64_t r0, int64_t r1, const float* w, float* q) {
   const size_t off = static_cast<size_t>(group * rows_ + r0);
   const float* s = &col_scale_[off];
-  uint8_t* code = &codes_[static_cast<size_t>(column * rows_ + r0)];
+  uint8_t* code = &codes_[static_cast<size_t>(r0 * cols_ + column)];
   const float maxq = static_cast<float>((1 << cfg_.bits) - 1);
   const int64_t nr = r1 - r0;
   if (cfg_.scheme == GsqScheme::asymmetric_float) {
@@ -82,7 +82,7 @@ void GsqTarget::quantize_column(int64_t column, int64_t group, int64_t r0, int64
     for (int64_t r = 0; r < nr; ++r) {
       float t = std::min(std::max(detail::round_even((w[r] - m[r]) / s[r]), 0.0f), maxq);
       t = s[r] == 0.0f ? 0.0f : t;
-      code[r] = static_cast<uint8_t>(t);
+      code[r * cols_] = static_cast<uint8_t>(t);
       q[r] = s[r] * t + m[r];
     }
   } else {
@@ -91,7 +91,7 @@ void GsqTarget::quantize_column(int64_t column, int64_t group, int64_t r0, int64
       const float zf = static_cast<float>(z[r]);
       float t = std::min(std::max(detail::round_even(w[r] / s[r]) + zf, 0.0f), maxq);
       t = s[r] == 0.0f ? zf : t;
-      code[r] = static_cast<uint8_t>(t);
+      code[r * cols_] = static_cast<uint8_t>(t);
       q[r] = s[r] * (t - zf);
     }
   }
@@ -102,7 +102,7 @@ GsqResult GsqTarget::result() {
   out_.qweight.assign(static_cast<size_t>(rows_ * words), 0u);
   std::vector<uint32_t> row(static_cast<size_t>(cols_));
   for (int64_t r = 0; r < rows_; ++r) {
-    for (int64_t c = 0; c < cols_; ++c) row[c] = codes_[static_cast<size_t>(c * rows_ + r)];
+    for (int64_t c = 0; c < cols_; ++c) row[c] = codes_[static_cast<size_t>(r * cols_ + c)];
     pack_codes(row, cfg_.bits, std::span<uint32_t>(out_.qweight.data() + r * words, static_cast<size_t>(words)));
   }
   return out_;
