@@ -257,7 +257,9 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
   if (static_cast<int64_t>(hu.size()) != n * n)
     throw Error("GPTQ: the Hessian has " + std::to_string(hu.size()) + " entries, a layer with " + std::to_string(n) +
                 " inputs needs " + dims(n, n));
-  check_memory_fits(4.0 * (3.0 * n * n + 2.0 * rows * n),
+  // H (the caller's), the factorisation's buffer and U; with act-order also H
+  // permuted; the weights twice (the caller's and the target's).
+  check_memory_fits(4.0 * ((cfg.act_order ? 4.0 : 3.0) * n * n + 2.0 * rows * n),
                     "GPTQ on a " + dims(rows, n) + " layer (Hessian, its inverse factor, weights)");
   detail::check_finite(w, "GPTQ: weight ", "NaN and Inf cannot be quantized");
 
