@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <string>
 
@@ -18,7 +19,8 @@ namespace {
 // Rows per independent task. Fixed (not derived from the thread count) so that every
 // BLAS call sees the same shapes, whatever the number of threads: same bytes out.
 // 256 rather than 128: every lazy-block GEMM packs its slice of H^-1 once per call,
-// so twice the rows halves that copy per flop (measured: bench_gptq, docs/benchmarks.md).
+// so twice the rows halves that copy per flop (measured: 5-8% less time per
+// 4096 x 4096 solve on one thread, docs/benchmarks.md).
 constexpr int64_t kRowChunk = 256;
 
 // Columns per sub-block inside a lazy block. Column-by-column (rank-1) updates stay
@@ -41,7 +43,7 @@ struct Problem {
   ConstMatrixView<float> w;
   std::span<const int32_t> perm;  // processing position -> original column
   std::vector<uint8_t> dead;      // by original column
-  std::vector<float> hinv;        // upper factor of H^-1 in processing order, cols x cols
+  const float* hinv;              // upper factor of H^-1 in processing order, cols x cols
   int64_t cols, block, group;
 };
 
@@ -211,13 +213,17 @@ bool blocked_cholesky_lower(float* a, int64_t n) {
   return true;
 }
 
-// U from a = J H J (lower triangle read, overwritten by its Cholesky factor L):
-// U(i, j) = L^-1(n-1-i, n-1-j). L^-1 column panel by column panel,
-// L[c0:, c0:] X = I[c0:, c0:c1]: panels are independent, each one fixed-shape strsm,
-// and each writes its part of U directly (no full-size L^-1 in between).
-bool inverse_factor_of_reversed(float* a, int64_t n, std::vector<float>& out) {
+// n x n floats left uninitialised: the solver's buffers are written in parallel
+// phases, so a serial zero fill (std::vector's) would be wasted time on one core.
+std::unique_ptr<float[]> uninitialised(int64_t n) { return std::unique_ptr<float[]>(new float[static_cast<size_t>(n * n)]); }
+
+// U (n x n, written in full: zeros below the diagonal) from a = J H J (lower
+// triangle read, overwritten by its Cholesky factor L): U(i, j) = L^-1(n-1-i, n-1-j).
+// L^-1 column panel by column panel, L[c0:, c0:] X = I[c0:, c0:c1]: panels are
+// independent, each one fixed-shape strsm, and each writes its band of U's columns
+// directly (no full-size L^-1 in between).
+bool inverse_factor_of_reversed(float* a, int64_t n, float* out) {
   if (!blocked_cholesky_lower(a, n)) return false;
-  out.assign(static_cast<size_t>(n * n), 0.0f);
   const int64_t panels = (n + kTile - 1) / kTile;
   parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; ++q) {
@@ -226,12 +232,16 @@ bool inverse_factor_of_reversed(float* a, int64_t n, std::vector<float>& out) {
       for (int64_t c = 0; c < pb; ++c) x[c * pb + c] = 1.0f;
       cblas_strsm(LowbitRowMajor, LowbitLeft, LowbitLower, LowbitNoTrans, LowbitNonUnit, static_cast<int>(m),
                   static_cast<int>(pb), 1.0f, a + c0 * n + c0, static_cast<int>(n), x.data(), static_cast<int>(pb));
-      // Row c0 + r of L^-1 is row n-1-c0-r of U, read backwards from column n-1-c0.
+      // Row c0 + r of L^-1 is row n-1-c0-r of U, read backwards from column n-1-c0;
+      // the band's rows below its diagonal entries are zeros.
+      const int64_t j0 = n - c0 - pb;  // the band is U's columns [j0, n - c0)
       for (int64_t r = 0; r < m; ++r) {
         float* dst = &out[(n - 1 - c0 - r) * n + (n - 1 - c0)];
         const float* src = &x[r * pb];
         for (int64_t c = 0; c < pb && c <= r; ++c) dst[-c] = src[c];
       }
+      for (int64_t i = n - c0 - pb + 1; i < n; ++i)
+        for (int64_t j = j0; j < std::min(i, n - c0); ++j) out[i * n + j] = 0.0f;
     }
   });
   for (int64_t i = 0; i < n; ++i)
@@ -246,7 +256,8 @@ bool inverse_cholesky_upper(std::span<const float> h, int64_t n, std::vector<flo
   std::vector<float> a(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
-  return inverse_factor_of_reversed(a.data(), n, out);
+  out.resize(static_cast<size_t>(n * n));
+  return inverse_factor_of_reversed(a.data(), n, out.data());
 }
 
 GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span<const float> hu, GptqTarget& target) {
@@ -264,11 +275,17 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
   detail::check_finite(w, "GPTQ: weight ", "NaN and Inf cannot be quantized");
 
   GptqReport report;
+  std::vector<uint8_t> row_finite(static_cast<size_t>(n));
+  parallel_for(n, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      bool finite = true;
+      for (int64_t j = i; j < n; ++j) finite &= std::isfinite(hu[i * n + j]);
+      row_finite[i] = finite;
+    }
+  });
   for (int64_t i = 0; i < n; ++i) {
     const float* row = &hu[i * n];
-    bool finite = true;
-    for (int64_t j = i; j < n; ++j) finite &= std::isfinite(row[j]);
-    if (!finite)
+    if (!row_finite[i])
       for (int64_t j = i; j < n; ++j)
         if (!std::isfinite(row[j]))
           throw Error("GPTQ: Hessian entry [" + std::to_string(i) + ", " + std::to_string(j) + "] is not finite");
@@ -303,9 +320,9 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
   // act-order the rows are gathered from a full symmetric copy (a row stays in cache
   // while its columns are gathered, where the upper triangle alone would need a
   // column walk).
-  std::vector<float> sym;
+  std::unique_ptr<float[]> sym;
   if (!identity) {
-    sym.resize(static_cast<size_t>(n * n));
+    sym = uninitialised(n);
     constexpr int64_t kT = 64;
     parallel_for((n + kT - 1) / kT, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t ib = b0 * kT; ib < std::min(n, b1 * kT); ib += kT)
@@ -314,7 +331,7 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
             for (int64_t j = jb; j < std::min(n, jb + kT); ++j) sym[i * n + j] = i <= j ? hu[i * n + j] : hu[j * n + i];
     });
   }
-  std::vector<float> a(static_cast<size_t>(n * n));
+  const std::unique_ptr<float[]> a = uninitialised(n), hinv = uninitialised(n);
   auto build_reversed = [&](float add) {
     parallel_for(n, 64, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
@@ -333,7 +350,7 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
   };
 
   target.begin(rows, n, report.perm, cfg.static_groups);
-  Problem pb{cfg, w, report.perm, std::move(dead), {}, n, 0, target.group_columns()};
+  Problem pb{cfg, w, report.perm, std::move(dead), hinv.get(), n, 0, target.group_columns()};
   pb.block = effective_block(cfg.block_size, pb.group, n);
 
   // Damp, factor, and on failure damp harder: the most common GPTQ complaint is a
@@ -344,7 +361,7 @@ GptqReport gptq_solve(const GptqConfig& cfg, ConstMatrixView<float> w, std::span
     bool ok;
     {
       blas::ThreadScope one(1);  // parallel over tiles instead: same factor at any thread count
-      ok = inverse_factor_of_reversed(a.data(), n, pb.hinv);
+      ok = inverse_factor_of_reversed(a.get(), n, hinv.get());
     }
     if (ok) break;
     if (attempt >= cfg.max_damp_retries)
