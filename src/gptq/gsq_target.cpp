@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <string>
 
 #include "common/checks.hpp"
@@ -26,6 +27,9 @@ void GsqTarget::begin(int64_t rows, int64_t cols, std::span<const int32_t> perm,
     throw Error("GPTQ into GSQ " + cfg_.describe() + ": group size does not divide the " + std::to_string(cols) + " columns");
   const int64_t groups = cols / group_;
   codes_.assign(static_cast<size_t>(rows * cols), 0);
+  col_scale_.assign(static_cast<size_t>(rows * groups), 0.0f);
+  col_min_.assign(static_cast<size_t>(rows * groups), 0.0f);
+  col_zero_.assign(static_cast<size_t>(rows * groups), 0);
   out_ = GsqResult{};
   out_.config = cfg_;
   out_.rows = rows;
@@ -57,15 +61,39 @@ void GsqTarget::fit_group(int64_t group, std::span<const int32_t> columns, int64
     out_.scales[i] = p.scale;
     out_.zeros[i] = p.zero;
     if (!out_.mins.empty()) out_.mins[i] = p.min;
+    const size_t t = static_cast<size_t>(group * rows_ + r);
+    col_scale_[t] = p.scale;
+    col_zero_[t] = p.zero;
+    col_min_[t] = p.min;
   }
 }
 
+// encode_value / decode_value for a whole column, in the same float operations (so the
+// same codes and values), as branch-free loops the compiler vectorises: the
+// zero-scale case is a select after the arithmetic instead of a branch before it.
 void GsqTarget::quantize_column(int64_t column, int64_t group, int64_t r0, int64_t r1, const float* w, float* q) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const GroupParams p = out_.params(r, group);
-    const uint32_t code = encode_value(cfg_, p, w[r - r0]);
-    codes_[static_cast<size_t>(r * cols_ + column)] = static_cast<uint8_t>(code);
-    q[r - r0] = decode_value(cfg_, p, code);
+  const size_t off = static_cast<size_t>(group * rows_ + r0);
+  const float* s = &col_scale_[off];
+  uint8_t* code = &codes_[static_cast<size_t>(r0 * cols_ + column)];
+  const float maxq = static_cast<float>((1 << cfg_.bits) - 1);
+  const int64_t nr = r1 - r0;
+  if (cfg_.scheme == GsqScheme::asymmetric_float) {
+    const float* m = &col_min_[off];
+    for (int64_t r = 0; r < nr; ++r) {
+      float t = std::min(std::max(detail::round_even((w[r] - m[r]) / s[r]), 0.0f), maxq);
+      t = s[r] == 0.0f ? 0.0f : t;
+      code[r * cols_] = static_cast<uint8_t>(t);
+      q[r] = s[r] * t + m[r];
+    }
+  } else {
+    const int32_t* z = &col_zero_[off];
+    for (int64_t r = 0; r < nr; ++r) {
+      const float zf = static_cast<float>(z[r]);
+      float t = std::min(std::max(detail::round_even(w[r] / s[r]) + zf, 0.0f), maxq);
+      t = s[r] == 0.0f ? zf : t;
+      code[r * cols_] = static_cast<uint8_t>(t);
+      q[r] = s[r] * (t - zf);
+    }
   }
 }
 

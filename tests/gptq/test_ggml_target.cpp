@@ -374,7 +374,7 @@ TEST(GgmlTargetActOrder, NeedsStaticGroupsAndThenWorks) {
 // ---------------------------------------------------------------- contract
 
 TEST(GgmlTargetContract, SameBytesAtAnyThreadCount) {
-  GgLayer l(300, 512, 1024, 37);  // 300 rows: three row chunks, the last one short
+  GgLayer l(600, 512, 1024, 37);  // 600 rows: three row chunks, the last one short
   for (Format f : {Format::Q4_K, Format::Q5_0, Format::IQ4_XS}) {
     GgmlTarget a(f, l.h.importance()), b(f, l.h.importance());
     set_num_threads(1);

@@ -60,7 +60,7 @@ def main():
     args = ap.parse_args()
     tool = Tool(args.tool)
     rng = np.random.default_rng(1234)
-    rows, cols, tokens = 200, 512, 2048  # 200 rows: two row chunks in the solver
+    rows, cols, tokens = 300, 512, 2048  # 300 rows: two row chunks in the solver, the second short
     w, _ = tool.gen("heavy_tailed", rows, cols, 5)
     x = activations(rng, tokens, cols)
     x[:, 7] = 0.0  # a dead input channel

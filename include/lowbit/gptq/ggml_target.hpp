@@ -53,8 +53,9 @@ class GgmlTarget final : public GptqTarget {
   int64_t rows_ = 0, cols_ = 0;
   int64_t block_ = 1, block_bytes_ = 0, row_bytes_ = 0, subs_per_row_ = 0;
   std::vector<std::byte> bytes_;  // rows x row_bytes_
-  // rows x subs_per_row_ pairs (scale, offset): each sub-block's fixed decode map.
-  std::vector<float> maps_;
+  // Each sub-block's fixed decode map (scale, offset), stored sub-block by sub-block
+  // (subs_per_row_ x rows), so coding a column reads every row's map contiguously.
+  std::vector<float> map_scale_, map_offset_;
 };
 
 }  // namespace lowbit

@@ -50,6 +50,10 @@ class GsqTarget final : public GptqTarget {
   std::vector<float> importance_;
   int64_t rows_ = 0, cols_ = 0, group_ = 0;
   std::vector<uint8_t> codes_;  // rows x cols
+  // groups x rows copies of out_'s scales, zeros and minimums, so that coding one
+  // column reads contiguous parameters.
+  std::vector<float> col_scale_, col_min_;
+  std::vector<int32_t> col_zero_;
   GsqResult out_;
 };
 
