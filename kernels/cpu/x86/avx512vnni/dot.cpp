@@ -374,4 +374,39 @@ float dot_q5_1_q8_1__avx512vnni(const void* w, const void* a, int64_t n) {
                         [](const block_q5_1& b) { return five_bits(b.qs, b.qh); });
 }
 
+float dot_iq4_xs_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const block_iq4_xs*>(vw);
+  const auto* a = static_cast<const block_q8_K*>(va);
+  const __m256i book = _mm256_broadcastsi128_si256(load128(kIq4nlValues));
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  // Word j of each 128-bit lane broadcast over the lane, for j = 0..7.
+  __m256i pick[8];
+  for (int j = 0; j < 8; ++j) pick[j] = _mm256_set1_epi16(static_cast<int16_t>((2 * j) | (2 * j + 1) << 8));
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    // The eight 6-bit scales, in registers: low nibbles from scales_l (byte j / 2,
+    // nibble j % 2), high two bits from bits 2j of scales_h; stored + 32.
+    uint32_t l4;
+    std::memcpy(&l4, w[i].scales_l, 4);
+    const __m128i sl = _mm_cvtsi32_si128(static_cast<int>(l4));
+    const __m128i low = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(sl, m4), _mm_and_si128(_mm_srli_epi16(sl, 4), m4)));
+    const __m128i high = _mm_and_si128(_mm_srlv_epi16(_mm_set1_epi16(static_cast<int16_t>(w[i].scales_h)),
+                                                      _mm_set_epi16(14, 12, 10, 8, 6, 4, 2, 0)),
+                                       _mm_set1_epi16(3));
+    const __m256i ls = _mm256_broadcastsi128_si256(
+        _mm_sub_epi16(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi16(32)));
+    // Signed codes times signed activations: the codes' sign moves onto the
+    // activations (|code| <= 127, so a maddubs pair sum stays below 2^15), and
+    // vpdpwssd multiplies the pair sums by the sub-block's scale and accumulates.
+    __m256i isum = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i x = _mm256_shuffle_epi8(book, nibbles(w[i].qs + 16 * j));
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(load256(a[i].qs + 32 * j), x));
+      isum = _mm256_dpwssd_epi32(isum, pairs, _mm256_shuffle_epi8(ls, pick[j]));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+  }
+  return hsum(acc);
+}
+
 }  // namespace lowbit::kernels
