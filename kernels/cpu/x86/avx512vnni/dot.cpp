@@ -239,7 +239,9 @@ float dot_q6_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
 // Per block: the codes as unsigned bytes u = q + offset, two vpdpbusd (u * a and
 // offset * a, the offset taken off in int32), and nothing else; the per-block float
 // work (two fp16 conversions, a multiply, a broadcast, an FMA) is done for eight
-// blocks at once after their int32 sums are reduced to one register.
+// blocks at once after their int32 sums are reduced to one register. Measured in
+// cache on Zen 4, of a Q4_0 row's 123 ns the fp16 scales take about 25 and the
+// offset's vpdpbusd and subtraction about 27.
 namespace {
 
 // The 32 four-bit codes of a block (low nibbles elements 0..15, high 16..31).
@@ -267,30 +269,21 @@ inline __m256i reduce8(const __m256i v[8]) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
 }
 
-// The fp16 field at byte kField of four consecutive kBytes-byte blocks at p, in the
-// low four words. Two loads and one two-table word permute; the second load is masked
-// to the four blocks' own bytes, so nothing past them is read.
-template <int kBytes, int kField>
-inline __m128i fp16_field4(const std::byte* p) {
-  static_assert(kBytes % 2 == 0 && kField % 2 == 0 && 4 * kBytes > 64 && 3 * kBytes + kField + 2 <= 128);
-  constexpr int tail = 4 * kBytes - 64;
-  constexpr __mmask64 tail_mask = tail >= 64 ? ~__mmask64{0} : (__mmask64{1} << tail) - 1;
-  const __m512i lo = _mm512_loadu_si512(p);
-  const __m512i hi = _mm512_maskz_loadu_epi8(tail_mask, p + 64);
-  const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
-                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
-                                       (3 * kBytes + kField) / 2, (2 * kBytes + kField) / 2, (kBytes + kField) / 2,
-                                       kField / 2);
-  return _mm512_castsi512_si128(_mm512_permutex2var_epi16(lo, idx, hi));
-}
-
-// The field of eight consecutive blocks as eight floats.
-template <class Block, int kField>
-inline __m256 fp16_field8(const Block* b) {
-  const auto* p = reinterpret_cast<const std::byte*>(b);
-  constexpr int bytes = static_cast<int>(sizeof(Block));
-  return _mm256_cvtph_ps(
-      _mm_unpacklo_epi64(fp16_field4<bytes, kField>(p), fp16_field4<bytes, kField>(p + 4 * bytes)));
+// An fp16 field of eight consecutive blocks as eight floats: eight word inserts (a
+// load each) and one conversion. Cheaper on Zen 4 than two-table word permutes of
+// the blocks' bytes (in-cache Q4_0: 147 -> 123 ns per 4096-element row) or a gather
+// (165).
+template <class Block, class Field>
+inline __m256 half8(const Block* b, Field field) {
+  __m128i v = _mm_cvtsi32_si128(field(b[0]));
+  v = _mm_insert_epi16(v, field(b[1]), 1);
+  v = _mm_insert_epi16(v, field(b[2]), 2);
+  v = _mm_insert_epi16(v, field(b[3]), 3);
+  v = _mm_insert_epi16(v, field(b[4]), 4);
+  v = _mm_insert_epi16(v, field(b[5]), 5);
+  v = _mm_insert_epi16(v, field(b[6]), 6);
+  v = _mm_insert_epi16(v, field(b[7]), 7);
+  return _mm256_cvtph_ps(v);
 }
 
 inline float hsum(__m256 v) {
@@ -323,9 +316,12 @@ float dot32(const WBlock* w, const ABlock* a, int64_t blocks, Codes codes) {
   for (; i + 8 <= blocks; i += 8) {
     __m256i v[8];
     for (int b = 0; b < 8; ++b) v[b] = isum(i + b);
-    const __m256 d = _mm256_mul_ps(fp16_field8<WBlock, 0>(w + i), fp16_field8<ABlock, 0>(a + i));
+    const auto d_of = [](const auto& block) { return block.d; };
+    const __m256 d = _mm256_mul_ps(half8(w + i, d_of), half8(a + i, d_of));
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(reduce8(v)), acc);
-    if constexpr (kMin) mins = _mm256_fmadd_ps(fp16_field8<WBlock, 2>(w + i), fp16_field8<ABlock, 2>(a + i), mins);
+    if constexpr (kMin)
+      mins = _mm256_fmadd_ps(half8(w + i, [](const WBlock& b) { return b.m; }),
+                             half8(a + i, [](const ABlock& b) { return b.s; }), mins);
   }
   float tail = 0;
   for (; i < blocks; ++i) {
@@ -336,7 +332,6 @@ float dot32(const WBlock* w, const ABlock* a, int64_t blocks, Codes codes) {
   else return hsum(acc) + tail;
 }
 
-static_assert(offsetof(block_q4_1, m) == 2 && offsetof(block_q5_1, m) == 2 && offsetof(block_q8_1, s) == 2);
 
 }  // namespace
 
