@@ -49,13 +49,15 @@ inline __m512i two_shifts(int k) {
 // Q3_K's sixteen signed 6-bit scales as 16-bit words, from the 12 packed bytes without
 // a trip through memory: the low nibbles sit in bytes 0..7 (scale j < 8 low, j >= 8
 // high nibble of byte j % 8) and the high two bits in bits 2(j / 4) of byte 8 + j % 4,
-// which is a per-dword rotate once the third dword is broadcast. The masked load
-// stops at the 12 bytes (the block's last two bytes are d; nothing past a row's end
-// is touched).
-inline __m256i q3_K_scales16(const uint8_t* packed) {
-  const __m128i raw = _mm_maskz_loadu_epi8(0x0fff, packed);
-  const __m128i u0u1 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m128i u2 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(2, 2, 2, 2));
+// which is a per-dword rotate once the third dword is broadcast. The 16-byte load
+// starts 4 bytes early (the end of qs), so it stays inside the block and the scale
+// dwords u0, u1, u2 are its dwords 1, 2, 3 (a masked load of the 12 bytes was
+// measurably slower on Zen 4).
+inline __m256i q3_K_scales16(const block_q3_K& b) {
+  static_assert(offsetof(block_q3_K, scales) >= 4);
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales - 4));
+  const __m128i u0u1 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(2, 1, 2, 1));
+  const __m128i u2 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(3, 3, 3, 3));
   const __m128i low = _mm_and_si128(_mm_srlv_epi32(u0u1, _mm_set_epi32(4, 4, 0, 0)), _mm_set1_epi8(0x0f));
   // Dword r wants bits 2r..2r+1 of each byte of u2 at bits 4..5: rotate left by 4 - 2r.
   const __m128i high = _mm_and_si128(_mm_rolv_epi32(u2, _mm_set_epi32(30, 0, 2, 4)), _mm_set1_epi8(0x30));
@@ -73,7 +75,7 @@ float dot_q3_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
   const __m512i shifts[2] = {two_shifts(0), two_shifts(2)};
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    const __m256i sc16 = q3_K_scales16(w[i].scales);
+    const __m256i sc16 = q3_K_scales16(w[i]);
     const __m512i sc = _mm512_castsi256_si512(sc16);  // only words 0..15 are picked
     // The codes are taken as q + 4 (0..7, unsigned for maddubs); the 4 comes off in
     // integers through Q8_K's exact 16-element sums: start from -4 * sum_j s_j bsum_j.
@@ -101,31 +103,47 @@ float dot_q3_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
 float dot_q2_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
   const auto* w = static_cast<const block_q2_K*>(vw);
   const auto* a = static_cast<const block_q8_K*>(va);
-  const ScalePickers pick;
+  // Q2_K's scale times code fits a byte (15 * 3), so each byte of weights is looked up
+  // as s_j * q in a per-sub-block table [0, s, 2s, 3s] and one vpdpbusd does the rest:
+  // no maddubs, no 16-bit scale multiply. A register's 128-bit lane L is sub-block
+  // 4z + L (z = the register), so the lane's 16-byte table holds the four tables of
+  // sub-blocks L, L + 4, L + 8, L + 12 and the shuffle index is q + 4z.
+  alignas(64) int32_t spread_idx[16];
+  for (int d = 0; d < 16; ++d) spread_idx[d] = d / 4 + 4 * (d % 4);
+  const __m512i spread = _mm512_load_si512(spread_idx);
+  const __m512i multiples = _mm512_set1_epi32(0x03020100);
   const __m512i m2 = _mm512_set1_epi8(3);
   const __m512i shifts[2] = {two_shifts(0), two_shifts(2)};
   const __m128i m4 = _mm_set1_epi8(0x0f);
-  __m512 acc = _mm512_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     // scales[j]: low nibble the scale, high nibble the min of sub-block j.
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
-    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed, m4)));
+    const __m128i packed = load128(w[i].scales);
+    const __m512i tables = _mm512_permutexvar_epi32(
+        spread, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(packed, m4)), multiples));
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
     __m512i isum = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h) {
       const __m512i bits = broadcast256(w[i].qs + 32 * h);
       for (int kk = 0; kk < 2; ++kk) {
-        const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(bits, shifts[kk]), m2);
-        const __m512i pairs = _mm512_maddubs_epi16(q, _mm512_loadu_si512(a[i].qs + 128 * h + 64 * kk));
-        isum = _mm512_dpwssd_epi32(isum, pairs, _mm512_permutexvar_epi16(pick.z[2 * h + kk], sc));
+        const int z = 2 * h + kk;
+        // (bits >> shift) & 3 | 4z in one ternary-logic operation.
+        const __m512i index = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(bits, shifts[kk]), m2,
+                                                        _mm512_set1_epi8(static_cast<char>(4 * z)), 0xEA);
+        isum = _mm512_dpbusd_epi32(isum, _mm512_shuffle_epi8(tables, index),
+                                   _mm512_loadu_si512(a[i].qs + 128 * h + 64 * kk));
       }
     }
+    // The float terms in 256 bits: dall * isum - dmin * sum_j m_j bsum_j.
+    const __m256i isum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
     const __m256i summs = _mm256_madd_epi16(load256(a[i].bsums), mins);
     const float dall = a[i].d * h2f(w[i].d), dmin = a[i].d * h2f(w[i].dmin);
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(dall), _mm512_cvtepi32_ps(isum), acc);
-    acc = _mm512_fnmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(_mm512_zextsi256_si512(summs)), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(isum8), acc);
+    acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(summs), acc);
   }
-  return _mm512_reduce_add_ps(acc);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 namespace {
