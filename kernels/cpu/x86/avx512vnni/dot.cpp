@@ -1,8 +1,11 @@
-// AVX-512 VNNI dot products. What VNNI adds over kernels/cpu/x86/avx512/dot.cpp:
-// vpdpwssd folds the 16-bit sub-block scale multiply and the int32 accumulation into
-// one instruction (madd + add), which is most of the per-64-element work of the
-// 16-element-sub-block K-quants (Q2_K, Q3_K). Every block's integer sum is still
-// exact (the same products as the scalar reference, summed in int32).
+// AVX-512 VNNI dot products of every integer format. What VNNI adds over
+// kernels/cpu/x86/avx512/dot.cpp: vpdpwssd folds the K-quants' 16-bit sub-block scale
+// multiply and the int32 accumulation into one instruction (madd + add), and vpdpbusd
+// multiplies unsigned codes by signed activations four at a time straight into int32
+// (Q2_K through a per-byte table of scale x code, the 32-element formats with their
+// offset taken off by a second vpdpbusd). Every block's integer sum is still exact
+// (the same products as the scalar reference, summed in int32); docs/kernels.md
+// describes each scheme, docs/benchmarks.md what each costs on Zen 4.
 #include "cpu/x86/avx512vnni/target.hpp"  // first: checks this file's compile flags
 
 #include <immintrin.h>
@@ -52,10 +55,11 @@ inline __m512i two_shifts(int k) {
 // which is a per-dword rotate once the third dword is broadcast. The 16-byte load
 // starts 4 bytes early (the end of qs), so it stays inside the block and the scale
 // dwords u0, u1, u2 are its dwords 1, 2, 3 (a masked load of the 12 bytes was
-// measurably slower on Zen 4).
+// slightly slower on Zen 4: 118 against 116 ns per 4096-element row).
 inline __m256i q3_K_scales16(const block_q3_K& b) {
-  static_assert(offsetof(block_q3_K, scales) >= 4);
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales - 4));
+  static_assert(offsetof(block_q3_K, scales) >= 4 && offsetof(block_q3_K, scales) + 12 <= sizeof(block_q3_K));
+  const auto* base = reinterpret_cast<const unsigned char*>(&b);
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + offsetof(block_q3_K, scales) - 4));
   const __m128i u0u1 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(2, 1, 2, 1));
   const __m128i u2 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(3, 3, 3, 3));
   const __m128i low = _mm_and_si128(_mm_srlv_epi32(u0u1, _mm_set_epi32(4, 4, 0, 0)), _mm_set1_epi8(0x0f));
