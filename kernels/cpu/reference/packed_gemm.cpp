@@ -1,6 +1,8 @@
 // The scalar packed GEMM: each block's integer sum exact, then
 // acc = fma(scale * d, isum, acc); acc = fma(offset, dsum, acc) per row and block, in
-// block order. The SIMD variants perform exactly these operations per lane, so
+// block order, the second only where the offset is not zero (adding a zero product
+// changes nothing for finite dsum; skipping it is what lets the SIMD variants drop
+// the fma for the formats without offsets). The SIMD variants perform exactly these operations per lane, so
 // their output equals this one bit for bit.
 #include <cmath>
 
@@ -20,7 +22,7 @@ void packed_gemm__scalar(const PackedPanelBlock* panel, const PackedActivationBl
         for (int g = 0; g < 8; ++g)
           for (int j = 0; j < 4; ++j) isum += p.codes[g][r][j] * (static_cast<int32_t>(a.q[4 * g + j]) - 128);
         acc = std::fma(p.scale[r] * a.d, static_cast<float>(isum), acc);
-        acc = std::fma(p.offset[r], a.dsum, acc);
+        if (p.offset[r] != 0) acc = std::fma(p.offset[r], a.dsum, acc);
       }
       y[b * ldy + r] = acc;
     }
