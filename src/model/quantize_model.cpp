@@ -17,6 +17,7 @@
 #include "lowbit/io/files.hpp"
 #include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/model/bpw_allocation.hpp"
+#include "model/sequential_gptq.hpp"
 
 namespace lowbit {
 namespace {
@@ -124,7 +125,8 @@ std::vector<std::byte> quantize_gsq(Format f, const std::vector<float>& w, int64
 // own (expert_hessian_name) or else the tensor's shared one. A matrix without a Hessian
 // is quantized with rtn and its importance (logged).
 std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int64_t rows, int64_t cols,
-                                     const PlannedTensor& t, const QuantizeModelOptions& o, ProgressSink& progress) {
+                                     const PlannedTensor& t, const HessianSource& hessians, const GptqConfig& gptq,
+                                     ProgressSink& progress) {
   const int64_t rows_per_slice = rows / t.slices;
   const size_t slice_bytes = static_cast<size_t>(rows_per_slice) * row_bytes(f, cols);
   std::vector<std::byte> out(static_cast<size_t>(t.slices) * slice_bytes);
@@ -136,10 +138,10 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
     std::string hname = t.name;
     if (t.slices > 1) {
       hname = expert_hessian_name(t.name, s);
-      h = o.hessians.get ? o.hessians.get(hname) : nullptr;
+      h = hessians.get ? hessians.get(hname) : nullptr;
     }
     if (!h) {
-      if (!shared_looked) shared = o.hessians.get ? o.hessians.get(t.name) : nullptr, shared_looked = true;
+      if (!shared_looked) shared = hessians.get ? hessians.get(t.name) : nullptr, shared_looked = true;
       h = shared;
       hname = t.name;
     }
@@ -154,21 +156,21 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
       progress.advance(rows_per_slice * cols);
       continue;
     }
-    const std::string where = o.hessians.describe ? o.hessians.describe(hname) : std::string();
+    const std::string where = hessians.describe ? hessians.describe(hname) : std::string();
     if (h->cols() != cols)
       throw Error((where.empty() ? std::string() : where + ": ") + "Hessian " +
                   (hname == t.name ? std::string() : "'" + hname + "' ") + "for " + std::to_string(h->cols()) +
                   " columns, tensor '" + t.name + "' has " + std::to_string(cols));
     const std::vector<float> imp = slice_imp.empty() ? h->importance() : std::vector<float>(slice_imp.begin(), slice_imp.end());
     GgmlTarget target(f, imp);
-    const GptqReport rep = gptq_solve(o.gptq, m, *h, target);
+    const GptqReport rep = gptq_solve(gptq, m, *h, target);
     if (rep.damp_retries > 0) detail::logger().info("{}: GPTQ damping raised to {:.3f}", hname, rep.damp_percent_used);
     const std::vector<std::byte> q = target.result();
     std::copy(q.begin(), q.end(), dst.begin());
     progress.advance(rows_per_slice * cols);
   }
   if (without == t.slices) {
-    const std::string where = o.hessians.describe ? o.hessians.describe(t.name) : std::string();
+    const std::string where = hessians.describe ? hessians.describe(t.name) : std::string();
     detail::logger().info("{}: no Hessian{}, quantized with rtn{}", t.name, where.empty() ? "" : " (" + where + ")",
                           t.importance.empty() ? "" : " and the imatrix");
   } else if (without > 0) {
@@ -189,7 +191,7 @@ std::vector<std::byte> convert(const GgufFile& model, const GgufTensorInfo& info
   dequantize(info.format, model.data(info), {w.data(), rows, cols});
   const bool quantized = traits(to).quantized;
   if (quantized && o.method == QuantMethod::gsq) return quantize_gsq(to, w, rows, cols, t, progress);
-  if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o, progress);
+  if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o.hessians, o.gptq, progress);
   return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, progress);
 }
 
@@ -227,18 +229,46 @@ void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeMod
               Emit&& emit) {
   check_plan_matches(model, plan);
   ProgressSink progress(o, plan.work);
+  // True-sequential GPTQ: the block weights come from the calibration driver (which
+  // quantizes a whole block at a time, each tensor with the Hessian it collected).
+  std::unique_ptr<detail::SequentialGptq> seq;
+  if (o.calibration)
+    seq = std::make_unique<detail::SequentialGptq>(
+        model, plan, *o.calibration,
+        [&](const PlannedTensor& t, const std::vector<float>& w, const std::shared_ptr<const HessianAccumulator>& h) {
+          const int64_t cols = t.shape[0], rows = t.elements() / cols;
+          if (!traits(t.to()).quantized) return quantize_rtn(t.to(), w, rows, cols, {}, rows, progress);
+          HessianSource one;
+          one.get = [h](const std::string&) { return h; };
+          return quantize_gptq(t.to(), w, rows, cols, t, one, o.gptq, progress);
+        });
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const PlannedTensor& t = plan.tensors[i];
     const GgufTensorInfo& info = model.tensors()[i];
     progress.check_cancelled();
     if (i < first) {
       if (t.converts()) progress.advance(info.elements());
+      if (seq && seq->covers(t.name)) seq->skip(t.name);
     } else if (!t.converts()) {
       emit(i, model.data(info));
+    } else if (seq && seq->covers(t.name)) {
+      const std::vector<std::byte> bytes = seq->take(t.name);  // errors name their tensor
+      emit(i, std::span<const std::byte>(bytes));
     } else {
       std::vector<std::byte> bytes;
       try {
-        bytes = convert(model, info, t, o, progress);
+        if (seq && traits(t.to()).quantized && info.elements() > 0) {
+          // Outside the blocks (token embedding, output matrix): rtn.
+          std::string why;
+          PlannedTensor r = t;
+          r.importance = seq->outside_importance(t.name, why);
+          detail::logger().info("{}: rtn ({})", t.name, why);
+          std::vector<float> w(static_cast<size_t>(info.elements()));
+          dequantize(info.format, model.data(info), {w.data(), info.rows(), info.row_length()});
+          bytes = quantize_rtn(t.to(), w, info.rows(), info.row_length(), r.importance, info.rows() / t.slices, progress);
+        } else {
+          bytes = convert(model, info, t, o, progress);
+        }
       } catch (const QuantizeCancelled&) {
         throw;
       } catch (const Error& e) {
@@ -282,6 +312,12 @@ std::string resume_key(const GgufFile& model, const QuantizePlan& plan, const Qu
            std::to_string(g.damp_step) + "," + std::to_string(g.block_size) + "," + std::to_string(g.act_order) +
            std::to_string(g.static_groups) + std::to_string(g.fit_groups_on_updated_weights);
     if (o.hessians.describe && !plan.tensors.empty()) key += " hessians=" + o.hessians.describe(plan.tensors[0].name);
+    if (o.calibration) {
+      uint64_t th = 0;
+      for (unsigned char c : o.calibration->text) th = mix(th, c);
+      key += " calib=" + std::to_string(th) + ":" + std::to_string(o.calibration->text.size()) + "," +
+             std::to_string(o.calibration->ctx) + "," + std::to_string(o.calibration->chunks);
+    }
   }
   uint64_t h = 0;
   for (const PlannedTensor& t : plan.tensors) {
@@ -455,11 +491,22 @@ int64_t PlannedTensor::elements() const {
 }
 
 QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelOptions& o) {
-  if (o.method == QuantMethod::gptq && !o.hessians.get)
-    throw Error("quantize_model: method gptq needs a Hessian source (QuantizeModelOptions::hessians)");
+  if (o.calibration) {
+    if (o.method != QuantMethod::gptq)
+      throw Error("quantize_model: a calibration text is for method gptq (true-sequential GPTQ), not " +
+                  std::string(to_string(o.method)));
+    if (o.hessians.get) throw Error("quantize_model: method gptq takes Hessians or a calibration text, not both");
+    if (o.imatrix)
+      throw Error("quantize_model: sequential GPTQ collects its own importance; an imatrix cannot be added to it");
+    detail::check_calibration(model, *o.calibration);
+  }
+  if (o.method == QuantMethod::gptq && !o.hessians.get && !o.calibration)
+    throw Error("quantize_model: method gptq needs Hessians (QuantizeModelOptions::hessians) or a calibration text "
+                "(QuantizeModelOptions::calibration)");
   QuantizePlan plan;
   plan.model = ModelInfo::from_gguf(model);
-  plan.model.has_imatrix = o.imatrix.has_value();
+  // Calibrated quantization is quantization with an imatrix, for the rules too.
+  plan.model.has_imatrix = o.imatrix.has_value() || o.calibration.has_value();
   detail::logger().info("{}: {} tensors, architecture '{}', {} layers, GQA {}; target {}", model.path().string(),
                         model.tensors().size(), plan.model.architecture, plan.model.n_layer, plan.model.n_gqa(),
                         ftype_line(o.scheme));
