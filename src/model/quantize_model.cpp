@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <bit>
+#include <limits>
 #include <span>
 #include <utility>
 
@@ -220,7 +221,42 @@ GgufWriter output_metadata(const GgufFile& model, const QuantizeModelOptions& o)
   return writer;
 }
 
-// Walks the plan in file order from tensor `first`: emit(index, bytes) gets each
+// The order in which tensors are produced and written: file order, except with a
+// calibration (sequential GPTQ), where the blocks come in block order (files often
+// list them by name: blk.1, blk.10, ..., blk.2) so at most one block's output waits
+// for its turn, and the output matrix follows the last block, whose outputs give it
+// its importance. Tensors outside the blocks keep their place before or after them.
+std::vector<size_t> write_order(const QuantizePlan& plan, const QuantizeModelOptions& o) {
+  std::vector<size_t> order(plan.tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (!o.calibration) return order;
+  const auto block_of = [](const std::string& n) -> int64_t {
+    if (!n.starts_with("blk.")) return -1;
+    const size_t dot = n.find('.', 4);
+    if (dot == std::string::npos || dot == 4) return -1;
+    int64_t b = 0;
+    for (size_t k = 4; k < dot; ++k) {
+      if (n[k] < '0' || n[k] > '9' || b > (int64_t{1} << 40)) return -1;
+      b = b * 10 + (n[k] - '0');
+    }
+    return b;
+  };
+  const bool tied = std::none_of(plan.tensors.begin(), plan.tensors.end(),
+                                 [](const PlannedTensor& t) { return t.name == "output.weight"; });
+  const std::string output = tied ? "token_embd.weight" : "output.weight";
+  std::vector<int64_t> key(plan.tensors.size());
+  bool seen_block = false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const int64_t b = block_of(plan.tensors[i].name);
+    seen_block = seen_block || b >= 0;
+    key[i] = b >= 0 ? b : seen_block ? std::numeric_limits<int64_t>::max() - 1 : -1;
+    if (plan.tensors[i].name == output) key[i] = std::numeric_limits<int64_t>::max();
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
+  return order;
+}
+
+// Walks the plan in write_order from its `first` tensor: emit(index, bytes) gets each
 // tensor's output bytes (a view into the model for a tensor kept as stored), after
 // which the input pages of that tensor are released. Tensors before `first` (resumed)
 // only count towards progress and on_tensor.
@@ -228,6 +264,7 @@ template <class Emit>
 void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o, size_t first,
               Emit&& emit) {
   check_plan_matches(model, plan);
+  const std::vector<size_t> order = write_order(plan, o);
   ProgressSink progress(o, plan.work);
   // True-sequential GPTQ: the block weights come from the calibration driver (which
   // quantizes a whole block at a time, each tensor with the Hessian it collected).
@@ -242,11 +279,12 @@ void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeMod
           one.get = [h](const std::string&) { return h; };
           return quantize_gptq(t.to(), w, rows, cols, t, one, o.gptq, progress);
         });
-  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
     const PlannedTensor& t = plan.tensors[i];
     const GgufTensorInfo& info = model.tensors()[i];
     progress.check_cancelled();
-    if (i < first) {
+    if (k < first) {
       if (t.converts()) progress.advance(info.elements());
       if (seq && seq->covers(t.name)) seq->skip(t.name);
     } else if (!t.converts()) {
@@ -595,7 +633,7 @@ std::vector<std::filesystem::path> write_quantized_model(const GgufFile& model, 
   check_plan_matches(model, plan);
   const std::vector<std::filesystem::path> inputs = model.paths();
   GgufWriter layout = output_metadata(model, o);
-  for (const PlannedTensor& t : plan.tensors) layout.declare_tensor(t.name, t.shape, t.to());
+  for (size_t i : write_order(plan, o)) layout.declare_tensor(plan.tensors[i].name, plan.tensors[i].shape, plan.tensors[i].to());
   GgufStreamOptions so;
   so.split = o.split;
   so.resume = o.resume;

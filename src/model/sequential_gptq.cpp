@@ -62,10 +62,7 @@ SequentialGptq::SequentialGptq(const GgufFile& model, const QuantizePlan& plan, 
     for (const char* w : kBlockWeights) {
       const std::string name = weight_name(il, w);
       const size_t i = index.at(name);  // LlamaModel::load checked that it exists
-      if (plan.tensors[i].converts()) {
-        covered_[name] = i;
-        last_covered_index_ = std::max(last_covered_index_, i);
-      }
+      if (plan.tensors[i].converts()) covered_[name] = i;
     }
   output_name_ = llama_.linear_weights().back();
   logger().info("sequential GPTQ: {} window(s) of {} tokens{}, {} blocks; activations {:.1f} MiB", windows_, ctx_,
@@ -177,12 +174,6 @@ void SequentialGptq::run_block(int64_t il) {
 std::vector<float> SequentialGptq::outside_importance(const std::string& name, std::string& why) {
   if (name != output_name_) {
     why = "outside the blocks, no calibration input";
-    return {};
-  }
-  size_t at = 0;
-  while (at < plan_.tensors.size() && plan_.tensors[at].name != name) ++at;
-  if (!covered_.empty() && at < last_covered_index_) {
-    why = "the output matrix comes before the last block weight in the file";
     return {};
   }
   while (next_ < llama_.hparams().n_layer) run_block(next_++);

@@ -42,10 +42,10 @@ class SequentialGptq {
   // A covered tensor already written (--resume): still quantized (the blocks after it
   // need its output), its bytes not kept.
   void skip(const std::string& name);
-  // Importance for a tensor outside the blocks, quantized with rtn: the output matrix,
-  // when every covered tensor precedes it in the file, gets the mean of
-  // output_norm(x)^2 after the last block (the remaining blocks run first); empty
-  // otherwise. `why` says which, for the log.
+  // Importance for a tensor outside the blocks, quantized with rtn: the output matrix
+  // gets the mean of output_norm(x)^2 after the last block (the remaining blocks run
+  // first: run_plan asks for it after every block weight); others none. `why` says
+  // which, for the log.
   std::vector<float> outside_importance(const std::string& name, std::string& why);
 
  private:
@@ -64,7 +64,6 @@ class SequentialGptq {
   std::map<std::string, std::vector<std::byte>> ready_;
   std::set<std::string> skipped_, taken_;
   std::string output_name_;
-  size_t last_covered_index_ = 0;
 };
 
 }  // namespace lowbit::detail

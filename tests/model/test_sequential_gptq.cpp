@@ -251,6 +251,11 @@ TEST(SequentialGptq, DiffersFromOneShotHessiansAndDecodes) {
   for (const char* w : kBlockWeights) EXPECT_FALSE(same(wname(1, w))) << w;
   EXPECT_EQ(fa.find_tensor(wname(1, "ffn_down"))->format, Format::Q4_0);
 
+  // Written in block order (the file lists blk.0 .. blk.1 by name here too), the tied
+  // output matrix last.
+  EXPECT_EQ(fa.tensors().back().name, "token_embd.weight");
+  EXPECT_EQ(fa.tensors().front().name, "blk.0.attn_norm.weight");
+
   // The output loads and decodes.
   const LlamaModel qm = LlamaModel::load(pa.path);
   LlamaContext ctx(qm, kCtx);
@@ -258,6 +263,58 @@ TEST(SequentialGptq, DiffersFromOneShotHessiansAndDecodes) {
   const std::vector<float> logits = ctx.decode(toks, true);
   ASSERT_EQ(logits.size(), toks.size() * kTokens.size());
   for (float v : logits) ASSERT_TRUE(std::isfinite(v));
+}
+
+TEST(SequentialGptq, OutputMatrixGetsTheImportanceOfTheQuantizedModel) {
+  const auto m = make_model("output");
+  const std::string text = text_of(5);
+  const GgufFile in = GgufFile::open(m->path);
+  QuantizeModelOptions o = sequential_options(text);
+  o.overrides.token_embedding_type = Format::Q4_0;  // a format whose quantizer weighs importance
+  TempFile out{temp_path("output_out")};
+  write_quantized_model(in, plan_model_quantization(in, o), o, out.path);
+  const GgufFile q = GgufFile::open(out.path);
+  const GgufTensorInfo* emb = q.find_tensor("token_embd.weight");
+  ASSERT_EQ(emb->format, Format::Q4_0);
+
+  // Independently: the decoder over the model with every block weight quantized (the
+  // embedding as stored: the blocks were calibrated on it), every window's every
+  // position, sees output_norm(x) at the (tied) output matrix.
+  std::set<std::string> blocks;
+  for (int l = 0; l < kLayers; ++l)
+    for (const char* b : kBlockWeights) blocks.insert(wname(l, b));
+  const auto mix = mixed_model(in, q, blocks, "output_mix");
+  const LlamaModel qm = LlamaModel::load(mix->path);
+  const std::vector<int32_t> toks = qm.tokenizer().tokenize(text, true, false);
+  std::vector<double> sum(kEmbd, 0.0);
+  int64_t n = 0;
+  LlamaContext ctx(qm, kCtx, LinearPrecision::f32);
+  ctx.set_observer([&](std::string_view w, ConstMatrixView<float> x) {
+    if (w != "token_embd.weight") return;
+    for (int64_t r = 0; r < x.rows; ++r)
+      for (int64_t c = 0; c < x.cols; ++c) sum[static_cast<size_t>(c)] += double(x(r, c)) * x(r, c);
+    n += x.rows;
+  });
+  for (size_t w = 0; w + kCtx <= toks.size(); w += kCtx) {
+    std::vector<int32_t> win(toks.begin() + static_cast<std::ptrdiff_t>(w), toks.begin() + static_cast<std::ptrdiff_t>(w + kCtx));
+    win[0] = 0;  // BOS
+    ctx.clear();
+    ctx.decode(win, true);
+  }
+  ASSERT_EQ(n, 3 * kCtx);
+  std::vector<float> imp(kEmbd);
+  for (int64_t c = 0; c < kEmbd; ++c) imp[static_cast<size_t>(c)] = static_cast<float>(sum[static_cast<size_t>(c)] / double(n));
+  const GgufTensorInfo* src = in.find_tensor("token_embd.weight");
+  std::vector<float> w(static_cast<size_t>(src->elements()));
+  dequantize(src->format, in.data(*src), {w.data(), src->rows(), src->row_length()});
+  std::vector<std::byte> want(quantized_size(Format::Q4_0, src->rows(), src->row_length()));
+  std::vector<std::byte> plain(want.size());
+  quantize(Format::Q4_0, {w.data(), src->rows(), src->row_length()}, want, imp);
+  quantize(Format::Q4_0, {w.data(), src->rows(), src->row_length()}, plain);
+  const auto got = q.data(*emb);
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size()), 0);
+  EXPECT_NE(std::memcmp(plain.data(), want.data(), want.size()), 0);  // the importance matters here
 }
 
 TEST(SequentialGptq, SameBytesAtAnyThreadCountStreamedAndResumed) {
