@@ -6,6 +6,7 @@
 #include <cmath>
 #include <bit>
 #include <limits>
+#include <set>
 #include <span>
 #include <utility>
 
@@ -68,10 +69,15 @@ class ProgressSink {
  public:
   ProgressSink(const QuantizeModelOptions& o, int64_t total) : fn_(o.progress), cancelled_(o.cancelled), total_(total) {}
   void advance(int64_t elements) {
-    done_ += elements;
-    if (fn_) fn_(done_, total_);
+    if (!silent_) {
+      done_ += elements;
+      if (fn_) fn_(done_, total_);
+    }
     check_cancelled();
   }
+  // Work that was counted already (a resumed tensor quantized again): only the
+  // cancellation check.
+  void set_silent(bool silent) { silent_ = silent; }
   void check_cancelled() const {
     if (cancelled_ && cancelled_()) throw QuantizeCancelled();
   }
@@ -80,6 +86,7 @@ class ProgressSink {
   const std::function<void(int64_t, int64_t)>& fn_;
   const std::function<bool()>& cancelled_;
   int64_t total_, done_ = 0;
+  bool silent_ = false;
 };
 
 // Rows are quantized in chunks of about this many elements so progress moves.
@@ -269,15 +276,24 @@ void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeMod
   // True-sequential GPTQ: the block weights come from the calibration driver (which
   // quantizes a whole block at a time, each tensor with the Hessian it collected).
   std::unique_ptr<detail::SequentialGptq> seq;
+  std::set<std::string> resumed;
+  for (size_t k = 0; k < first && k < order.size(); ++k) resumed.insert(plan.tensors[order[k]].name);
   if (o.calibration)
     seq = std::make_unique<detail::SequentialGptq>(
         model, plan, *o.calibration,
         [&](const PlannedTensor& t, const std::vector<float>& w, const std::shared_ptr<const HessianAccumulator>& h) {
           const int64_t cols = t.shape[0], rows = t.elements() / cols;
-          if (!traits(t.to()).quantized) return quantize_rtn(t.to(), w, rows, cols, {}, rows, progress);
-          HessianSource one;
-          one.get = [h](const std::string&) { return h; };
-          return quantize_gptq(t.to(), w, rows, cols, t, one, o.gptq, progress);
+          progress.set_silent(resumed.contains(t.name));  // counted when it was skipped
+          std::vector<std::byte> bytes;
+          if (!traits(t.to()).quantized) {
+            bytes = quantize_rtn(t.to(), w, rows, cols, {}, rows, progress);
+          } else {
+            HessianSource one;
+            one.get = [h](const std::string&) { return h; };
+            bytes = quantize_gptq(t.to(), w, rows, cols, t, one, o.gptq, progress);
+          }
+          progress.set_silent(false);
+          return bytes;
         });
   for (size_t k = 0; k < order.size(); ++k) {
     const size_t i = order[k];

@@ -167,8 +167,14 @@ void SequentialGptq::run_block(int64_t il) {
     blocks.ffn_act(il, h, a);
     blocks.ffn_residual(il, a, x(k));
   }
-  // The block is done: later blocks never read its weights again.
-  for (const char* w : kBlockWeights) llama_.restore_weight(weight_name(il, w));
+  // The block is done: later blocks never read its weights again. Drop the
+  // replacements and the pages of the runtime's own mapping, so memory stays bounded
+  // by a block, not by the model.
+  for (const char* w : kBlockWeights) {
+    const std::string name = weight_name(il, w);
+    llama_.restore_weight(name);
+    if (const GgufTensorInfo* t = llama_.file().find_tensor(name)) llama_.file().release(*t);
+  }
 }
 
 std::vector<float> SequentialGptq::outside_importance(const std::string& name, std::string& why) {
