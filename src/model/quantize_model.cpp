@@ -316,6 +316,7 @@ void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeMod
           std::string why;
           PlannedTensor r = t;
           r.importance = seq->outside_importance(t.name, why);
+          if (r.importance.size() != static_cast<size_t>(info.row_length())) r.importance.clear();  // 2-D only
           detail::logger().info("{}: rtn ({})", t.name, why);
           std::vector<float> w(static_cast<size_t>(info.elements()));
           dequantize(info.format, model.data(info), {w.data(), info.rows(), info.row_length()});
