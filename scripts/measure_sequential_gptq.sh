@@ -16,7 +16,7 @@ LOWBIT=$(realpath "$1")
 WORK=${2:-/tmp/lowbit_seqgptq}
 VENV=${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}
 THREADS=${THREADS:-2}
-CTX=512 CAL_CHUNKS=8 EVAL_CHUNKS=8
+CTX=512 CAL_CHUNKS=8 EVAL_CHUNKS=${EVAL_CHUNKS:-4}
 mkdir -p "$WORK"
 cd "$WORK"
 MODEL=$("$VENV/bin/python" -c "
@@ -28,7 +28,7 @@ exec(open('/usr/lib/python3.11/pydoc_data/topics.py').read())
 open('calib.txt', 'w', encoding='utf-8').write(topics['compound'])
 open('heldout.txt', 'w', encoding='utf-8').write(topics['types'])"
 
-"$LOWBIT" calibrate "$MODEL" --text calib.txt -o imatrix.gguf --hessians hessians --ctx $CTX --chunks $CAL_CHUNKS \
+[ -f imatrix.gguf ] || "$LOWBIT" calibrate "$MODEL" --text calib.txt -o imatrix.gguf --hessians hessians --ctx $CTX --chunks $CAL_CHUNKS \
   --threads "$THREADS" --quiet
 evaluate() {  # name file
   "$LOWBIT" eval "$2" --text heldout.txt --base "$MODEL" --ctx $CTX --chunks $EVAL_CHUNKS --tg 0 --json --quiet \
@@ -40,13 +40,12 @@ print(f\"| $1 | {os.path.getsize('$2') / 2**20:.2f} | {j['ppl']:.4f} | {j['kld_m
 echo "| type / method | MiB | ppl | KLD mean | KLD p99 | top-1 |"
 echo "|---|---|---|---|---|---|"
 for TYPE in Q4_K_M Q3_K_M Q2_K; do
-  q() { "$LOWBIT" quantize "$MODEL" "$@" --threads "$THREADS" --quiet > /dev/null; }
+  # Files already there (an earlier, interrupted run of this script) are kept.
+  q() { [ -f "$1" ] || "$LOWBIT" quantize "$MODEL" "$@" --threads "$THREADS" --quiet > /dev/null; }
   q rtn_$TYPE.gguf $TYPE
   q imat_$TYPE.gguf $TYPE --imatrix imatrix.gguf
   q hess_$TYPE.gguf $TYPE --method gptq --hessians hessians --imatrix imatrix.gguf
-  start=$(date +%s)
   q seq_$TYPE.gguf $TYPE --method gptq --calib calib.txt --ctx $CTX --chunks $CAL_CHUNKS
-  echo "seq $TYPE: $(( $(date +%s) - start )) s" >&2
   evaluate "$TYPE rtn" rtn_$TYPE.gguf
   evaluate "$TYPE rtn + imatrix" imat_$TYPE.gguf
   evaluate "$TYPE GPTQ, --hessians (one pass)" hess_$TYPE.gguf
