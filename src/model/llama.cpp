@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/kernels/registry.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
+#include "lowbit/model/llama_blocks.hpp"
 #include "model/linear.hpp"
 
 namespace lowbit {
@@ -35,6 +37,7 @@ struct LlamaModel::Impl {
   std::vector<float> output_norm;
   std::vector<float> rope_factors;  // rope_freqs.weight (Llama 3), empty when absent
   std::vector<LlamaLayer> layers;
+  std::map<std::string, std::vector<std::byte>> replaced;  // LlamaModel::replace_weight's bytes
 
   explicit Impl(GgufFile f) : file(std::move(f)) {}
 };
@@ -192,6 +195,37 @@ std::vector<std::string> LlamaModel::linear_weights() const {
   return out;
 }
 
+void LlamaModel::replace_weight(const std::string& name, Format format, std::vector<std::byte> bytes) {
+  LinearWeight* w = nullptr;
+  for (LlamaLayer& L : impl_->layers)
+    for (LinearWeight* c : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+      if (c->name == name) w = c;
+  if (w == nullptr) throw Error("replace_weight: '" + name + "' is not a block weight of the model");
+  select_dequantize_kernel(format);  // throws for a format lowbit cannot decode
+  if (w->cols % traits(format).block_elems != 0 || bytes.size() != quantized_size(format, w->rows, w->cols))
+    throw Error("replace_weight " + name + ": " + std::to_string(bytes.size()) + " bytes of " +
+                std::string(traits(format).name) + " do not hold [" + std::to_string(w->rows) + " x " +
+                std::to_string(w->cols) + "]");
+  std::vector<std::byte>& held = impl_->replaced[name];
+  held = std::move(bytes);
+  w->format = format;
+  w->data = held;
+}
+
+void LlamaModel::restore_weight(const std::string& name) {
+  const auto it = impl_->replaced.find(name);
+  if (it == impl_->replaced.end()) return;
+  const GgufFile& f = impl_->file;
+  for (LlamaLayer& L : impl_->layers)
+    for (LinearWeight* c : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+      if (c->name == name) {
+        const GgufTensorInfo* t = f.find_tensor(name);
+        c->format = t->format;
+        c->data = f.data(*t);
+      }
+  impl_->replaced.erase(it);
+}
+
 // ---------------------------------------------------------------- context
 
 struct LlamaContext::State {
@@ -255,6 +289,55 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rope_dim, int64_t
   }
 }
 
+// Causal attention of T queries at positions p0..p0+T-1 over the keys/values of
+// positions 0..p0+T-1 (rows of kvd floats in kc/vc), one head per task: scores = Q K^T
+// (one SGEMM), causal mask, softmax (sum in double), out = P V (one SGEMM).
+void attend(const LlamaHparams& hp, const float* q, int64_t T, const float* kc, const float* vc, int64_t p0,
+            float* att) {
+  const int64_t hd = hp.head_dim, qd = hp.n_head * hd, kvd = hp.n_head_kv * hd, L = p0 + T;
+  const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t group = hp.n_head / hp.n_head_kv;
+  blas::ThreadScope one(1);
+  parallel_for(hp.n_head, 1, [&](int64_t h0, int64_t h1) {
+    std::vector<float> s(static_cast<size_t>(T * L));
+    for (int64_t head = h0; head < h1; ++head) {
+      const int64_t kvh = head / group;
+      cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitTrans, static_cast<int>(T), static_cast<int>(L),
+                  static_cast<int>(hd), kq_scale, q + head * hd, static_cast<int>(qd), kc + kvh * hd,
+                  static_cast<int>(kvd), 0.0f, s.data(), static_cast<int>(L));
+      for (int64_t t = 0; t < T; ++t) {
+        float* row = s.data() + t * L;
+        const int64_t visible = p0 + t + 1;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+        double sum = 0;
+        for (int64_t j = 0; j < visible; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const auto inv = static_cast<float>(1.0 / sum);
+        for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+        for (int64_t j = visible; j < L; ++j) row[j] = 0.0f;
+      }
+      cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitNoTrans, static_cast<int>(T), static_cast<int>(hd),
+                  static_cast<int>(L), 1.0f, s.data(), static_cast<int>(L), vc + kvh * hd, static_cast<int>(kvd),
+                  0.0f, att + head * hd, static_cast<int>(qd));
+    }
+  });
+}
+
+// g = silu(g) * u, element by element.
+void swiglu(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = g[i];
+    g[i] = a / (1.0f + std::exp(-a)) * u[i];
+  }
+}
+
+void add_to(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
 }  // namespace
 
 LlamaContext::LlamaContext(const LlamaModel& model, int64_t n_ctx, LinearPrecision precision)
@@ -296,9 +379,6 @@ std::vector<float> LlamaContext::decode(std::span<const int32_t> tokens, bool al
   std::vector<float> x = buf(T * E), h = buf(T * E), q = buf(T * qd), k = buf(T * kvd), v = buf(T * kvd),
                      att = buf(T * qd), g = buf(T * F), u = buf(T * F);
   for (int64_t t = 0; t < T; ++t) detail::weight_row(m.token_embd, tokens[static_cast<size_t>(t)], x.data() + t * E);
-  const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t group = hp.n_head / hp.n_head_kv;
-
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LlamaLayer& ly = m.layers[static_cast<size_t>(il)];
     for (int64_t t = 0; t < T; ++t) rms_norm(x.data() + t * E, ly.attn_norm.data(), h.data() + t * E, E, hp.rms_eps);
@@ -316,49 +396,16 @@ std::vector<float> LlamaContext::decode(std::span<const int32_t> tokens, bool al
         vc[(p0 + t) * kvd + i] = v[static_cast<size_t>(t * kvd + i)];
       }
     }
-    // Attention, one head per task: scores = Q K^T (one SGEMM), causal mask, softmax
-    // (sum in double), out = P V (one SGEMM).
-    {
-      blas::ThreadScope one(1);
-      parallel_for(hp.n_head, 1, [&](int64_t h0, int64_t h1) {
-        std::vector<float> s(static_cast<size_t>(T * L));
-        for (int64_t head = h0; head < h1; ++head) {
-          const int64_t kvh = head / group;
-          cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitTrans, static_cast<int>(T), static_cast<int>(L),
-                      static_cast<int>(hd), kq_scale, q.data() + head * hd, static_cast<int>(qd), kc + kvh * hd,
-                      static_cast<int>(kvd), 0.0f, s.data(), static_cast<int>(L));
-          for (int64_t t = 0; t < T; ++t) {
-            float* row = s.data() + t * L;
-            const int64_t visible = p0 + t + 1;
-            float mx = -std::numeric_limits<float>::infinity();
-            for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-            double sum = 0;
-            for (int64_t j = 0; j < visible; ++j) {
-              row[j] = std::exp(row[j] - mx);
-              sum += row[j];
-            }
-            const auto inv = static_cast<float>(1.0 / sum);
-            for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
-            for (int64_t j = visible; j < L; ++j) row[j] = 0.0f;
-          }
-          cblas_sgemm(LowbitRowMajor, LowbitNoTrans, LowbitNoTrans, static_cast<int>(T), static_cast<int>(hd),
-                      static_cast<int>(L), 1.0f, s.data(), static_cast<int>(L), vc + kvh * hd, static_cast<int>(kvd),
-                      0.0f, att.data() + head * hd, static_cast<int>(qd));
-        }
-      });
-    }
+    attend(hp, q.data(), T, kc, vc, p0, att.data());
     s_->lin(ly.o, ConstMatrixView<float>(att.data(), T, qd), MatrixView<float>(h.data(), T, E));
-    for (int64_t i = 0; i < T * E; ++i) x[static_cast<size_t>(i)] += h[static_cast<size_t>(i)];
+    add_to(x.data(), h.data(), T * E);
 
     for (int64_t t = 0; t < T; ++t) rms_norm(x.data() + t * E, ly.ffn_norm.data(), h.data() + t * E, E, hp.rms_eps);
     s_->lin(ly.gate, hv, MatrixView<float>(g.data(), T, F));
     s_->lin(ly.up, hv, MatrixView<float>(u.data(), T, F));
-    for (int64_t i = 0; i < T * F; ++i) {
-      const float a = g[static_cast<size_t>(i)];
-      g[static_cast<size_t>(i)] = a / (1.0f + std::exp(-a)) * u[static_cast<size_t>(i)];
-    }
+    swiglu(g.data(), u.data(), T * F);
     s_->lin(ly.down, ConstMatrixView<float>(g.data(), T, F), MatrixView<float>(h.data(), T, E));
-    for (int64_t i = 0; i < T * E; ++i) x[static_cast<size_t>(i)] += h[static_cast<size_t>(i)];
+    add_to(x.data(), h.data(), T * E);
   }
   s_->n_past = L;
 
@@ -368,6 +415,128 @@ std::vector<float> LlamaContext::decode(std::span<const int32_t> tokens, bool al
   s_->lin(m.output, ConstMatrixView<float>(h.data() + first * E, rows, E),
           MatrixView<float>(logits.data(), rows, hp.n_vocab));
   return logits;
+}
+
+// ---------------------------------------------------------------- blocks
+
+namespace {
+
+void check_view(const char* step, int64_t layer, const char* what, const ConstMatrixView<float>& v, int64_t rows,
+                int64_t cols) {
+  if (v.data == nullptr || v.rows != rows || v.cols != cols || v.stride != cols)
+    throw Error(std::string("LlamaBlocks::") + step + (layer >= 0 ? " (layer " + std::to_string(layer) + ")" : "") +
+                ": " + what + " is [" + std::to_string(v.rows) + " x " + std::to_string(v.cols) + ", stride " +
+                std::to_string(v.stride) + "], expected a contiguous [" + std::to_string(rows) + " x " +
+                std::to_string(cols) + "]");
+}
+
+void block_linear(const LinearWeight& w, ConstMatrixView<float> x, MatrixView<float> y) {
+  detail::linear(w, x, y, MatmulPath::dequant);  // LinearPrecision::f32's path
+}
+
+}  // namespace
+
+LlamaBlocks::LlamaBlocks(const LlamaModel& model) : model_(&model) {}
+
+namespace {
+const LlamaLayer& layer_of(const LlamaModel::Impl& m, const char* step, int64_t layer) {
+  if (layer < 0 || layer >= m.hp.n_layer)
+    throw Error(std::string("LlamaBlocks::") + step + ": layer " + std::to_string(layer) + " is outside [0, " +
+                std::to_string(m.hp.n_layer) + ")");
+  return m.layers[static_cast<size_t>(layer)];
+}
+}  // namespace
+
+void LlamaBlocks::embed(std::span<const int32_t> tokens, MatrixView<float> x) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const auto T = static_cast<int64_t>(tokens.size());
+  check_view("embed", -1, "x", x, T, m.hp.n_embd);
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    if (id < 0 || id >= m.hp.n_vocab)
+      throw Error("LlamaBlocks::embed: token id " + std::to_string(id) + " is outside the vocabulary of " +
+                  std::to_string(m.hp.n_vocab));
+    detail::weight_row(m.token_embd, id, x.row(t));
+  }
+}
+
+void LlamaBlocks::attn_input(int64_t layer, ConstMatrixView<float> x, MatrixView<float> h) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const LlamaLayer& ly = layer_of(m, "attn_input", layer);
+  const int64_t E = m.hp.n_embd;
+  check_view("attn_input", layer, "x", x, x.rows, E);
+  check_view("attn_input", layer, "h", h, x.rows, E);
+  for (int64_t t = 0; t < x.rows; ++t) rms_norm(x.row(t), ly.attn_norm.data(), h.row(t), E, m.hp.rms_eps);
+}
+
+void LlamaBlocks::attention(int64_t layer, ConstMatrixView<float> h, MatrixView<float> att) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const LlamaHparams& hp = m.hp;
+  const LlamaLayer& ly = layer_of(m, "attention", layer);
+  const int64_t T = h.rows, hd = hp.head_dim, qd = hp.n_head * hd, kvd = hp.n_head_kv * hd;
+  check_view("attention", layer, "h", h, T, hp.n_embd);
+  check_view("attention", layer, "att", att, T, qd);
+  if (T == 0) return;
+  std::vector<float> q(static_cast<size_t>(T * qd)), k(static_cast<size_t>(T * kvd)), v(static_cast<size_t>(T * kvd));
+  block_linear(ly.q, h, MatrixView<float>(q.data(), T, qd));
+  block_linear(ly.k, h, MatrixView<float>(k.data(), T, kvd));
+  block_linear(ly.v, h, MatrixView<float>(v.data(), T, kvd));
+  for (int64_t t = 0; t < T; ++t) {
+    rope(q.data() + t * qd, hp.n_head, hd, hp.rope_dim, t, hp, m.rope_factors);
+    rope(k.data() + t * kvd, hp.n_head_kv, hd, hp.rope_dim, t, hp, m.rope_factors);
+  }
+  attend(hp, q.data(), T, k.data(), v.data(), 0, att.data);
+}
+
+void LlamaBlocks::attn_residual(int64_t layer, ConstMatrixView<float> att, MatrixView<float> x) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const LlamaLayer& ly = layer_of(m, "attn_residual", layer);
+  const int64_t T = x.rows, E = m.hp.n_embd;
+  check_view("attn_residual", layer, "x", x, T, E);
+  check_view("attn_residual", layer, "att", att, T, m.hp.n_head * m.hp.head_dim);
+  std::vector<float> y(static_cast<size_t>(T * E));
+  block_linear(ly.o, att, MatrixView<float>(y.data(), T, E));
+  add_to(x.data, y.data(), T * E);
+}
+
+void LlamaBlocks::ffn_input(int64_t layer, ConstMatrixView<float> x, MatrixView<float> h) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const LlamaLayer& ly = layer_of(m, "ffn_input", layer);
+  const int64_t E = m.hp.n_embd;
+  check_view("ffn_input", layer, "x", x, x.rows, E);
+  check_view("ffn_input", layer, "h", h, x.rows, E);
+  for (int64_t t = 0; t < x.rows; ++t) rms_norm(x.row(t), ly.ffn_norm.data(), h.row(t), E, m.hp.rms_eps);
+}
+
+void LlamaBlocks::ffn_act(int64_t layer, ConstMatrixView<float> h, MatrixView<float> a) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const LlamaLayer& ly = layer_of(m, "ffn_act", layer);
+  const int64_t T = h.rows, F = m.hp.n_ff;
+  check_view("ffn_act", layer, "h", h, T, m.hp.n_embd);
+  check_view("ffn_act", layer, "a", a, T, F);
+  std::vector<float> u(static_cast<size_t>(T * F));
+  block_linear(ly.gate, h, a);
+  block_linear(ly.up, h, MatrixView<float>(u.data(), T, F));
+  swiglu(a.data, u.data(), T * F);
+}
+
+void LlamaBlocks::ffn_residual(int64_t layer, ConstMatrixView<float> a, MatrixView<float> x) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const LlamaLayer& ly = layer_of(m, "ffn_residual", layer);
+  const int64_t T = x.rows, E = m.hp.n_embd;
+  check_view("ffn_residual", layer, "x", x, T, E);
+  check_view("ffn_residual", layer, "a", a, T, m.hp.n_ff);
+  std::vector<float> y(static_cast<size_t>(T * E));
+  block_linear(ly.down, a, MatrixView<float>(y.data(), T, E));
+  add_to(x.data, y.data(), T * E);
+}
+
+void LlamaBlocks::output_input(ConstMatrixView<float> x, MatrixView<float> h) const {
+  const LlamaModel::Impl& m = model_->impl();
+  const int64_t E = m.hp.n_embd;
+  check_view("output_input", -1, "x", x, x.rows, E);
+  check_view("output_input", -1, "h", h, x.rows, E);
+  for (int64_t t = 0; t < x.rows; ++t) rms_norm(x.row(t), m.output_norm.data(), h.row(t), E, m.hp.rms_eps);
 }
 
 }  // namespace lowbit

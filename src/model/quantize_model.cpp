@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <bit>
+#include <limits>
+#include <set>
 #include <span>
 #include <utility>
 
@@ -17,6 +19,7 @@
 #include "lowbit/io/files.hpp"
 #include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/model/bpw_allocation.hpp"
+#include "model/sequential_gptq.hpp"
 
 namespace lowbit {
 namespace {
@@ -66,10 +69,15 @@ class ProgressSink {
  public:
   ProgressSink(const QuantizeModelOptions& o, int64_t total) : fn_(o.progress), cancelled_(o.cancelled), total_(total) {}
   void advance(int64_t elements) {
-    done_ += elements;
-    if (fn_) fn_(done_, total_);
+    if (!silent_) {
+      done_ += elements;
+      if (fn_) fn_(done_, total_);
+    }
     check_cancelled();
   }
+  // Work that was counted already (a resumed tensor quantized again): only the
+  // cancellation check.
+  void set_silent(bool silent) { silent_ = silent; }
   void check_cancelled() const {
     if (cancelled_ && cancelled_()) throw QuantizeCancelled();
   }
@@ -78,6 +86,7 @@ class ProgressSink {
   const std::function<void(int64_t, int64_t)>& fn_;
   const std::function<bool()>& cancelled_;
   int64_t total_, done_ = 0;
+  bool silent_ = false;
 };
 
 // Rows are quantized in chunks of about this many elements so progress moves.
@@ -125,7 +134,8 @@ std::vector<std::byte> quantize_gsq(Format f, const std::vector<float>& w, int64
 // own (expert_hessian_name) or else the tensor's shared one. A matrix without a Hessian
 // is quantized with rtn and its importance (logged).
 std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int64_t rows, int64_t cols,
-                                     const PlannedTensor& t, const QuantizeModelOptions& o, ProgressSink& progress) {
+                                     const PlannedTensor& t, const HessianSource& hessians, const GptqConfig& gptq,
+                                     QuantizeEffort effort, ProgressSink& progress) {
   const int64_t rows_per_slice = rows / t.slices;
   const size_t slice_bytes = static_cast<size_t>(rows_per_slice) * row_bytes(f, cols);
   std::vector<std::byte> out(static_cast<size_t>(t.slices) * slice_bytes);
@@ -137,10 +147,10 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
     std::string hname = t.name;
     if (t.slices > 1) {
       hname = expert_hessian_name(t.name, s);
-      h = o.hessians.get ? o.hessians.get(hname) : nullptr;
+      h = hessians.get ? hessians.get(hname) : nullptr;
     }
     if (!h) {
-      if (!shared_looked) shared = o.hessians.get ? o.hessians.get(t.name) : nullptr, shared_looked = true;
+      if (!shared_looked) shared = hessians.get ? hessians.get(t.name) : nullptr, shared_looked = true;
       h = shared;
       hname = t.name;
     }
@@ -151,25 +161,25 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
     const MatrixView<const float> m{w.data() + s * rows_per_slice * cols, rows_per_slice, cols};
     if (!h) {
       ++without;
-      quantize(f, m, dst, slice_imp, o.effort);
+      quantize(f, m, dst, slice_imp, effort);
       progress.advance(rows_per_slice * cols);
       continue;
     }
-    const std::string where = o.hessians.describe ? o.hessians.describe(hname) : std::string();
+    const std::string where = hessians.describe ? hessians.describe(hname) : std::string();
     if (h->cols() != cols)
       throw Error((where.empty() ? std::string() : where + ": ") + "Hessian " +
                   (hname == t.name ? std::string() : "'" + hname + "' ") + "for " + std::to_string(h->cols()) +
                   " columns, tensor '" + t.name + "' has " + std::to_string(cols));
     const std::vector<float> imp = slice_imp.empty() ? h->importance() : std::vector<float>(slice_imp.begin(), slice_imp.end());
     GgmlTarget target(f, imp);
-    const GptqReport rep = gptq_solve(o.gptq, m, *h, target);
+    const GptqReport rep = gptq_solve(gptq, m, *h, target);
     if (rep.damp_retries > 0) detail::logger().info("{}: GPTQ damping raised to {:.3f}", hname, rep.damp_percent_used);
     const std::vector<std::byte> q = target.result();
     std::copy(q.begin(), q.end(), dst.begin());
     progress.advance(rows_per_slice * cols);
   }
   if (without == t.slices) {
-    const std::string where = o.hessians.describe ? o.hessians.describe(t.name) : std::string();
+    const std::string where = hessians.describe ? hessians.describe(t.name) : std::string();
     detail::logger().info("{}: no Hessian{}, quantized with rtn{}", t.name, where.empty() ? "" : " (" + where + ")",
                           t.importance.empty() ? "" : " and the imatrix");
   } else if (without > 0) {
@@ -190,7 +200,7 @@ std::vector<std::byte> convert(const GgufFile& model, const GgufTensorInfo& info
   dequantize(info.format, model.data(info), {w.data(), rows, cols});
   const bool quantized = traits(to).quantized;
   if (quantized && o.method == QuantMethod::gsq) return quantize_gsq(to, w, rows, cols, t, progress);
-  if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o, progress);
+  if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o.hessians, o.gptq, o.effort, progress);
   return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, o.effort, progress);
 }
 
@@ -219,7 +229,42 @@ GgufWriter output_metadata(const GgufFile& model, const QuantizeModelOptions& o)
   return writer;
 }
 
-// Walks the plan in file order from tensor `first`: emit(index, bytes) gets each
+// The order in which tensors are produced and written: file order, except with a
+// calibration (sequential GPTQ), where the blocks come in block order (files often
+// list them by name: blk.1, blk.10, ..., blk.2) so at most one block's output waits
+// for its turn, and the output matrix follows the last block, whose outputs give it
+// its importance. Tensors outside the blocks keep their place before or after them.
+std::vector<size_t> write_order(const QuantizePlan& plan, const QuantizeModelOptions& o) {
+  std::vector<size_t> order(plan.tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (!o.calibration) return order;
+  const auto block_of = [](const std::string& n) -> int64_t {
+    if (!n.starts_with("blk.")) return -1;
+    const size_t dot = n.find('.', 4);
+    if (dot == std::string::npos || dot == 4) return -1;
+    int64_t b = 0;
+    for (size_t k = 4; k < dot; ++k) {
+      if (n[k] < '0' || n[k] > '9' || b > (int64_t{1} << 40)) return -1;
+      b = b * 10 + (n[k] - '0');
+    }
+    return b;
+  };
+  const bool tied = std::none_of(plan.tensors.begin(), plan.tensors.end(),
+                                 [](const PlannedTensor& t) { return t.name == "output.weight"; });
+  const std::string output = tied ? "token_embd.weight" : "output.weight";
+  std::vector<int64_t> key(plan.tensors.size());
+  bool seen_block = false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const int64_t b = block_of(plan.tensors[i].name);
+    seen_block = seen_block || b >= 0;
+    key[i] = b >= 0 ? b : seen_block ? std::numeric_limits<int64_t>::max() - 1 : -1;
+    if (plan.tensors[i].name == output) key[i] = std::numeric_limits<int64_t>::max();
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
+  return order;
+}
+
+// Walks the plan in write_order from its `first` tensor: emit(index, bytes) gets each
 // tensor's output bytes (a view into the model for a tensor kept as stored), after
 // which the input pages of that tensor are released. Tensors before `first` (resumed)
 // only count towards progress and on_tensor.
@@ -227,19 +272,59 @@ template <class Emit>
 void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeModelOptions& o, size_t first,
               Emit&& emit) {
   check_plan_matches(model, plan);
+  const std::vector<size_t> order = write_order(plan, o);
   ProgressSink progress(o, plan.work);
-  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+  // True-sequential GPTQ: the block weights come from the calibration driver (which
+  // quantizes a whole block at a time, each tensor with the Hessian it collected).
+  std::unique_ptr<detail::SequentialGptq> seq;
+  std::set<std::string> resumed;
+  for (size_t k = 0; k < first && k < order.size(); ++k) resumed.insert(plan.tensors[order[k]].name);
+  if (o.calibration)
+    seq = std::make_unique<detail::SequentialGptq>(
+        model, plan, *o.calibration,
+        [&](const PlannedTensor& t, const std::vector<float>& w, const std::shared_ptr<const HessianAccumulator>& h) {
+          const int64_t cols = t.shape[0], rows = t.elements() / cols;
+          progress.set_silent(resumed.contains(t.name));  // counted when it was skipped
+          std::vector<std::byte> bytes;
+          if (!traits(t.to()).quantized) {
+            bytes = quantize_rtn(t.to(), w, rows, cols, {}, rows, o.effort, progress);
+          } else {
+            HessianSource one;
+            one.get = [h](const std::string&) { return h; };
+            bytes = quantize_gptq(t.to(), w, rows, cols, t, one, o.gptq, o.effort, progress);
+          }
+          progress.set_silent(false);
+          return bytes;
+        });
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
     const PlannedTensor& t = plan.tensors[i];
     const GgufTensorInfo& info = model.tensors()[i];
     progress.check_cancelled();
-    if (i < first) {
+    if (k < first) {
       if (t.converts()) progress.advance(info.elements());
+      if (seq && seq->covers(t.name)) seq->skip(t.name);
     } else if (!t.converts()) {
       emit(i, model.data(info));
+    } else if (seq && seq->covers(t.name)) {
+      const std::vector<std::byte> bytes = seq->take(t.name);  // errors name their tensor
+      emit(i, std::span<const std::byte>(bytes));
     } else {
       std::vector<std::byte> bytes;
       try {
-        bytes = convert(model, info, t, o, progress);
+        if (seq && traits(t.to()).quantized && info.elements() > 0) {
+          // Outside the blocks (token embedding, output matrix): rtn.
+          std::string why;
+          PlannedTensor r = t;
+          r.importance = seq->outside_importance(t.name, why);
+          if (r.importance.size() != static_cast<size_t>(info.row_length())) r.importance.clear();  // 2-D only
+          detail::logger().info("{}: rtn ({})", t.name, why);
+          std::vector<float> w(static_cast<size_t>(info.elements()));
+          dequantize(info.format, model.data(info), {w.data(), info.rows(), info.row_length()});
+          bytes = quantize_rtn(t.to(), w, info.rows(), info.row_length(), r.importance, info.rows() / t.slices, o.effort, progress);
+        } else {
+          bytes = convert(model, info, t, o, progress);
+        }
       } catch (const QuantizeCancelled&) {
         throw;
       } catch (const Error& e) {
@@ -285,6 +370,12 @@ std::string resume_key(const GgufFile& model, const QuantizePlan& plan, const Qu
            std::to_string(g.damp_step) + "," + std::to_string(g.block_size) + "," + std::to_string(g.act_order) +
            std::to_string(g.static_groups) + std::to_string(g.fit_groups_on_updated_weights);
     if (o.hessians.describe && !plan.tensors.empty()) key += " hessians=" + o.hessians.describe(plan.tensors[0].name);
+    if (o.calibration) {
+      uint64_t th = 0;
+      for (unsigned char c : o.calibration->text) th = mix(th, c);
+      key += " calib=" + std::to_string(th) + ":" + std::to_string(o.calibration->text.size()) + "," +
+             std::to_string(o.calibration->ctx) + "," + std::to_string(o.calibration->chunks);
+    }
   }
   uint64_t h = 0;
   for (const PlannedTensor& t : plan.tensors) {
@@ -459,11 +550,22 @@ int64_t PlannedTensor::elements() const {
 }
 
 QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelOptions& o) {
-  if (o.method == QuantMethod::gptq && !o.hessians.get)
-    throw Error("quantize_model: method gptq needs a Hessian source (QuantizeModelOptions::hessians)");
+  if (o.calibration) {
+    if (o.method != QuantMethod::gptq)
+      throw Error("quantize_model: a calibration text is for method gptq (true-sequential GPTQ), not " +
+                  std::string(to_string(o.method)));
+    if (o.hessians.get) throw Error("quantize_model: method gptq takes Hessians or a calibration text, not both");
+    if (o.imatrix)
+      throw Error("quantize_model: sequential GPTQ collects its own importance; an imatrix cannot be added to it");
+    detail::check_calibration(model, *o.calibration);
+  }
+  if (o.method == QuantMethod::gptq && !o.hessians.get && !o.calibration)
+    throw Error("quantize_model: method gptq needs Hessians (QuantizeModelOptions::hessians) or a calibration text "
+                "(QuantizeModelOptions::calibration)");
   QuantizePlan plan;
   plan.model = ModelInfo::from_gguf(model);
-  plan.model.has_imatrix = o.imatrix.has_value();
+  // Calibrated quantization is quantization with an imatrix, for the rules too.
+  plan.model.has_imatrix = o.imatrix.has_value() || o.calibration.has_value();
   detail::logger().info("{}: {} tensors, architecture '{}', {} layers, GQA {}; target {}", model.path().string(),
                         model.tensors().size(), plan.model.architecture, plan.model.n_layer, plan.model.n_gqa(),
                         ftype_line(o.scheme));
@@ -552,7 +654,7 @@ std::vector<std::filesystem::path> write_quantized_model(const GgufFile& model, 
   check_plan_matches(model, plan);
   const std::vector<std::filesystem::path> inputs = model.paths();
   GgufWriter layout = output_metadata(model, o);
-  for (const PlannedTensor& t : plan.tensors) layout.declare_tensor(t.name, t.shape, t.to());
+  for (size_t i : write_order(plan, o)) layout.declare_tensor(plan.tensors[i].name, plan.tensors[i].shape, plan.tensors[i].to());
   GgufStreamOptions so;
   so.split = o.split;
   so.resume = o.resume;

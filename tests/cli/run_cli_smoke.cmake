@@ -177,6 +177,21 @@ run(2 out ${LOWBIT} eval ${in} --text ${WORK_DIR}/text.txt --ctx 1)
 if(EXISTS ${WORK_DIR}/never.imatrix.gguf)
   message(FATAL_ERROR "a failed calibrate left ${WORK_DIR}/never.imatrix.gguf behind")
 endif()
+# quantize --calib (sequential GPTQ): only with --method gptq, not with --hessians or
+# --imatrix, --ctx/--chunks only with it (usage errors); the tiny model has no
+# tokenizer and an empty text is refused, both before any output exists.
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --calib ${WORK_DIR}/text.txt)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --calib ${WORK_DIR}/text.txt --hessians ${WORK_DIR})
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --calib ${WORK_DIR}/text.txt --imatrix ${WORK_DIR}/tiny.imatrix.dat)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --hessians ${WORK_DIR} --ctx 64)
+run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --calib ${WORK_DIR}/text.txt)
+if(NOT out_err MATCHES "tokenizer")
+  message(FATAL_ERROR "--calib on a model without a tokenizer: ${out_err}")
+endif()
+run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --calib ${WORK_DIR}/missing.txt)
+if(EXISTS ${WORK_DIR}/never.gguf OR EXISTS ${WORK_DIR}/never.gguf.partial)
+  message(FATAL_ERROR "a failed quantize --calib left ${WORK_DIR}/never.gguf behind")
+endif()
 # An empty --imatrix is a usage error, not "no imatrix"; so are demo's bad options.
 run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --imatrix "")
 run(2 out ${LOWBIT} demo --rows)

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <optional>
 #include <vector>
 
@@ -22,7 +24,9 @@ namespace {
 struct Options {
   std::string in, out;
   QuantScheme scheme;
-  std::string imatrix, hessians;
+  std::string imatrix, hessians, calib;
+  int64_t ctx = 512, chunks = 0;
+  bool ctx_given = false, chunks_given = false;
   QuantMethod method = QuantMethod::rtn;
   QuantizeEffort effort = QuantizeEffort::standard;
   int threads = 0;
@@ -42,8 +46,9 @@ Format parse_type(const std::string& option, const std::string& v) {
 void print_quantize_help() {
   std::printf(
       "usage: lowbit quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--method rtn|gsq|gptq]\n"
-      "                       [--effort fast|default|best] [--hessians DIR] [--threads N]\n"
-      "                       [--quiet] [--dry-run]\n"
+      "                       [--effort fast|default|best]\n"
+      "                       [--hessians DIR | --calib FILE [--ctx N] [--chunks K]]\n"
+      "                       [--threads N] [--quiet] [--dry-run]\n"
       "                       [--tensor-type REGEX=TYPE]... [--output-tensor-type TYPE]\n"
       "                       [--token-embedding-type TYPE] [--pure] [--leave-output-tensor]\n"
       "                       [--target-bpw B] [--split-max-size SIZE] [--split-max-tensors N]\n"
@@ -75,13 +80,23 @@ void print_quantize_help() {
       "                   search); gsq: GSQ's mse search (importance search with\n"
       "                   --imatrix), for targets Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 only;\n"
       "                   gptq: GPTQ into each tensor's target format, needs --hessians\n"
+      "                   or --calib\n"
       "  --effort E       how hard each block's scale search works (rtn, and GPTQ's\n"
       "                   fallback): fast = ggml's own search, vectorised; default =\n"
       "                   lowbit's more accurate search; best = a wider search where one\n"
       "                   pays (docs/formats.md). The output is the same on every CPU\n"
+      "                   and at every thread count\n"
       "  --hessians DIR   <tensor name>.hess files saved by HessianAccumulator::save\n"
       "                   ('/', '%%', '\\', control bytes and a leading '.' of the name\n"
       "                   written as %%XX); tensors without one use rtn (logged)\n"
+      "  --calib FILE     true-sequential GPTQ (llama models): the UTF-8 text's windows\n"
+      "                   run through lowbit's runtime block by block, each block's\n"
+      "                   Hessians (q/k/v one, gate/up one) taken from the outputs of\n"
+      "                   the blocks and layers already quantized; token embedding and\n"
+      "                   output get rtn (logged). Memory: one block's Hessians plus the\n"
+      "                   windows' activations (docs/cli.md)\n"
+      "  --ctx N          --calib's window length in tokens (default 512)\n"
+      "  --chunks K       --calib's first K windows only (default: every whole window)\n"
       "  --threads N      worker threads (0 = all cores, the default); the output does\n"
       "                   not depend on it\n"
       "  --quiet          no progress bar and only warnings in the log\n"
@@ -130,6 +145,11 @@ Options parse(Args& args) {
       if (o.imatrix.empty()) throw UsageError("--imatrix needs a file name, got an empty string");
     }
     else if (a == "--hessians") o.hessians = value();
+    else if (a == "--calib") {
+      o.calib = value();
+      if (o.calib.empty()) throw UsageError("--calib needs a text file name, got an empty string");
+    } else if (a == "--ctx") o.ctx = parse_int(a, value(), 1, 1 << 20), o.ctx_given = true;
+    else if (a == "--chunks") o.chunks = parse_int(a, value(), 1, 1 << 30), o.chunks_given = true;
     else if (a == "--threads") o.threads = static_cast<int>(parse_int(a, value(), 0, 4096));
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--dry-run") o.dry_run = true;
@@ -185,10 +205,16 @@ Options parse(Args& args) {
   }
   o.scheme = *scheme;
   if (o.pure) o.scheme.pure = true;
-  if (o.method == QuantMethod::gptq && o.hessians.empty()) throw UsageError("--method gptq needs --hessians DIR");
+  if (o.method == QuantMethod::gptq && o.hessians.empty() && o.calib.empty())
+    throw UsageError("--method gptq needs --hessians DIR or --calib FILE");
   if (o.method != QuantMethod::gptq && !o.hessians.empty()) throw UsageError("--hessians is only used by --method gptq");
   if (o.method == QuantMethod::gsq && o.effort != QuantizeEffort::standard)
     throw UsageError("--effort is used by --method rtn and gptq; gsq has its own search");
+  if (o.method != QuantMethod::gptq && !o.calib.empty())
+    throw UsageError("--calib is only used by --method gptq (true-sequential GPTQ)");
+  if (!o.calib.empty() && !o.hessians.empty()) throw UsageError("--calib and --hessians exclude each other");
+  if (!o.calib.empty() && !o.imatrix.empty()) throw UsageError("--calib collects its own importance; drop --imatrix");
+  if (o.calib.empty() && (o.ctx_given || o.chunks_given)) throw UsageError("--ctx and --chunks go with --calib");
   return o;
 }
 
@@ -212,6 +238,7 @@ int run_quantize(Args args) {
   // name, or the input itself under another name (docs/reliability.md).
   std::vector<std::filesystem::path> inputs = {o.in};
   if (!o.imatrix.empty()) inputs.emplace_back(o.imatrix);
+  if (!o.calib.empty()) inputs.emplace_back(o.calib);
   if (!o.dry_run && !o.split.any()) check_output_path(o.out, inputs);  // a split output: each part is checked
   const GgufFile in = GgufFile::open(o.in);
   QuantizeModelOptions opts{o.scheme};
@@ -227,6 +254,19 @@ int run_quantize(Args args) {
     log_message(LogLevel::info, "imatrix " + o.imatrix + ": " + std::to_string(imatrix.entries.size()) + " entries" +
                                     (imatrix.legacy ? " (legacy .dat format)" : ""));
     opts.imatrix = importance_map(imatrix);
+  }
+  if (!o.calib.empty()) {
+    std::ifstream f(o.calib, std::ios::binary);
+    if (!f) throw Error("--calib " + o.calib + ": cannot open the text file");
+    std::ostringstream text;
+    text << f.rdbuf();
+    if (f.bad()) throw Error("--calib " + o.calib + ": cannot read the text file");
+    GptqCalibration cal;
+    cal.text = text.str();
+    cal.ctx = o.ctx;
+    cal.chunks = o.chunks;
+    cal.dataset = o.calib;
+    opts.calibration = std::move(cal);
   }
   if (!o.hessians.empty()) {
     if (!std::filesystem::is_directory(o.hessians)) throw Error("--hessians " + o.hessians + ": not a directory");

@@ -5,6 +5,7 @@
 // every matrix product goes through one internal linear function (today: dequantized
 // tiles + OpenBLAS SGEMM). Results do not depend on the thread count. docs/runtime.md
 // lists what is supported.
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/formats/format.hpp"
 #include "lowbit/model/tokenizer.hpp"
 
 namespace lowbit {
@@ -58,6 +60,17 @@ class LlamaModel {
   // The linear weights in evaluation order (per layer q, k, v, output, gate, up,
   // down; then the output matrix), by GGUF name.
   std::vector<std::string> linear_weights() const;
+
+  // Replaces block weight `name` (a layer's attn_q/k/v/output or ffn_gate/up/down)
+  // with `bytes` of the same shape in `format` (row_bytes(format, cols) per row); the
+  // model keeps the bytes. Everything that runs afterwards uses them (LlamaBlocks,
+  // LlamaContext; a context with LinearPrecision::fast keeps the packed copy it made
+  // of the old weight, so swap before creating such a context). Sequential GPTQ swaps
+  // a block's weights for their quantized values this way. Throws Error for another
+  // name, a format lowbit cannot decode or a size that does not fit.
+  void replace_weight(const std::string& name, Format format, std::vector<std::byte> bytes);
+  // Back to the file's weight, freeing the replacement (nothing to do without one).
+  void restore_weight(const std::string& name);
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

@@ -31,6 +31,7 @@
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/io/imatrix.hpp"
+#include "lowbit/model/gptq_calibration.hpp"
 #include "lowbit/model/quant_rules.hpp"
 
 namespace lowbit {
@@ -111,7 +112,15 @@ struct QuantizeModelOptions {
   // Given (even if empty): importance-weighted quantization, and the imatrix-dependent
   // rules switch on. A tensor missing from it is quantized without (logged).
   std::optional<ImportanceMap> imatrix;
-  HessianSource hessians;  // for QuantMethod::gptq (required by it)
+  // QuantMethod::gptq needs one of these two: Hessians computed beforehand (e.g. by
+  // lowbit::calibrate on the unquantized model) ...
+  HessianSource hessians;
+  // ... or a calibration text for true-sequential GPTQ on lowbit's llama runtime
+  // (lowbit/model/gptq_calibration.hpp): each block's Hessians from the outputs of the
+  // blocks already quantized. Only with QuantMethod::gptq, without `hessians` and
+  // `imatrix` (the importance comes from the calibration itself); the plan uses the
+  // imatrix-dependent rules, as for a model quantized with an imatrix.
+  std::optional<GptqCalibration> calibration;
   GptqConfig gptq;         // GPTQ's settings (the defaults are `lowbit quantize`'s)
   int threads = 0;         // worker threads for this call; 0: lowbit's setting (set_num_threads)
   // Called on the calling thread as work proceeds: elements converted so far, out of
