@@ -7,7 +7,8 @@
 //     Q4_0 / IQ4 stored again), constant rows, two-level rows, alternating signs, one
 //     spike per block, plus ordinary Gaussian and heavy-tailed weights.
 //     The objective: plain squared error without importance, sum imp_j (x_j - y_j)^2
-//     with it (docs/formats.md#effort-levels), both computed here in double.
+//     with it (docs/formats.md#effort-levels), both computed here in double. ggml's
+//     Q4_0/Q4_1/Q5_0/Q5_1 imatrix choice depends on the whole row (see ggml_choice).
 //   - OnGridIsExact: a decoded Q4_1 row comes back exactly from Q5_1 and Q4_1 at
 //     `default` (ggml's rounding recovers it too).
 //   - VariantsMatchReference: every variant of every effort the CPU runs writes its
@@ -16,6 +17,7 @@
 //     the bytes do not depend on the thread count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -106,6 +108,29 @@ std::vector<double> block_objective(Format f, const std::vector<float>& x, const
   return obj;
 }
 
+// ggml's choice for every block, decoded. With importance, ggml's Q4_0/Q4_1/Q5_0/Q5_1
+// weights take sigma^2 over the whole row, so its choice for a block depends on the
+// rest of the row; lowbit's blocks depend on themselves alone (GPTQ quantizes one block
+// at a time and must get the same bytes), and its default search holds ggml's search
+// run on the block by itself. That is the choice compared with there: `fast` on each
+// block as a row of its own. Everywhere else ggml's choice is block-local already.
+std::vector<float> ggml_choice(Format f, const Pattern& p, const float* imp) {
+  const bool row_dependent =
+      imp && (f == Format::Q4_0 || f == Format::Q4_1 || f == Format::Q5_0 || f == Format::Q5_1);
+  if (!row_dependent) return quantize_decode(f, p.x, p.rows, imp, QuantizeEffort::fast);
+  constexpr int64_t qk = 32;
+  std::vector<float> y(p.x.size()), xb(static_cast<size_t>(p.rows * qk)), yb(xb.size());
+  std::vector<std::byte> q(lowbit::quantized_size(f, p.rows, qk));
+  for (int64_t c0 = 0; c0 < kCols; c0 += qk) {
+    for (int64_t r = 0; r < p.rows; ++r)
+      std::copy_n(p.x.data() + r * kCols + c0, qk, xb.data() + r * qk);
+    lowbit::quantize(f, {xb.data(), p.rows, qk}, q, std::span<const float>(imp + c0, qk), QuantizeEffort::fast);
+    lowbit::dequantize(f, q, {yb.data(), p.rows, qk});
+    for (int64_t r = 0; r < p.rows; ++r) std::copy_n(yb.data() + r * qk, qk, y.data() + r * kCols + c0);
+  }
+  return y;
+}
+
 TEST(LegacyEffort, NeverWorseThanGgml) {
   const auto pats = patterns();
   const auto imps = importances();
@@ -113,7 +138,7 @@ TEST(LegacyEffort, NeverWorseThanGgml) {
     for (const Pattern& p : pats)
       for (int which = -1; which < static_cast<int>(imps.size()); ++which) {
         const float* imp = which < 0 ? nullptr : imps[which].data();
-        const auto ggml = block_objective(f, p.x, quantize_decode(f, p.x, p.rows, imp, QuantizeEffort::fast), p.rows, imp);
+        const auto ggml = block_objective(f, p.x, ggml_choice(f, p, imp), p.rows, imp);
         for (QuantizeEffort e : {QuantizeEffort::standard, QuantizeEffort::best}) {
           const auto ours = block_objective(f, p.x, quantize_decode(f, p.x, p.rows, imp, e), p.rows, imp);
           int worse = 0;

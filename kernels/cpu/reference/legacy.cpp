@@ -400,16 +400,21 @@ void asym_levels(const float* x, float d, float m, int nmax, int* q) {
 
 // ggml's imatrix choices (ggml_search.hpp), NaN / false where ggml would fall back to
 // its plain rounding (no positive importance in the block), which is a candidate anyway.
-float ggml_imatrix_d(const float* x, const float* importance, float sigma2, int nmax) {
+// ggml's weights imp * sqrt(sigma^2 + x^2) take sigma^2 over the whole row; here it is
+// the block's own, so that a block's bytes depend on that block alone (GPTQ's GgmlTarget
+// quantizes one block at a time and must get the row quantizer's bytes). The candidate
+// is then ggml's search on a block-local weighting, not ggml's exact choice: never
+// worse than ggml is checked, not guaranteed, with importance (test_legacy_effort.cpp).
+float ggml_imatrix_d(const float* x, const float* importance, int nmax) {
   float gw[QK];
   int8_t L[QK];
-  if (!ggml_search::imatrix_weights(x, importance, sigma2, QK, gw)) return NAN;
+  if (!ggml_search::imatrix_weights(x, importance, ggml_search::row_sigma2(x, QK), QK, gw)) return NAN;
   return ggml_search::make_qx(x, gw, nmax, L);
 }
-bool ggml_imatrix_affine(const float* x, const float* importance, float sigma2, int nmax, AffineHalf* out) {
+bool ggml_imatrix_affine(const float* x, const float* importance, int nmax, AffineHalf* out) {
   float gw[QK], m;
   uint8_t L[QK];
-  if (!ggml_search::imatrix_weights(x, importance, sigma2, QK, gw)) return false;
+  if (!ggml_search::imatrix_weights(x, importance, ggml_search::row_sigma2(x, QK), QK, gw)) return false;
   const float d = ggml_search::make_qkx3(x, gw, nmax, L, &m);
   *out = {to_half(d), to_half(m)};
   return true;
@@ -444,7 +449,6 @@ const Block* blocks(const void* x) {
 
 void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
   auto* out = blocks<block_q4_0>(y);
-  const float sigma2 = importance ? ggml_search::row_sigma2(x, n) : 0.0f;
   constexpr SymSpec spec{-8, 7};
   float w[QK];
   int q[QK];
@@ -452,7 +456,7 @@ void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* 
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearch4And5,
-                                  importance ? ggml_imatrix_d(xb, importance + i * QK, sigma2, 8) : NAN);
+                                  importance ? ggml_imatrix_d(xb, importance + i * QK, 8) : NAN);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 8;
     out[i].d = h;
@@ -475,14 +479,13 @@ void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
 
 void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
   auto* out = blocks<block_q4_1>(y);
-  const float sigma2 = importance ? ggml_search::row_sigma2(x, n) : 0.0f;
   float w[QK];
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
     AffineHalf g;
-    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, sigma2, 15, &g);
+    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, 15, &g);
     const AffineHalf h = asym_search(xb, w, 15, have_g ? &g : nullptr);
     asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 15, q);
     out[i].d = h.d;
@@ -507,7 +510,6 @@ void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
 
 void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
   auto* out = blocks<block_q5_0>(y);
-  const float sigma2 = importance ? ggml_search::row_sigma2(x, n) : 0.0f;
   constexpr SymSpec spec{-16, 15};
   float w[QK];
   int q[QK];
@@ -515,7 +517,7 @@ void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* 
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
     const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearch4And5,
-                                  importance ? ggml_imatrix_d(xb, importance + i * QK, sigma2, 16) : NAN);
+                                  importance ? ggml_imatrix_d(xb, importance + i * QK, 16) : NAN);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 16;
     out[i].d = h;
@@ -542,14 +544,13 @@ void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
 
 void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
   auto* out = blocks<block_q5_1>(y);
-  const float sigma2 = importance ? ggml_search::row_sigma2(x, n) : 0.0f;
   float w[QK];
   int q[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
     AffineHalf g;
-    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, sigma2, 31, &g);
+    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, 31, &g);
     const AffineHalf h = asym_search(xb, w, 31, have_g ? &g : nullptr);
     asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 31, q);
     out[i].d = h.d;

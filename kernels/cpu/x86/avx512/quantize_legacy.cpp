@@ -121,28 +121,39 @@ inline __m512i round_away(__m512 v) {
 
 // ---------------------------------------------------------------- IQ4 code book lookup
 
-// Nearest code (ggml's best_index_int8) by bucket: every threshold between two codes
-// lies more than 8 apart from the next, so each bucket [8k, 8k + 8) holds at most one;
-// the code is the bucket's lower code, plus one at or above its threshold. floor(v/8)
-// is exact (a power-of-two scale), so no value lands in a neighbouring bucket. The
-// reference compares distances (v - lo < hi - v), which near a threshold are exact
-// subtractions, so ">= threshold" decides alike (tests/formats/test_legacy_effort.cpp
-// checks it against the reference on a dense sweep).
+// Nearest code value (ggml's best_index_int8) by bucket. The buckets are 8.5 wide from
+// -136.25: every decision threshold between two codes (a midpoint, a multiple of 0.5)
+// lies at least 0.25 from a bucket edge, and consecutive thresholds are at least 11.5
+// apart, so a bucket holds at most one. The value is the bucket's lower code, or its
+// upper one at or above its threshold. The bucket number needs no exact arithmetic: a
+// value within rounding of an edge lies 0.25 from any threshold, so either bucket
+// gives the same code. The reference compares distances (v - lo < hi - v), which near
+// a threshold are exact subtractions, so ">= threshold" decides alike
+// (tests/formats/test_legacy_effort.cpp and the kernel family test compare the bytes).
+constexpr float kBucketStart = -136.25f, kBucketWidth = 8.5f;
 struct Buckets {
   alignas(64) float thr[32];
-  alignas(64) int32_t lo[32];
+  alignas(64) float lo[32];
+  alignas(64) float hi[32];
+  alignas(64) int32_t lo_index[32];
+  alignas(64) int32_t hi_index[32];
 };
 constexpr Buckets make_buckets() {
   Buckets b{};
   for (int k = 0; k < 32; ++k) {
-    const float start = 8.0f * static_cast<float>(k - 16);
-    int lo = 0;  // nearest code of the bucket's start (ties up, as the reference)
+    const float start = kBucketStart + kBucketWidth * static_cast<float>(k);
+    int lo = 0;
     while (lo < 15 && 2.0f * start >= static_cast<float>(kIq4nlValues[lo] + kIq4nlValues[lo + 1])) ++lo;
-    b.lo[k] = lo;
+    b.lo[k] = b.hi[k] = static_cast<float>(kIq4nlValues[lo]);
+    b.lo_index[k] = b.hi_index[k] = lo;
     b.thr[k] = FLT_MAX;
     if (lo < 15) {
       const float t = 0.5f * static_cast<float>(kIq4nlValues[lo] + kIq4nlValues[lo + 1]);
-      if (t < start + 8.0f) b.thr[k] = t;
+      if (t < start + kBucketWidth) {
+        b.thr[k] = t;
+        b.hi[k] = static_cast<float>(kIq4nlValues[lo + 1]);
+        b.hi_index[k] = lo + 1;
+      }
     }
   }
   return b;
@@ -150,34 +161,52 @@ constexpr Buckets make_buckets() {
 constexpr Buckets kBuckets = make_buckets();
 
 struct Iq4Tables {
-  __m512 thr_a, thr_b, values;
-  __m512i lo_a, lo_b;
+  __m512 thr_a, thr_b, lo_a, lo_b, hi_a, hi_b;
+  __m512i loi_a, loi_b, hii_a, hii_b;
   Iq4Tables() {
+    loi_a = _mm512_load_si512(kBuckets.lo_index);
+    loi_b = _mm512_load_si512(kBuckets.lo_index + 16);
+    hii_a = _mm512_load_si512(kBuckets.hi_index);
+    hii_b = _mm512_load_si512(kBuckets.hi_index + 16);
     thr_a = _mm512_load_ps(kBuckets.thr);
     thr_b = _mm512_load_ps(kBuckets.thr + 16);
-    lo_a = _mm512_load_si512(kBuckets.lo);
-    lo_b = _mm512_load_si512(kBuckets.lo + 16);
-    alignas(64) float v[16];
-    for (int i = 0; i < 16; ++i) v[i] = static_cast<float>(kIq4nlValues[i]);
-    values = _mm512_load_ps(v);
+    lo_a = _mm512_load_ps(kBuckets.lo);
+    lo_b = _mm512_load_ps(kBuckets.lo + 16);
+    hi_a = _mm512_load_ps(kBuckets.hi);
+    hi_b = _mm512_load_ps(kBuckets.hi + 16);
   }
-  // Code indices of 16 values.
+  // The bucket of v, for |v| <= 135.
+  static __m512i bucket(__m512 v) {
+    return _mm512_cvttps_epi32(
+        _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f / kBucketWidth), _mm512_set1_ps(-kBucketStart / kBucketWidth)));
+  }
+  __mmask16 up(__m512 v, __m512i b) const {
+    return _mm512_cmp_ps_mask(v, _mm512_permutex2var_ps(thr_a, b, thr_b), _CMP_GE_OQ);
+  }
+  // Code values of 16 values with |v| <= 135.
+  __m512 value(__m512 v) const {
+    const __m512i b = bucket(v);
+    return _mm512_mask_blend_ps(up(v, b), _mm512_permutex2var_ps(lo_a, b, lo_b), _mm512_permutex2var_ps(hi_a, b, hi_b));
+  }
+  // Code indices of 16 values of any magnitude (the final codes: d is a refit, so
+  // x / d may reach beyond the trials' range).
   __m512i index(__m512 v) const {
-    __m512i b = _mm512_cvttps_epi32(
-        _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.125f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-    b = _mm512_add_epi32(b, _mm512_set1_epi32(16));
-    b = _mm512_min_epi32(_mm512_max_epi32(b, _mm512_setzero_si512()), _mm512_set1_epi32(31));
-    const __m512 t = _mm512_permutex2var_ps(thr_a, b, thr_b);
-    const __m512i lo = _mm512_permutex2var_epi32(lo_a, b, lo_b);
-    const __mmask16 up = _mm512_cmp_ps_mask(v, t, _CMP_GE_OQ);
-    return _mm512_mask_add_epi32(lo, up, lo, _mm512_set1_epi32(1));
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-135.0f)), _mm512_set1_ps(135.0f));
+    const __m512i b = bucket(v);
+    return _mm512_mask_blend_epi32(up(v, b), _mm512_permutex2var_epi32(loi_a, b, loi_b),
+                                   _mm512_permutex2var_epi32(hii_a, b, hii_b));
   }
 };
+
+// The first element of largest magnitude with its sign, as ggml_search::signed_absmax.
+inline float block_signed_absmax(const float* x) {
+  return signed_absmax(x, _mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
+}
 
 // ggml_search::iq4_scale with weights x^2, the 16 trials in the lanes: lane 0 ggml's
 // starting scale, lanes 1..15 itry = -7..7.
 float iq4_scale(const Iq4Tables& t, const float* x) {
-  const float max = ggml_search::signed_absmax(x, QK);
+  const float max = block_signed_absmax(x);
   if (std::fabs(max) < 1e-15f) return 0.0f;
   alignas(64) float ids[16];
   ids[0] = 1.0f / (-max / static_cast<float>(kIq4nlValues[0]));
@@ -187,7 +216,7 @@ float iq4_scale(const Iq4Tables& t, const float* x) {
   for (int j = 0; j < QK; ++j) {
     const __m512 xj = _mm512_set1_ps(x[j]);
     const __m512 wj = _mm512_set1_ps(x[j] * x[j]);
-    const __m512 q = _mm512_permutexvar_ps(t.index(_mm512_mul_ps(id, xj)), t.values);
+    const __m512 q = t.value(_mm512_mul_ps(id, xj));
     const __m512 wq = _mm512_mul_ps(wj, q);
     sx = _mm512_add_ps(sx, _mm512_mul_ps(wq, xj));
     s2 = _mm512_add_ps(s2, _mm512_mul_ps(wq, q));
