@@ -1,9 +1,14 @@
 #include "lowbit/formats/quantize.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <limits>
 #include <string>
 
@@ -100,6 +105,49 @@ void check_representable(const FormatTraits& t, ConstMatrixView<float> src) {
               "F32, BF16 or Q8_K");
 }
 
+// Whether every element is finite and inside the range f can represent, in one pass
+// of SSE2 min/max (the baseline of every x86-64 CPU) instead of the two element-by-
+// element scans, which took twice as long as the `fast` quantizers themselves. Only
+// when it says no do the scans run, to name the first offending element.
+bool all_finite_and_representable(const FormatTraits& t, ConstMatrixView<float> src) {
+  const Range range = representable(t.format);
+  std::atomic<bool> ok{true};
+  parallel_for(src.rows, row_grain(src.cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1 && ok.load(std::memory_order_relaxed); ++r) {
+      const float* row = src.row(r);
+      float lo = row[0], hi = row[0];
+      bool bad = false;  // x * 0 is NaN exactly for NaN and +-Inf
+      int64_t c = 0;
+#if defined(__SSE2__)
+      const __m128 zero = _mm_setzero_ps();
+      __m128 vlo = _mm_set1_ps(lo), vhi = vlo, vbad = zero;
+      for (; c + 4 <= src.cols; c += 4) {
+        const __m128 v = _mm_loadu_ps(row + c);
+        vlo = _mm_min_ps(vlo, v);
+        vhi = _mm_max_ps(vhi, v);
+        vbad = _mm_or_ps(vbad, _mm_cmpneq_ps(_mm_mul_ps(v, zero), zero));
+      }
+      alignas(16) float l4[4], h4[4];
+      _mm_store_ps(l4, vlo);
+      _mm_store_ps(h4, vhi);
+      for (int k = 0; k < 4; ++k) {
+        lo = std::min(lo, l4[k]);
+        hi = std::max(hi, h4[k]);
+      }
+      bad = _mm_movemask_ps(vbad) != 0;
+#endif
+      for (; c < src.cols; ++c) {
+        lo = std::min(lo, row[c]);
+        hi = std::max(hi, row[c]);
+        bad |= row[c] * 0.0f != 0.0f;
+      }
+      if (bad || !(double(lo) >= range.lowest && double(hi) <= range.highest))
+        ok.store(false, std::memory_order_relaxed);
+    }
+  });
+  return ok.load();
+}
+
 }  // namespace
 
 size_t quantized_size(Format f, int64_t rows, int64_t cols) {
@@ -128,8 +176,10 @@ void quantize(Format f, ConstMatrixView<float> src, std::span<std::byte> dst,
                 " bytes, a " + shape(src.rows, src.cols) + " matrix needs " + std::to_string(need));
   check_importance(t, src.cols, importance);
   if (src.rows == 0 || src.cols == 0) return;  // nothing to write, however many empty rows
-  check_finite(t, src);
-  check_representable(t, src);
+  if (!all_finite_and_representable(t, src)) {
+    check_finite(t, src);
+    check_representable(t, src);
+  }
 
   const QuantizeRowFn fn = select_quantize_kernel(f, effort).fn;
   const size_t rb = row_bytes(f, src.cols);

@@ -25,6 +25,7 @@
 
 #include "lists/declarations.hpp"
 #include "common/nibbles.hpp"
+#include "cpu/reference/ggml_search.hpp"
 #include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -126,8 +127,10 @@ bool objective_weights(const float* importance, int n, float* w) {
 // Candidate inverse scales map the extreme to code value kValues[0] + t (the
 // negative end, ggml's choice) or kValues[15] + t (the positive end), t a few code
 // units either way; each is refit and measured after `round`.
+// `ggml_d`, when not 0, is the scale ggml's own search would store (ggml_search::iq4_scale),
+// measured like every other candidate so that no block comes out worse than ggml's.
 template <class Round>
-float nl_search(const float* x, const float* w, float max, Round round) {
+float nl_search(const float* x, const float* w, float max, Round round, float ggml_d = 0.0f) {
   // Rank the trial scales by their least-squares gain with the indices held fixed
   // (one pass each); only the few best are then measured exactly, after rounding
   // and re-choosing the indices (a second pass).
@@ -155,6 +158,7 @@ float nl_search(const float* x, const float* w, float max, Round round) {
       best_d = d;
     }
   };
+  if (ggml_d != 0.0f) consider(ggml_d);
   for (const Fit& f : top)
     if (f.gain >= 0.0f) consider(f.d);
   // Polish: refit on the winner's own indices.
@@ -171,7 +175,9 @@ struct XsChoice {
 
 // For a stored super-block scale d, picks every sub-block's integer scale (the two
 // integers around scale/d, by measured error) and returns the total error.
-XsChoice xs_evaluate(const float* x, const float* w, const float* counts, const float* scales, float d) {
+// `extra`, when given, offers a third integer scale per sub-block (ggml's choice).
+XsChoice xs_evaluate(const float* x, const float* w, const float* counts, const float* scales, float d,
+                     const int* extra = nullptr) {
   XsChoice c{};
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int ib = 0; ib < kSub; ++ib) {
@@ -189,6 +195,13 @@ XsChoice xs_evaluate(const float* x, const float* w, const float* counts, const 
         best_l = hi;
       }
     }
+    if (extra != nullptr && extra[ib] != lo && extra[ib] != hi) {
+      const float e = nl_error(xb, wb, d * static_cast<float>(extra[ib]));
+      if (e < best_e) {
+        best_e = e;
+        best_l = extra[ib];
+      }
+    }
     c.ls[ib] = best_l;
     c.err += counts[ib] * best_e;
   }
@@ -201,14 +214,17 @@ XsChoice xs_evaluate(const float* x, const float* w, const float* counts, const 
 
 void quantize_row_iq4_nl__scalar(const float* x, void* y, int64_t n, const float* importance) {
   auto* out = static_cast<block_iq4_nl*>(y);
-  float w[QB];
+  float w[QB], gw[QB];
   uint8_t L[QB];
   for (int64_t i = 0; i < n / QB; ++i) {
     const float* xb = x + i * QB;
     objective_weights(importance ? importance + i * QB : nullptr, QB, w);
     const float max = signed_max(xb, QB);
     float d = 0.0f;
-    if (max != 0.0f) d = nl_search(xb, w, max, [](float v) { return fp16_to_fp32(to_half(v)); });
+    if (max != 0.0f) {
+      ggml_search::iq4_weights(xb, importance ? importance + i * QB : nullptr, QB, gw);
+      d = nl_search(xb, w, max, [](float v) { return fp16_to_fp32(to_half(v)); }, ggml_search::iq4_scale(xb, gw));
+    }
     out[i].d = to_half(d);
     nl_indices(xb, d, L);  // d == 0: every index is code 8 (value 1), nearest to 0
     pack_nibbles32(L, out[i].qs);
@@ -233,6 +249,8 @@ void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float
   float w[QK_K];
   float counts[kSub];  // 1 where a sub-block's error counts toward the objective
   float scales[kSub];
+  float gw[QK_K], ggml_scales[kSub];  // ggml's weights and sub-block scales
+  int ggml_ls[kSub];
   for (int64_t ibl = 0; ibl < n / QK_K; ++ibl) {
     const float* xs = x + ibl * QK_K;
     const float* imp = importance ? importance + ibl * QK_K : nullptr;
@@ -275,6 +293,18 @@ void quantize_row_iq4_xs__scalar(const float* x, void* y, int64_t n, const float
         }
       };
       for (float top : {-32.0f, -31.0f, 31.0f}) consider(max_scale / top);
+      // ggml's own choice (its d with its integer scales among the options), so that no
+      // super-block comes out worse than ggml's.
+      ggml_search::iq4_weights(xs, imp, QK_K, gw);
+      for (int ib = 0; ib < kSub; ++ib) ggml_scales[ib] = ggml_search::iq4_scale(xs + ib * QB, gw + ib * QB);
+      const float gd = fp16_to_fp32(to_half(ggml_search::iq4_xs_super(ggml_scales, ggml_ls)));
+      if (gd != 0.0f) {
+        const XsChoice c = xs_evaluate(xs, w, counts, scales, gd, ggml_ls);
+        if (c.err < best.err) {
+          best = c;
+          best_d = gd;
+        }
+      }
       for (int iter = 0; iter < 2; ++iter) {
         float sumqx = 0.0f, sumq2 = 0.0f;
         for (int ib = 0; ib < kSub; ++ib) {

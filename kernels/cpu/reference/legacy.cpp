@@ -27,6 +27,7 @@
 
 #include "lists/declarations.hpp"
 #include "common/nibbles.hpp"
+#include "cpu/reference/ggml_search.hpp"
 #include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -172,7 +173,10 @@ struct SymSearch {
 
 // Chooses the fp16 scale of one symmetric block. `ggml_d` is the float scale
 // ggml's reference quantizer would store (its candidate is always evaluated).
-uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, const SymSearch& search) {
+// `ggml_imatrix_d`, when not NaN, is the scale ggml's imatrix search (make_qx_quants)
+// would store: a second candidate that keeps the block no worse than ggml's with importance.
+uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, const SymSearch& search,
+                    float ggml_imatrix_d = NAN) {
   float amax = 0.0f, max = 0.0f;
   for (int j = 0; j < QK; ++j)
     if (std::fabs(x[j]) > amax) {
@@ -194,6 +198,14 @@ uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, con
       best_h = h;
     }
   };
+  if (!std::isnan(ggml_imatrix_d)) {
+    const uint16_t h = to_half(ggml_imatrix_d);
+    const float e = sym_error(x, w, r, fp16_to_fp32(h), s);
+    if (e < best_err) {
+      best_err = e;
+      best_h = h;
+    }
+  }
   TopK<float, 4> top;
   for (int k = 0; k < search.n_lo; ++k) {
     const SymFit f = sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s);
@@ -308,13 +320,22 @@ struct AffineHalf {
   uint16_t d, m;
 };
 
-AffineHalf asym_search(const float* x, const float* w, int nmax) {
+// `ggml_imatrix`, when given, is what ggml's imatrix search (make_qkx3_quants) would
+// store: a second candidate that keeps the block no worse than ggml's with importance.
+AffineHalf asym_search(const float* x, const float* w, int nmax, const AffineHalf* ggml_imatrix = nullptr) {
   const Range r = block_range(x);
   const float min = r.min, max = r.max;
   // ggml's reference: d = (max - min) / nmax, m = min.
   AffineHalf best{to_half((max - min) / static_cast<float>(nmax)), to_half(min)};
-  if (max == min) return best;
   float best_err = asym_error(x, w, r, fp16_to_fp32(best.d), fp16_to_fp32(best.m), nmax);
+  if (ggml_imatrix != nullptr && (ggml_imatrix->d != best.d || ggml_imatrix->m != best.m)) {
+    const float e = asym_error(x, w, r, fp16_to_fp32(ggml_imatrix->d), fp16_to_fp32(ggml_imatrix->m), nmax);
+    if (e < best_err) {
+      best_err = e;
+      best = *ggml_imatrix;
+    }
+  }
+  if (max == min) return best;
   auto consider_half = [&](AffineHalf h) {
     if (h.d == best.d && h.m == best.m) return;
     const float e = asym_error(x, w, r, fp16_to_fp32(h.d), fp16_to_fp32(h.m), nmax);
@@ -335,11 +356,25 @@ AffineHalf asym_search(const float* x, const float* w, int nmax) {
   }
   Affine a;
   TopK<Affine, 4> top;
+  // Several trials often refit to the same stored (d, m); one copy is enough, or the
+  // copies of one candidate crowd out a better one whose gain differs only by rounding
+  // (an exact grid fit behind copies of the same grid shifted by a level).
+  auto push = [&](const Affine& c) {
+    const uint16_t hd = to_half(c.d), hm = to_half(c.m);
+    for (int k = 0; k < top.n; ++k)
+      if (to_half(top.item[k].d) == hd && to_half(top.item[k].m) == hm) return;
+    top.push(c, c.gain);
+  };
   for (int k = -10; k <= 10; ++k) {
     const float id = (static_cast<float>(nmax) + 0.2f * static_cast<float>(k)) / range;
-    if (asym_refit(x, w, sw, sx, min, id, nmax, &a)) top.push(a, a.gain);
-    if (asym_refit(x, w, sw, sx, max - static_cast<float>(nmax) / id, id, nmax, &a)) top.push(a, a.gain);
+    if (asym_refit(x, w, sw, sx, min, id, nmax, &a)) push(a);
+    if (asym_refit(x, w, sw, sx, max - static_cast<float>(nmax) / id, id, nmax, &a)) push(a);
   }
+  // Grids with fewer levels than the format's, spanning the block's range exactly: a
+  // block that already lies on a coarser grid (a decoded Q4_1 block stored as Q5_1)
+  // refits to that grid's d and m and comes back exact.
+  for (int levels = (nmax + 1) / 2; levels < nmax - 2; ++levels)
+    if (asym_refit(x, w, sw, sx, min, static_cast<float>(levels) / range, nmax, &a)) push(a);
   for (int k = 0; k < top.n; ++k) consider(top.item[k]);
   // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
   for (int iter = 0; iter < 2; ++iter) {
@@ -361,6 +396,28 @@ void asym_levels(const float* x, float d, float m, int nmax, int* q) {
   const Range r = block_range(x);
   const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
   for (int j = 0; j < QK; ++j) q[j] = level((x[j] - m) * id, 0, nmax);
+}
+
+// ggml's imatrix choices (ggml_search.hpp), NaN / false where ggml would fall back to
+// its plain rounding (no positive importance in the block), which is a candidate anyway.
+// ggml's weights imp * sqrt(sigma^2 + x^2) take sigma^2 over the whole row; here it is
+// the block's own, so that a block's bytes depend on that block alone (GPTQ's GgmlTarget
+// quantizes one block at a time and must get the row quantizer's bytes). The candidate
+// is then ggml's search on a block-local weighting, not ggml's exact choice: never
+// worse than ggml is checked, not guaranteed, with importance (test_legacy_effort.cpp).
+float ggml_imatrix_d(const float* x, const float* importance, int nmax) {
+  float gw[QK];
+  int8_t L[QK];
+  if (!ggml_search::imatrix_weights(x, importance, ggml_search::row_sigma2(x, QK), QK, gw)) return NAN;
+  return ggml_search::make_qx(x, gw, nmax, L);
+}
+bool ggml_imatrix_affine(const float* x, const float* importance, int nmax, AffineHalf* out) {
+  float gw[QK], m;
+  uint8_t L[QK];
+  if (!ggml_search::imatrix_weights(x, importance, ggml_search::row_sigma2(x, QK), QK, gw)) return false;
+  const float d = ggml_search::make_qkx3(x, gw, nmax, L, &m);
+  *out = {to_half(d), to_half(m)};
+  return true;
 }
 
 // ---------------------------------------------------------------- packing
@@ -398,7 +455,8 @@ void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* 
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearch4And5);
+    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearch4And5,
+                                  importance ? ggml_imatrix_d(xb, importance + i * QK, 8) : NAN);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 8;
     out[i].d = h;
@@ -426,7 +484,9 @@ void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* 
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const AffineHalf h = asym_search(xb, w, 15);
+    AffineHalf g;
+    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, 15, &g);
+    const AffineHalf h = asym_search(xb, w, 15, have_g ? &g : nullptr);
     asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 15, q);
     out[i].d = h.d;
     out[i].m = h.m;
@@ -456,7 +516,8 @@ void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* 
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearch4And5);
+    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearch4And5,
+                                  importance ? ggml_imatrix_d(xb, importance + i * QK, 16) : NAN);
     sym_levels(xb, fp16_to_fp32(h), spec, q);
     for (int j = 0; j < QK; ++j) q[j] += 16;
     out[i].d = h;
@@ -488,7 +549,9 @@ void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* 
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const AffineHalf h = asym_search(xb, w, 31);
+    AffineHalf g;
+    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, 31, &g);
+    const AffineHalf h = asym_search(xb, w, 31, have_g ? &g : nullptr);
     asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 31, q);
     out[i].d = h.d;
     out[i].m = h.m;

@@ -1,0 +1,174 @@
+// AVX2 `fast` quantizers for Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 without importance:
+// ggml's reference rounding (kernels/cpu/reference/legacy_fast.cpp), byte for byte.
+// The extremes are order-independent (the first element of largest magnitude is found
+// by a mask, as the reference's strict '>' keeps the first), the scale and its inverse
+// are the same scalar operations, and each element is the same multiply, add, clamp
+// and truncation. With importance they call the scalar reference.
+#include "cpu/x86/avx2/target.hpp"  // first: checks this file's compile flags
+
+#include <immintrin.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "lists/declarations.hpp"
+#include "lowbit/core/half.hpp"
+#include "lowbit/formats/blocks.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+constexpr int QK = QK_LEGACY;
+constexpr float kHalfMax = 65504.0f;
+
+inline uint16_t to_half(float v) { return fp32_to_fp16(std::fmin(std::fmax(v, -kHalfMax), kHalfMax)); }
+
+inline float inverse(float d) {
+  if (d == 0.0f) return 0.0f;
+  const float id = 1.0f / d;
+  return std::fabs(id) <= FLT_MAX ? id : std::copysign(FLT_MAX, id);
+}
+
+inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+inline float hmin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// Bit j set where lane j of the four vectors (elements 0..31) equals s.
+inline uint32_t equal_mask(const __m256* v, float s) {
+  const __m256 m = _mm256_set1_ps(s);
+  uint32_t hit = 0;
+  for (int k = 0; k < 4; ++k)
+    hit |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v[k], m, _CMP_EQ_OQ))) << (8 * k);
+  return hit;
+}
+
+// Four vectors of eight int32 (each within int8) -> 32 bytes in element order.
+inline __m256i pack_bytes(const __m256i* q) {
+  const __m256i ab = _mm256_packs_epi32(q[0], q[1]), cd = _mm256_packs_epi32(q[2], q[3]);
+  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// 32 codes (bytes, each 0..31) -> nibbles; the fifth bits for Q5.
+inline void store_nibbles(__m256i b, uint8_t* qs) {
+  const __m128i lo_mask = _mm_set1_epi8(0x0f);
+  const __m128i lo = _mm_and_si128(_mm256_castsi256_si128(b), lo_mask);
+  const __m128i hi = _mm_and_si128(_mm256_extracti128_si256(b, 1), lo_mask);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qs), _mm_or_si128(lo, _mm_slli_epi16(hi, 4)));
+}
+inline void store_high_bits(__m256i b, uint8_t* qh) {
+  const uint32_t h = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(b, 3)));
+  std::memcpy(qh, &h, 4);
+}
+
+inline __m256i trunc_codes(__m256 v, __m256 id, __m256 off, __m256 hi) {
+  __m256 t = _mm256_add_ps(_mm256_mul_ps(v, id), off);
+  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), hi);
+  return _mm256_cvttps_epi32(t);
+}
+
+template <class Block>
+void sym_row(const float* x, Block* out, int64_t n, int nmax) {
+  const __m256 off = _mm256_set1_ps(static_cast<float>(nmax) + 0.5f);
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(2 * nmax - 1));
+  for (int64_t i = 0; i < n / QK; ++i, x += QK) {
+    __m256 v[4], a[4];
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      a[k] = abs_ps(v[k]);
+    }
+    const float amax = hmax(_mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3])));
+    const float max = amax == 0.0f ? 0.0f : x[__builtin_ctz(equal_mask(a, amax))];
+    const float d = max / static_cast<float>(-nmax);
+    const __m256 id = _mm256_set1_ps(inverse(d));
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = trunc_codes(v[k], id, off, hi);
+    const __m256i b = pack_bytes(q);
+    out[i].d = to_half(d);
+    if constexpr (requires { out[i].qh; }) store_high_bits(b, out[i].qh);
+    store_nibbles(b, out[i].qs);
+  }
+}
+
+template <class Block>
+void asym_row(const float* x, Block* out, int64_t n, int nmax) {
+  const __m256 half = _mm256_set1_ps(0.5f), hi = _mm256_set1_ps(static_cast<float>(nmax));
+  for (int64_t i = 0; i < n / QK; ++i, x += QK) {
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
+    float min = hmin(_mm256_min_ps(_mm256_min_ps(v[0], v[1]), _mm256_min_ps(v[2], v[3])));
+    const float max = hmax(_mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3])));
+    if (min == 0.0f) min = x[__builtin_ctz(equal_mask(v, 0.0f))];  // the first zero, with its sign
+    const float d = (max - min) / static_cast<float>(nmax);
+    const __m256 id = _mm256_set1_ps(inverse(d)), mv = _mm256_set1_ps(min);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = trunc_codes(_mm256_sub_ps(v[k], mv), id, half, hi);
+    const __m256i b = pack_bytes(q);
+    out[i].d = to_half(d);
+    out[i].m = to_half(min);
+    if constexpr (requires { out[i].qh; }) store_high_bits(b, out[i].qh);
+    store_nibbles(b, out[i].qs);
+  }
+}
+
+inline __m256i round_away(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = abs_ps(_mm256_sub_ps(v, t));
+  const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                    _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, _mm256_set1_ps(-0.0f))));
+  return _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+}
+
+}  // namespace
+
+void quantize_row_q4_0_fast__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  if (importance) return quantize_row_q4_0_fast__scalar(x, y, n, importance);
+  sym_row(x, static_cast<block_q4_0*>(y), n, 8);
+}
+
+void quantize_row_q5_0_fast__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  if (importance) return quantize_row_q5_0_fast__scalar(x, y, n, importance);
+  sym_row(x, static_cast<block_q5_0*>(y), n, 16);
+}
+
+void quantize_row_q4_1_fast__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  if (importance) return quantize_row_q4_1_fast__scalar(x, y, n, importance);
+  asym_row(x, static_cast<block_q4_1*>(y), n, 15);
+}
+
+void quantize_row_q5_1_fast__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  if (importance) return quantize_row_q5_1_fast__scalar(x, y, n, importance);
+  asym_row(x, static_cast<block_q5_1*>(y), n, 31);
+}
+
+void quantize_row_q8_0_fast__avx2(const float* x, void* y, int64_t n, const float*) {
+  auto* out = static_cast<block_q8_0*>(y);
+  const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
+  for (int64_t i = 0; i < n / QK; ++i, x += QK) {
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      m = _mm256_max_ps(m, abs_ps(v[k]));
+    }
+    const float d = hmax(m) / 127.0f;
+    const __m256 id = _mm256_set1_ps(inverse(d));
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = round_away(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[k], id), lim), nlim));
+    out[i].d = to_half(d);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), pack_bytes(q));
+  }
+}
+
+}  // namespace lowbit::kernels
