@@ -79,15 +79,16 @@ class Tool:
         _, (w, imp) = self._run(["gen", dist, rows, cols, seed, "<out0>", "<out1>"], n_outputs=2)
         return w.view(np.float32).reshape(rows, cols), imp.view(np.float32)
 
-    def quantize(self, fmt, w, imp=None):
-        """lowbit's bytes (uint8) for the float32 matrix w, with or without importance."""
+    def quantize(self, fmt, w, imp=None, effort=None):
+        """lowbit's bytes (uint8) for the float32 matrix w, with or without importance,
+        at the given effort ("fast", "default", "best"; the library default when None)."""
         rows, cols = w.shape
         inputs = [np.asarray(w, dtype=np.float32)]
         if imp is not None:
             inputs.append(np.asarray(imp, dtype=np.float32))
         imp_arg = "<in1>" if imp is not None else "-"
-        _, (data,) = self._run(["quantize", fmt.name, rows, cols, "<in0>", imp_arg, "<out0>"],
-                               inputs=inputs, n_outputs=1)
+        args = ["quantize", fmt.name, rows, cols, "<in0>", imp_arg, "<out0>"] + ([effort] if effort else [])
+        _, (data,) = self._run(args, inputs=inputs, n_outputs=1)
         return data
 
     def quantize_activations(self, fmt, x, isa=None):

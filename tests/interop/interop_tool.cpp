@@ -7,7 +7,8 @@
 //   lowbit_interop_tool gen DIST ROWS COLS SEED OUT.f32 OUT_IMP.f32
 //       DIST is heavy_tailed | gaussian | outliers; writes ROWS*COLS weights and COLS importances
 //   lowbit_interop_tool quantize FORMAT ROWS COLS IN.f32 IMP.f32|- OUT.bin
-//       "-" quantizes without an importance vector
+//       "-" quantizes without an importance vector; an optional last argument picks
+//       the effort (fast, default, best; default when absent)
 //   lowbit_interop_tool dequantize FORMAT ROWS COLS IN.bin OUT.f32
 //   lowbit_interop_tool gsq BITS GROUP SCHEME SEARCH ROWS COLS IN.f32 IMP.f32|- CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32
 //       GSQ (SCHEME sym|asym|asym-fmin, SEARCH rtn|mse|importance|hqq, GROUP 0 = per channel);
@@ -79,7 +80,7 @@ constexpr std::string_view kUsage =
     "usage:\n"
     "  lowbit_interop_tool formats\n"
     "  lowbit_interop_tool gen DIST ROWS COLS SEED OUT.f32 OUT_IMP.f32\n"
-    "  lowbit_interop_tool quantize FORMAT ROWS COLS IN.f32 IMP.f32|- OUT.bin\n"
+    "  lowbit_interop_tool quantize FORMAT ROWS COLS IN.f32 IMP.f32|- OUT.bin [fast|default|best]\n"
     "  lowbit_interop_tool dequantize FORMAT ROWS COLS IN.bin OUT.f32\n"
     "  lowbit_interop_tool gsq BITS GROUP SCHEME SEARCH ROWS COLS IN.f32 IMP.f32|- CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32\n"
     "  lowbit_interop_tool gptq BITS GROUP SCHEME SEARCH ACT STATIC ROWS COLS W.f32 H.f32 CODES.u8 SCALES.f32 ZEROS.i32 MINS.f32 GIDX.i32\n"
@@ -173,7 +174,8 @@ void cmd_gen(const std::vector<std::string>& a) {
 }
 
 void cmd_quantize(const std::vector<std::string>& a) {
-  check_argc(a, 7);
+  if (a.size() != 8) check_argc(a, 7);
+  const auto effort = a.size() == 8 ? lowbit::quantize_effort_from_name(a[7]) : lowbit::QuantizeEffort::standard;
   const auto f = parse_format(a[1]);
   const int64_t rows = parse_dim(a[2], "ROWS"), cols = parse_dim(a[3], "COLS");
   const size_t out_bytes = lowbit::quantized_size(f, rows, cols);  // rejects a bad COLS first
@@ -181,7 +183,7 @@ void cmd_quantize(const std::vector<std::string>& a) {
   std::vector<float> imp;
   if (a[5] != "-") imp = read_floats(a[5], cols);
   std::vector<std::byte> dst(out_bytes);
-  lowbit::quantize(f, lowbit::ConstMatrixView<float>(src.data(), rows, cols), dst, imp);
+  lowbit::quantize(f, lowbit::ConstMatrixView<float>(src.data(), rows, cols), dst, imp, effort);
   write_file(a[6], dst.data(), dst.size());
 }
 
