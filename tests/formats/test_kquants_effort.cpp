@@ -134,6 +134,33 @@ TEST_P(KQuantEfforts, FastIsDeterministicAndKeepsZeros) {
   }
 }
 
+// The SIMD variants of `fast` put two Q4_K / Q5_K super-blocks in one register
+// (AVX-512); blocks whose importance is all zero are quantized as without importance,
+// so a register may pair a weighted block with an unweighted one. Every runnable
+// variant must still write the scalar reference's bytes, over odd block counts too.
+TEST_P(KQuantEfforts, FastVariantsMatchTheReferenceWithPartlyZeroImportance) {
+  const Format f = GetParam();
+  constexpr int64_t n = 7 * kQK;
+  const auto x = lowbit::synthetic_weights(1, n, 21);
+  auto imp = lowbit::synthetic_importance(n, 21);
+  for (int64_t i = 0; i < n; ++i)
+    if ((i / kQK) % 3 == 1) imp[i] = 0.0f;  // blocks 1 and 4: no importance at all
+  const lowbit::QuantizeKey key{f, QuantizeEffort::fast};
+  const auto& table = lowbit::quantize_kernels();
+  std::vector<std::byte> want(lowbit::row_bytes(f, n)), got(want.size());
+  for (const float* importance : {static_cast<const float*>(imp.data()), static_cast<const float*>(nullptr)}) {
+    table.reference(key).fn(x.data(), want.data(), n, importance);
+    int checked = 0;
+    for (const auto& v : table.variants()) {
+      if (!(v.key == key) || !v.runnable()) continue;
+      v.fn(x.data(), got.data(), n, importance);
+      EXPECT_EQ(got, want) << v.name << (importance ? " with importance" : "");
+      ++checked;
+    }
+    EXPECT_GE(checked, 1);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(KQuants, KQuantEfforts,
                          ::testing::Values(Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K),
                          [](const auto& info) { return std::string(lowbit::traits(info.param).name); });
