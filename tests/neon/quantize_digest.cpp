@@ -83,6 +83,22 @@ int main() {
     print("quantize+importance", t.name, hqi);
     print("dequantize", t.name, hd);
   }
+  // Efforts with their own scalar reference (the K-quants' fast = ggml's algorithm):
+  // the same bytes on every machine too.
+  for (const FormatTraits& t : all_formats()) {
+    const QuantizeKernel& fast = quantize_kernels().reference(QuantizeKey{t.format, QuantizeEffort::fast});
+    if (fast.fn == quantize_kernels().reference(t.format).fn) continue;
+    std::vector<std::byte> q(row_bytes(t.format, n));
+    uint64_t hq = fnv1a(nullptr, 0), hqi = hq;
+    for (int64_t r = 0; r < rows; ++r) {
+      fast.fn(x.data() + r * n, q.data(), n, nullptr);
+      hq = fnv1a(q.data(), q.size(), hq);
+      fast.fn(x.data() + r * n, q.data(), n, importance.data());
+      hqi = fnv1a(q.data(), q.size(), hqi);
+    }
+    print("quantize:fast", t.name, hq);
+    print("quantize+importance:fast", t.name, hqi);
+  }
   for (const ActivationKernel& k : activation_kernels().variants()) {
     if (!k.is_reference()) continue;
     std::vector<std::byte> q(row_bytes(k.key, n));

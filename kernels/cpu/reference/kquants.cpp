@@ -28,6 +28,7 @@
 #include <limits>
 
 #include "common/kquant_scales.hpp"
+#include "cpu/reference/ggml_candidate.hpp"
 #include "cpu/reference/scalar_math.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
@@ -742,10 +743,14 @@ void quantize_q8_K_block(const float* x, const float* w, block_q8_K& b) {
 
 void quantize_row_q4_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
   quantize_affine_row<15>(x, n, importance, store_q4_K, y, sizeof(block_q4_K));
+  keep_ggml_where_better(Format::Q4_K, x, y, n, importance, sizeof(block_q4_K),
+                         dequantize_row_q4_K__scalar);
 }
 
 void quantize_row_q5_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
   quantize_affine_row<31>(x, n, importance, store_q5_K, y, sizeof(block_q5_K));
+  keep_ggml_where_better(Format::Q5_K, x, y, n, importance, sizeof(block_q5_K),
+                         dequantize_row_q5_K__scalar);
 }
 
 void quantize_row_q6_K__scalar(const float* x, void* y, int64_t n, const float* importance) {
@@ -757,6 +762,8 @@ void quantize_row_q6_K__scalar(const float* x, void* y, int64_t n, const float* 
     quantize_q6_K_block(x + i * QK_K, w, choice);
     store_q6_K(choice, out[i]);
   }
+  keep_ggml_where_better(Format::Q6_K, x, y, n, importance, sizeof(block_q6_K),
+                         dequantize_row_q6_K__scalar);
 }
 
 void quantize_row_q8_K__scalar(const float* x, void* y, int64_t n, const float* importance) {

@@ -1,0 +1,41 @@
+// AVX-512 variants of the K-quants' `fast` quantizers (ggml's algorithm): sixteen
+// sub-blocks (one Q2_K/Q3_K/Q6_K super-block, two of Q4_K/Q5_K) in the lanes of a
+// __m512, byte-identical to the scalar reference
+// (kernels/cpu/x86/kquants_fast_lanes.hpp says how).
+#include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace lowbit::kernels {
+namespace {
+typedef float V __attribute__((vector_size(64)));
+typedef int32_t Vi __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+inline V vsqrt(V a) { return reinterpret_cast<V>(_mm512_sqrt_ps(reinterpret_cast<__m512>(a))); }
+}  // namespace
+}  // namespace lowbit::kernels
+
+#include "cpu/x86/kquants_fast_lanes.hpp"
+#include "lists/declarations.hpp"
+
+namespace lowbit::kernels {
+
+void quantize_row_q2_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  row_by_block<block_q2_K>(x, y, n, importance, q2_K_block_lanes);
+}
+void quantize_row_q3_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  row_by_block<block_q3_K>(x, y, n, importance, q3_K_block_lanes);
+}
+void quantize_row_q4_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  q4_K_row_lanes(x, y, n, importance);
+}
+void quantize_row_q5_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  q5_K_row_lanes(x, y, n, importance);
+}
+void quantize_row_q6_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  row_by_block<block_q6_K>(x, y, n, importance, q6_K_block_lanes);
+}
+
+}  // namespace lowbit::kernels
