@@ -54,7 +54,8 @@ EvalResult evaluate(const LlamaModel& model, std::string_view text, const LlamaM
 
   LlamaContext lc(model, ctx, options.precision);
   std::optional<LlamaContext> bc;
-  if (base != nullptr) bc.emplace(*base, ctx);
+  // The base with the same arithmetic, so a model against itself gives KLD 0 at every precision.
+  if (base != nullptr) bc.emplace(*base, ctx, options.precision);
   const int64_t first = ctx / 2, per = ctx - 1 - first;
   std::vector<double> kld, base_nll;
   int64_t same = 0;

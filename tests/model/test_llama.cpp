@@ -350,6 +350,28 @@ TEST(Evaluate, LlamaPerplexityWindows) {
   EXPECT_NE(error_of([&] { evaluate(model, text, nullptr, o); }).find("at least 42"), std::string::npos);
 }
 
+// The base runs at the model's precision (as llama-perplexity computes both with one
+// arithmetic): with fast precision the windows of 16 rows take 8-bit activations,
+// which an automatic-precision base (float32 at that batch) would not, so a model
+// against itself must still give KLD 0 and the fast path's own perplexity.
+TEST(Evaluate, BaseAtTheModelsPrecision) {
+  const auto m = make_model("evalfast");
+  const auto model = LlamaModel::load(m->path);
+  const std::string text = text_of(4);
+  EvalOptions o;
+  o.ctx = 16;
+  o.tg_tokens = 0;
+  o.precision = LinearPrecision::fast;
+  const EvalResult fast = evaluate(model, text, &model, o);
+  EXPECT_EQ(fast.kld_mean, 0.0);
+  EXPECT_EQ(fast.kld_p99, 0.0);
+  EXPECT_EQ(fast.top1, 1.0);
+  EXPECT_EQ(fast.base_ppl, fast.ppl);
+  o.precision = LinearPrecision::f32;
+  const EvalResult f32 = evaluate(model, text, nullptr, o);
+  EXPECT_NE(fast.ppl, f32.ppl) << "fast precision gave the f32 path's perplexity: the 8-bit path did not run";
+}
+
 TEST(Calibrate, ImatrixAndHessiansOfTheFirstLayer) {
   const auto m = make_model("cal");
   const auto model = LlamaModel::load(m->path);

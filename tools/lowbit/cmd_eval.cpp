@@ -35,7 +35,7 @@ void print_eval_help() {
       "  --ctx N        window length (default 512)\n"
       "  --chunks K     evaluate the first K windows only (default: all)\n"
       "  --tg N         single-token decode steps timed for tg (default 32; 0 skips)\n"
-      "  --precision P  the evaluated model's linear layers (docs/runtime.md): auto\n"
+      "  --precision P  both models' linear layers (docs/runtime.md): auto\n"
       "                 (default: 8-bit activations for batches up to 8, float32 above),\n"
       "                 f32 (float32 always) or fast (8-bit always, repacked int8 GEMM\n"
       "                 for prompts where the format allows, as llama.cpp's arithmetic)\n"

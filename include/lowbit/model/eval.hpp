@@ -21,8 +21,8 @@ struct EvalOptions {
   int64_t ctx = 512;       // window length in tokens
   int64_t chunks = 0;      // windows to evaluate; 0 = every whole window of the text
   int64_t tg_tokens = 32;  // single-token decode steps timed for tg_tokens_per_s (0: skip)
-  // How the evaluated model's linear layers multiply (the base model always uses
-  // automatic): LinearPrecision in lowbit/model/llama.hpp.
+  // How the linear layers of the evaluated model and of the base multiply (both the
+  // same, as llama-perplexity does): LinearPrecision in lowbit/model/llama.hpp.
   LinearPrecision precision = LinearPrecision::automatic;
   // Called after each window with (windows done, windows in all).
   std::function<void(int64_t, int64_t)> progress;
