@@ -153,7 +153,7 @@ class Study:
         r = gguf.GGUFReader(path)
         n = sum(int(t.n_elements) for t in r.tensors)
         b = sum(int(t.n_bytes) for t in r.tensors)
-        return os.path.getsize(path), 8.0 * b / n
+        return os.path.getsize(path), 8.0 * b / n, b
 
     def out_of_time(self):
         return self.a.max_minutes and time.time() - self.t0 > 60 * self.a.max_minutes
@@ -168,10 +168,11 @@ class Study:
                 t0 = time.time()
                 self.quantize(method, qtype, out)
                 tq = time.time() - t0
-                size, bpw = self.file_stats(out)
+                size, bpw, data_bytes = self.file_stats(out)
                 ev = self.evaluate(out)
                 be = self.bench(out) if self.a.bench else {}
-                self.rows[key] = {"method": method, "type": qtype, "size": size, "bpw": bpw, "quantize_s": tq,
+                self.rows[key] = {"method": method, "type": qtype, "size": size, "data_bytes": data_bytes, "bpw": bpw,
+                                  "quantize_s": tq,
                                   "ppl": ev["ppl"], "kld_mean": ev["kld_mean"], "kld_p99": ev["kld_p99"],
                                   "top1": ev["top1"], "pp": ev["pp_tokens_per_s"], "tg": ev["tg_tokens_per_s"],
                                   "llama_pp": be.get("pp"), "llama_tg": be.get("tg"), "base_ppl": ev["base_ppl"],
