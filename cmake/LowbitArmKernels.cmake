@@ -20,7 +20,9 @@ function(lowbit_add_arm_kernels target)
           ${_k}/neon/dequantize_float.cpp
           ${_k}/neon/dequantize_legacy.cpp
           ${_k}/neon/dequantize_kquants.cpp
-          ${_k}/neon/dot.cpp)
+          ${_k}/neon/dot.cpp
+          ${_k}/neon/gsq_dequantize.cpp
+          ${_k}/neon/gsq_gemv.cpp)
   lowbit_add_isa_sources(${target} dotprod
     FLAGS -march=armv8.2-a+dotprod
     FILES ${_k}/dotprod/dot.cpp)

@@ -18,16 +18,9 @@
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/gsq_gemv_q8.hpp"
-// The GSQ families' inputs come from the GSQ quantizer (and so TBB), which the
-// cross-compiled AArch64 kernel tree (tests/neon) leaves out; it sets this to 0.
-#ifndef LOWBIT_KERNEL_TESTS_GSQ
-#define LOWBIT_KERNEL_TESTS_GSQ 1
-#endif
-#if LOWBIT_KERNEL_TESTS_GSQ
 #include "families/gsq_dequantize.hpp"
 #include "families/gsq_gemv.hpp"
 #include "families/gsq_gemv_q8.hpp"
-#endif
 
 namespace lowbit::kernel_families {
 namespace {
@@ -70,12 +63,10 @@ TEST_P(Activations, MatchesReference) { run_variant<ActivationsFamily>(*GetParam
 INSTANTIATE_TEST_SUITE_P(Kernels, Activations, ::testing::ValuesIn(variants<ActivationsFamily>()),
                          variant_name<ActivationsFamily>);
 
-#if LOWBIT_KERNEL_TESTS_GSQ
 class GsqGemv : public ::testing::TestWithParam<const GsqGemvFamily::Variant*> {};
 TEST_P(GsqGemv, MatchesReference) { run_variant<GsqGemvFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvFamily>()),
                          variant_name<GsqGemvFamily>);
-#endif
 
 class Dot : public ::testing::TestWithParam<const DotFamily::Variant*> {};
 TEST_P(Dot, MatchesFloat64Reference) { run_variant<DotFamily>(*GetParam()); }
@@ -85,7 +76,6 @@ class PackedGemm : public ::testing::TestWithParam<const PackedGemmFamily::Varia
 TEST_P(PackedGemm, MatchesReference) { run_variant<PackedGemmFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, PackedGemm, ::testing::ValuesIn(variants<PackedGemmFamily>()),
                          variant_name<PackedGemmFamily>);
-#if LOWBIT_KERNEL_TESTS_GSQ
 class GsqDequantize : public ::testing::TestWithParam<const GsqDequantizeFamily::Variant*> {};
 TEST_P(GsqDequantize, MatchesReference) { run_variant<GsqDequantizeFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqDequantize, ::testing::ValuesIn(variants<GsqDequantizeFamily>()),
@@ -95,7 +85,6 @@ class GsqGemvQ8 : public ::testing::TestWithParam<const GsqGemvQ8Family::Variant
 TEST_P(GsqGemvQ8, MatchesReference) { run_variant<GsqGemvQ8Family>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemvQ8, ::testing::ValuesIn(variants<GsqGemvQ8Family>()),
                          variant_name<GsqGemvQ8Family>);
-#endif
 
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.

@@ -11,6 +11,8 @@
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/cpu_features.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/gsq_dequantize.hpp"
+#include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -45,6 +47,8 @@ TEST(ArmDispatch, VariantsRunWhereTheirFeaturesAre) {
   expect_runnable_as_detected(quantize_kernels(), cpu);
   expect_runnable_as_detected(activation_kernels(), cpu);
   expect_runnable_as_detected(dot_kernels(), cpu);
+  expect_runnable_as_detected(gsq_dequantize_kernels(), cpu);
+  expect_runnable_as_detected(gsq_gemv_kernels(), cpu);
 }
 
 // Dispatch picks a NEON-family variant for every key that has one the CPU can run,
@@ -79,6 +83,9 @@ TEST(ArmDispatch, NeonVariantsAreSelected) {
   EXPECT_EQ(expect_simd_selected(activation_kernels(), cpu), 3);
   // Every weight format has a NEON dot product (15 keys).
   EXPECT_EQ(expect_simd_selected(dot_kernels(), cpu), 15);
+  // The GSQ packed layouts (one key each family): NEON decoder and float32 GEMV.
+  EXPECT_EQ(expect_simd_selected(gsq_dequantize_kernels(), cpu), 1);
+  EXPECT_EQ(expect_simd_selected(gsq_gemv_kernels(), cpu), 1);
 }
 
 // With SDOT, the integer formats' dot products use it; the float formats (nothing
