@@ -140,8 +140,11 @@ class Study:
 
     def bench(self, path):
         a = self.a
+        # llama.cpp's default OpenMP wait policy (threads spin at barriers): PASSIVE, which
+        # keeps the other tools from starving a shared machine, costs llama-bench most of
+        # its generation speed, and the study compares speeds on a quiet machine.
         out = run([self.tool("llama-bench"), "-m", path, "-p", a.pp, "-n", a.tg, "-t", a.threads, "-r", a.reps,
-                   "-o", "json"], self.env)
+                   "-o", "json"])
         res = {}
         for e in json.loads(out):
             res["pp" if e.get("n_gen", 0) == 0 else "tg"] = e["avg_ts"]
@@ -274,6 +277,13 @@ def fmt(v, spec, none="—"):
     return none if v is None else format(v, spec)
 
 
+def meta_load(meta):
+    if "load" not in meta:
+        return "the machine's load was not recorded"
+    lo, hi = meta["load"]
+    return f"load average {lo:.1f} at the start, {hi:.1f} at the end, the study's own work included"
+
+
 def render(meta, rows, docs):
     import matplotlib
     matplotlib.use("Agg")
@@ -339,8 +349,9 @@ def render(meta, rows, docs):
         f"`lowbit eval FILE --base SOURCE --json` (base perplexity {meta['base_ppl']:.4f}); pp and tg tokens/s "
         f"from `lowbit eval` (whole {meta['ctx']}-token windows; {meta['tg']} single-token decodes) and from "
         f"`llama-bench -p {meta['pp']} -n {meta['tg']} -r {meta['reps']}`, all on {meta['threads']} threads "
-        f"with the machine shared with other work (speeds are indicative, ratios within one row are the fair "
-        f"comparison).",
+        f"({meta_load(meta)}; speeds are indicative, the ratio within one row is the fair comparison). "
+        f"llama-bench runs with llama.cpp's default OpenMP wait policy (spinning threads); the other llama.cpp "
+        f"tools with `OMP_WAIT_POLICY=PASSIVE`.",
         f"- **GPTQ** here uses {'`--calib` (true-sequential)' if meta['has_calib'] else 'the Hessians of `lowbit calibrate --hessians` (computed on the source model, not true-sequential: `lowbit quantize --calib` did not exist when this ran)'}.",
         "",
         "| type | method | size MB | bpw | ppl | KLD mean | KLD p99 | top-1 | pp t/s lowbit | pp t/s llama | tg t/s lowbit | tg t/s llama |",
@@ -446,6 +457,7 @@ def main():
         write_doc(render(data["meta"], data["rows"], a.docs), os.path.join(a.docs, "quality.md"))
         return 0
     t0 = time.time()
+    load0 = os.getloadavg()[0]
     s = Study(a)
     log(f"model {s.model}, llama.cpp tools {s.tools}, work {a.work}")
     s.t0 = t0
@@ -470,7 +482,7 @@ def main():
             "date": time.strftime("%Y-%m-%d"), "machine": f"{cpu}, {os.cpu_count()} cores",
             "minutes": (time.time() - t0) / 60, "llama_version": "0.3.36", "threads": a.threads, "ctx": a.ctx,
             "cal_ctx": a.cal_ctx, "cal_chunks": a.cal_chunks, "pp": a.pp, "tg": a.tg, "reps": a.reps,
-            "has_calib": s.has_calib, "scored": rows[0]["scored"] if rows else 0,
+            "has_calib": s.has_calib, "load": [load0, os.getloadavg()[0]], "scored": rows[0]["scored"] if rows else 0,
             "base_ppl": rows[0]["base_ppl"] if rows else 0}
     os.makedirs(a.docs, exist_ok=True)
     with open(json_path, "w") as fh:
