@@ -64,16 +64,18 @@ void BM_gptq_solve(benchmark::State& state) {
 
 // GPTQ into Q4_K (GgmlTarget, Hessian diagonal as imatrix) on the same layer and
 // Hessian as BM_gptq_solve: the GSQ target's solve plus, per 256-column block and
-// row, one call of the Q4_K quantizer for the block's scales. Counter as above.
+// row, one call of the Q4_K quantizer for the block's scales (effort: 0 default,
+// 1 fast, ggml's search). Counter as above.
 void BM_gptq_q4_K(benchmark::State& state) {
   const int64_t rows = state.range(0);
   ThreadScope scope(static_cast<int>(state.range(1)));
+  const QuantizeEffort effort = state.range(2) ? QuantizeEffort::fast : QuantizeEffort::standard;
   GptqConfig cfg;
   const std::vector<float>& w = weights(rows, kCols);
   const HessianAccumulator& h = hessian();
   const std::vector<float> imp = h.importance();
   for (auto _ : state) {
-    GgmlTarget target(Format::Q4_K, imp);
+    GgmlTarget target(Format::Q4_K, imp, effort);
     gptq_solve(cfg, {w.data(), rows, kCols}, h, target);
     benchmark::DoNotOptimize(target.result().data());
   }
@@ -124,7 +126,7 @@ BENCHMARK(BM_sgemm)->ArgNames({"rows", "threads"})->ArgsProduct({{4096, 14336}, 
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_gptq_solve)->ArgNames({"rows", "threads", "act_order"})->ArgsProduct({{4096, 14336}, {1, 0}, {0, 1}})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK(BM_gptq_q4_K)->ArgNames({"rows", "threads"})->ArgsProduct({{4096}, {1, 0}})
+BENCHMARK(BM_gptq_q4_K)->ArgNames({"rows", "threads", "fast"})->ArgsProduct({{4096}, {1, 0}, {0, 1}})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK(BM_quantize_q4_K)->ArgNames({"rows", "threads"})->ArgsProduct({{4096}, {1, 0}})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);

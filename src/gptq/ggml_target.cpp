@@ -79,8 +79,8 @@ void first_guess(const float* w, const float* scale, const float* offset, int64_
 
 }  // namespace
 
-GgmlTarget::GgmlTarget(Format f, std::span<const float> importance)
-    : format_(f), codec_(kernels::block_codec(f)), importance_(importance.begin(), importance.end()) {
+GgmlTarget::GgmlTarget(Format f, std::span<const float> importance, QuantizeEffort effort)
+    : format_(f), effort_(effort), codec_(kernels::block_codec(f)), importance_(importance.begin(), importance.end()) {
   const FormatTraits& t = traits(f);  // throws for a format lowbit does not know
   if (t.quantized && codec_ == nullptr)
     throw Error("GPTQ into " + std::string(t.name) + ": no element codec for this format");
@@ -124,7 +124,7 @@ void GgmlTarget::fit_group(int64_t group, std::span<const int32_t> columns, int6
       columns.back() != (blk + 1) * block_ - 1)
     throw Error("GPTQ into " + std::string(traits(format_).name) + ": group " + std::to_string(group) +
                 " is not block " + std::to_string(blk) + "'s columns in order");
-  const QuantizeRowFn quantize = select_quantize_kernel(format_).fn;
+  const QuantizeRowFn quantize = select_quantize_kernel(format_, effort_).fn;
   const float* imp = importance_.empty() ? nullptr : importance_.data() + blk * block_;
   const int subs = codec_->block_elems / codec_->sub_elems;
   std::vector<float> x(static_cast<size_t>(block_));
@@ -144,7 +144,7 @@ void GgmlTarget::fit_group(int64_t group, std::span<const int32_t> columns, int6
 void GgmlTarget::quantize_column(int64_t column, int64_t, int64_t r0, int64_t r1, const float* w, float* q) {
   if (codec_ == nullptr) {
     // F32 / F16 / BF16: the type's own rounding of the one element, decoded back.
-    const QuantizeRowFn quantize = select_quantize_kernel(format_).fn;
+    const QuantizeRowFn quantize = select_quantize_kernel(format_, effort_).fn;
     const DequantizeRowFn dequantize = select_dequantize_kernel(format_).fn;
     for (int64_t r = r0; r < r1; ++r) {
       std::byte* e = block_ptr(r, column);

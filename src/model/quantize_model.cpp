@@ -171,7 +171,7 @@ std::vector<std::byte> quantize_gptq(Format f, const std::vector<float>& w, int6
                   (hname == t.name ? std::string() : "'" + hname + "' ") + "for " + std::to_string(h->cols()) +
                   " columns, tensor '" + t.name + "' has " + std::to_string(cols));
     const std::vector<float> imp = slice_imp.empty() ? h->importance() : std::vector<float>(slice_imp.begin(), slice_imp.end());
-    GgmlTarget target(f, imp);
+    GgmlTarget target(f, imp, effort);
     const GptqReport rep = gptq_solve(gptq, m, *h, target);
     if (rep.damp_retries > 0) detail::logger().info("{}: GPTQ damping raised to {:.3f}", hname, rep.damp_percent_used);
     const std::vector<std::byte> q = target.result();
