@@ -1,8 +1,11 @@
 // `lowbit quantize` on a synthetic MoE model far larger than the memory it may use
 // (docs/cli.md, "Memory"): big_model_test LOWBIT WORK_DIR [LAYERS].
 //
-// Writes an F16 llama-style MoE model (3-D expert tensors) into WORK_DIR with the
-// streaming writer, then runs the lowbit binary as a child process three ways and
+// Writes an F16 llama-style MoE model (3-D expert tensors; 88 layers, 2.5 GiB, by
+// default) into WORK_DIR with the streaming writer, after checking that WORK_DIR's
+// file system has room for it and the outputs (else it fails, naming the bytes
+// needed), then runs the lowbit binary (`quantize ... --effort fast`, so the few GB
+// take seconds per run) as a child process three ways and
 // reads each child's peak resident memory from wait4()'s rusage (ru_maxrss: mapped
 // input pages included, as /usr/bin/time -v reports it):
 //   1. Q4_K_M to one file: peak RSS below the documented bound, and that bound far
@@ -38,8 +41,11 @@ using namespace lowbit;
 
 namespace {
 
-// The model: n_embd 1024, 8 experts of width 512, GQA 4, vocab 2048.
+// The model: n_embd 1024, 8 experts of width 512, GQA 4, vocab 2048; 29 MiB of F16
+// per layer, so the input grows with the layers while the largest tensor (and the
+// bound) stays one 4M-element expert tensor.
 constexpr int64_t kEmbd = 1024, kFf = 512, kExperts = 8, kKv = 256, kVocab = 2048;
+constexpr int kDefaultLayers = 88;  // 2,563.5 MiB of F16
 // The documented bound (docs/cli.md): 16 MiB plus 8 bytes per element of the largest
 // tensor (its f32 copy 4, its F16 input pages 2, its output and the padded copy
 // written, each at most 1.07 for types up to Q8_0).
@@ -163,6 +169,29 @@ size_t lines_of(const fs::path& p) {
 
 double mib(double b) { return b / 1048576.0; }
 
+// Bytes of tensor data in the F16 input.
+uint64_t input_bytes(int layers) {
+  uint64_t total = 0;
+  for (const Spec& s : model_specs(layers)) {
+    uint64_t n = 1;
+    for (int64_t d : s.shape) n *= uint64_t(d);
+    total += n * (s.format == Format::F16 ? 2 : 4);
+  }
+  return total;
+}
+
+// Fails unless `dir`'s file system has room for the input and, at the peak (run 2),
+// two outputs (each under half the F16 input for Q4_K_M), plus 64 MiB for metadata,
+// padding and logs.
+void check_space(const fs::path& dir, int layers) {
+  const uint64_t in = input_bytes(layers), need = in + in + (uint64_t(64) << 20);
+  const uint64_t avail = fs::space(dir).available;
+  if (avail < need)
+    fail("not enough disk space in " + dir.string() + ": the test needs " + std::to_string(need) + " bytes (" +
+         std::to_string(uint64_t(mib(double(need)))) + " MiB: the " + std::to_string(uint64_t(mib(double(in)))) +
+         " MiB input and two outputs), " + std::to_string(avail) + " bytes are free; pass fewer LAYERS or another WORK_DIR");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,13 +201,14 @@ int main(int argc, char** argv) {
   }
   const std::string lowbit = argv[1];
   const fs::path dir = argv[2];
-  const int layers = argc > 3 ? std::atoi(argv[3]) : 14;
+  const int layers = argc > 3 ? std::atoi(argv[3]) : kDefaultLayers;
   const bool check_rss = !(argc > 4 && std::string(argv[4]) == "--no-rss");
   fs::remove_all(dir);
   fs::create_directories(dir);
   int rc = 0;
   try {
     const auto t0 = std::chrono::steady_clock::now();
+    check_space(dir, layers);
     const fs::path in = dir / "big-f16.gguf";
     write_model(in, layers);
     int64_t largest = 0, tensors = 0;
@@ -188,20 +218,27 @@ int main(int argc, char** argv) {
       largest = std::max(largest, n), ++tensors;
     }
     const double bound = kBaseBytes + kPerElement * double(largest);
-    std::printf("model: %d layers, %lld tensors, %.1f MiB F16; largest tensor %lld elements; bound %.1f MiB\n",
+    std::printf("model: %d layers, %lld tensors, %.1f MiB F16 (written in %.1f s); largest tensor %lld elements; bound %.1f MiB\n",
                 layers, static_cast<long long>(tensors), mib(double(fs::file_size(in))),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                 static_cast<long long>(largest), mib(bound));
+    std::fflush(stdout);
+    const auto since = [](auto t) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count(); };
 
     // 1. One output file.
     const fs::path a = dir / "a.gguf";
-    const double rss1 = wait_rss(spawn({lowbit, "quantize", in, a, "Q4_K_M", "--quiet"}, dir / "a.log"), dir / "a.log");
+    auto t = std::chrono::steady_clock::now();
+    const double rss1 = wait_rss(spawn({lowbit, "quantize", in, a, "Q4_K_M", "--effort", "fast", "--quiet"}, dir / "a.log"), dir / "a.log");
     const double out_size = double(fs::file_size(a));
-    std::printf("Q4_K_M: output %.1f MiB, peak RSS %.1f MiB (bound %.1f MiB)\n", mib(out_size), mib(rss1), mib(bound));
+    std::printf("Q4_K_M: output %.1f MiB, peak RSS %.1f MiB (bound %.1f MiB), %.1f s\n", mib(out_size), mib(rss1), mib(bound),
+                since(t));
+    std::fflush(stdout);
     if (check_rss && rss1 > bound) fail("peak RSS above the bound");
     if (check_rss && bound > out_size / 2) fail("the model is too small for the bound to mean anything (bound above half the output)");
 
     // 2. Split output: same bound, same tensors.
-    const double rss2 = wait_rss(spawn({lowbit, "quantize", in, dir / "s.gguf", "Q4_K_M", "--quiet", "--split-max-size",
+    t = std::chrono::steady_clock::now();
+    const double rss2 = wait_rss(spawn({lowbit, "quantize", in, dir / "s.gguf", "Q4_K_M", "--effort", "fast", "--quiet", "--split-max-size",
                                         std::to_string(uint64_t(out_size / 3))},
                                        dir / "s.log"),
                                  dir / "s.log");
@@ -209,7 +246,8 @@ int main(int argc, char** argv) {
     for (const auto& p : fs::directory_iterator(dir))
       if (p.path().filename().string().starts_with("s-00001-of-")) first = p.path();
     if (first.empty()) fail("the split run wrote no s-00001-of-N.gguf");
-    std::printf("split: %s, peak RSS %.1f MiB\n", first.filename().c_str(), mib(rss2));
+    std::printf("split: %s, peak RSS %.1f MiB, %.1f s\n", first.filename().c_str(), mib(rss2), since(t));
+    std::fflush(stdout);
     if (check_rss && rss2 > bound) fail("peak RSS of the split run above the bound");
     {
       const GgufFile whole = GgufFile::open(a), split = GgufFile::open(first);
@@ -229,7 +267,8 @@ int main(int argc, char** argv) {
 
     // 3. kill -9 after about half the tensors, then --resume.
     const fs::path b = dir / "b.gguf", journal = dir / "b.gguf.partial-journal";
-    const Child c = spawn({lowbit, "quantize", in, b, "Q4_K_M", "--quiet"}, dir / "b.log");
+    t = std::chrono::steady_clock::now();
+    const Child c = spawn({lowbit, "quantize", in, b, "Q4_K_M", "--effort", "fast", "--quiet"}, dir / "b.log");
     const size_t half = size_t(tensors) / 2;
     for (int i = 0; i < 60000 && lines_of(journal) < 1 + half; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     ::kill(c.pid, SIGKILL);
@@ -237,18 +276,17 @@ int main(int argc, char** argv) {
     const size_t done = lines_of(journal) - 1;
     if (fs::exists(b)) fail("a killed run left " + b.string());
     if (!fs::exists(dir / "b.gguf.partial")) fail("a killed run left no partial file");
-    const double rss3 = wait_rss(spawn({lowbit, "quantize", in, b, "Q4_K_M", "--resume"}, dir / "r.log"), dir / "r.log");
+    const double rss3 = wait_rss(spawn({lowbit, "quantize", in, b, "Q4_K_M", "--effort", "fast", "--resume"}, dir / "r.log"), dir / "r.log");
     std::ifstream log(dir / "r.log");
     const std::string text((std::istreambuf_iterator<char>(log)), {});
     const std::string want = "resuming: " + std::to_string(done) + " of " + std::to_string(tensors);
     if (text.find(want) == std::string::npos) fail("the resumed run does not say '" + want + "'");
     if (!same_file(a, b)) fail("the resumed output differs from the uninterrupted one");
     if (fs::exists(dir / "b.gguf.partial") || fs::exists(journal)) fail("the resumed run left its partial files");
-    std::printf("kill -9 after %zu of %lld tensors, --resume: byte-identical; peak RSS %.1f MiB\n", done,
-                static_cast<long long>(tensors), mib(rss3));
+    std::printf("kill -9 after %zu of %lld tensors, --resume: byte-identical; peak RSS %.1f MiB, %.1f s\n", done,
+                static_cast<long long>(tensors), mib(rss3), since(t));
     if (check_rss && rss3 > bound) fail("peak RSS of the resumed run above the bound");
-    std::printf("ok (%.1f s)\n",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::printf("ok (%.1f s)\n", since(t0));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "FAIL: %s\n", e.what());
     rc = 1;
