@@ -38,6 +38,7 @@
 #include "lowbit/kernels/registry.hpp"
 #include "lowbit/model/calibrate.hpp"
 #include "lowbit/model/eval.hpp"
+#include "lowbit/model/hf_gptq_export.hpp"
 #include "lowbit/model/llama.hpp"
 #include "lowbit/model/quant_rules.hpp"
 #include "lowbit/model/quantize_model.hpp"

@@ -92,7 +92,8 @@ class ConfigJson {
 }  // namespace
 
 void save_hf_gptq_checkpoint(const std::filesystem::path& dir, std::span<const HfGptqLayer> layers,
-                             const GsqConfig& gsq, const GptqConfig& gptq, int format_version) {
+                             const GsqConfig& gsq, const GptqConfig& gptq, int format_version,
+                             std::span<const HfDenseTensor> dense) {
   const std::string config = quantize_config_json(gsq, gptq, format_version);  // validates gsq and version
   SafetensorsWriter w;
   w.set_metadata("format", "pt");
@@ -112,6 +113,7 @@ void save_hf_gptq_checkpoint(const std::filesystem::path& dir, std::span<const H
     w.add(l.name + ".scales", SafetensorsDtype::F16, {groups, out}, as_bytes(t.scales));
     w.add(l.name + ".g_idx", SafetensorsDtype::I32, {in}, as_bytes(t.g_idx));
   }
+  for (const HfDenseTensor& d : dense) w.add(d.name, SafetensorsDtype::F16, d.shape, as_bytes(d.fp16));
   w.write(dir / "model.safetensors");
   io_detail::write_atomically(dir / "quantize_config.json", "HF GPTQ checkpoint: quantize_config.json",
                               [&](io_detail::FileSink& s) { s.put(config.data(), config.size()); });

@@ -44,7 +44,7 @@ void check_calibration(const GgufFile& model, const GptqCalibration& cal) {
 }
 
 SequentialGptq::SequentialGptq(const GgufFile& model, const QuantizePlan& plan, const GptqCalibration& cal,
-                               QuantizeWithHessian quantize)
+                               QuantizeWithHessian quantize, bool every_block_weight)
     : file_(model), plan_(plan), cal_(cal), quantize_(std::move(quantize)), llama_(LlamaModel::load(model.path())) {
   const LlamaHparams& hp = llama_.hparams();
   ctx_ = cal.ctx;
@@ -62,7 +62,7 @@ SequentialGptq::SequentialGptq(const GgufFile& model, const QuantizePlan& plan, 
     for (const char* w : kBlockWeights) {
       const std::string name = weight_name(il, w);
       const size_t i = index.at(name);  // LlamaModel::load checked that it exists
-      if (plan.tensors[i].converts()) covered_[name] = i;
+      if (every_block_weight || plan.tensors[i].converts()) covered_[name] = i;
     }
   output_name_ = llama_.linear_weights().back();
   logger().info("sequential GPTQ: {} window(s) of {} tokens{}, {} blocks; activations {:.1f} MiB", windows_, ctx_,

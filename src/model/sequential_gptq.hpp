@@ -20,7 +20,8 @@
 
 namespace lowbit::detail {
 
-// Quantizes planned tensor `t` (its f32 values w, rows x cols) with Hessian h.
+// Quantizes planned tensor `t` (its f32 values w, rows x cols) with Hessian h into
+// t.to()'s bytes, which the runtime then multiplies with.
 using QuantizeWithHessian = std::function<std::vector<std::byte>(
     const PlannedTensor& t, const std::vector<float>& w, const std::shared_ptr<const HessianAccumulator>& h)>;
 
@@ -30,8 +31,11 @@ void check_calibration(const GgufFile& model, const GptqCalibration& cal);
 
 class SequentialGptq {
  public:
+  // Covers the block weights the plan converts, or with `every_block_weight` all of
+  // them (an export into another container, where even a weight stored in its final
+  // type is rewritten).
   SequentialGptq(const GgufFile& model, const QuantizePlan& plan, const GptqCalibration& cal,
-                 QuantizeWithHessian quantize);
+                 QuantizeWithHessian quantize, bool every_block_weight = false);
   ~SequentialGptq();
 
   // A block weight the plan converts: its bytes come from take().

@@ -192,6 +192,18 @@ run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --c
 if(EXISTS ${WORK_DIR}/never.gguf OR EXISTS ${WORK_DIR}/never.gguf.partial)
   message(FATAL_ERROR "a failed quantize --calib left ${WORK_DIR}/never.gguf behind")
 endif()
+# GPTQ_INT4 (a Hugging Face GPTQ checkpoint folder): only from --method gptq --calib,
+# without the GGUF-only options; its options only with it; a model the runtime cannot
+# run leaves no folder behind.
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never_hf GPTQ_INT4 --method gptq)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never_hf GPTQ_INT4 --calib ${WORK_DIR}/text.txt)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never_hf GPTQ_INT4 --method gptq --calib ${WORK_DIR}/text.txt --pure)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never_hf GPTQ_INT4 --method gptq --calib ${WORK_DIR}/text.txt --checkpoint-format v3)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --group-size 64)
+run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never_hf GPTQ_INT4 --method gptq --calib ${WORK_DIR}/text.txt)
+if(EXISTS ${WORK_DIR}/never_hf)
+  message(FATAL_ERROR "a failed GPTQ_INT4 export left ${WORK_DIR}/never_hf behind")
+endif()
 # An empty --imatrix is a usage error, not "no imatrix"; so are demo's bad options.
 run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --imatrix "")
 run(2 out ${LOWBIT} demo --rows)

@@ -1,6 +1,7 @@
 // `lowbit quantize IN.gguf OUT.gguf TYPE`: a GGUF model quantized with
 // llama-quantize's per-tensor rules and any lowbit method. The work is the library's
 // (lowbit/model/quantize_model.hpp); this file parses, loads, calls and prints.
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/io/imatrix.hpp"
+#include "lowbit/model/hf_gptq_export.hpp"
 #include "lowbit/model/quant_rules.hpp"
 #include "lowbit/model/quantize_model.hpp"
 
@@ -35,7 +37,21 @@ struct Options {
   bool pure = false, dry_run = false, resume = false;
   GgufSplitLimits split;
   std::optional<double> target_bpw;
+  bool effort_given = false;
+  // TYPE GPTQ_INT<bits>: a Hugging Face GPTQ checkpoint folder instead of a GGUF.
+  int hf_bits = 0;
+  int group_size = 128;
+  bool asym = false, act_order = false, hf_given = false;
+  int checkpoint_format = 0;
 };
+
+// "GPTQ_INT4" (any case, as the other TYPE names) -> 4; 0 for any other TYPE.
+int hf_gptq_bits(std::string type) {
+  for (char& c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (int b : {2, 3, 4, 8})
+    if (type == "GPTQ_INT" + std::to_string(b)) return b;
+  return 0;
+}
 
 Format parse_type(const std::string& option, const std::string& v) {
   const auto f = format_from_name(v);
@@ -53,6 +69,10 @@ void print_quantize_help() {
       "                       [--token-embedding-type TYPE] [--pure] [--leave-output-tensor]\n"
       "                       [--target-bpw B] [--split-max-size SIZE] [--split-max-tensors N]\n"
       "                       [--resume]\n"
+      "       lowbit quantize IN.gguf OUT_DIR GPTQ_INT2|GPTQ_INT3|GPTQ_INT4|GPTQ_INT8\n"
+      "                       --method gptq --calib FILE [--ctx N] [--chunks K]\n"
+      "                       [--group-size N] [--asym] [--act-order]\n"
+      "                       [--checkpoint-format gptq|gptq_v2] [--threads N] [--quiet]\n"
       "\n"
       "Quantizes a GGUF model. Each tensor's type follows llama-quantize's rules, so the\n"
       "output has the tensor types llama.cpp's own quantizer would give it\n"
@@ -127,6 +147,23 @@ void print_quantize_help() {
       "                   byte-identical to an uninterrupted run. Same IN, TYPE and\n"
       "                   options needed, else the run starts over (logged)\n"
       "\n"
+      "Hugging Face GPTQ checkpoints (AutoGPTQ's layout, for transformers, vLLM, ...):\n"
+      "  lowbit quantize IN.gguf OUT_DIR GPTQ_INT4 --method gptq --calib FILE [...]\n"
+      "                   TYPE GPTQ_INT2, GPTQ_INT3, GPTQ_INT4 or GPTQ_INT8: true-sequential\n"
+      "                   GPTQ of every block weight of a llama model into OUT_DIR\n"
+      "                   (created if missing): model.safetensors (qweight, qzeros,\n"
+      "                   scales, g_idx per layer under transformers' names, q/k rows in\n"
+      "                   Hugging Face's order; embeddings, norms and lm_head in fp16),\n"
+      "                   quantize_config.json and config.json; not the tokenizer\n"
+      "  --group-size N   input features per group (default 128, AutoGPTQ's); 0 or -1:\n"
+      "                   one group per row. Every layer's input features must hold\n"
+      "                   whole groups (SmolLM2-135M's 576: 64 or 32)\n"
+      "  --asym           integer zero points per group (default: symmetric, AutoGPTQ's)\n"
+      "  --act-order      columns by descending Hessian diagonal (desc_act, with g_idx)\n"
+      "  --checkpoint-format gptq|gptq_v2   zero-point convention (default: gptq for\n"
+      "                   symmetric, gptq_v2 for --asym: v1 cannot store a zero of 0)\n"
+      "  --ctx, --chunks and --threads as above; the other options do not apply\n"
+      "\n"
       "Prints a per-tensor summary (name, shape, type in -> out, bytes) and the total\n"
       "size before and after on stdout.\n");
 }
@@ -178,7 +215,18 @@ Options parse(Args& args) {
       if (v.empty() || *end != '\0' || !(b > 0 && b <= 64)) throw UsageError("--target-bpw expects bits per weight in (0, 64], got '" + v + "'");
       o.target_bpw = b;
     }
+    else if (a == "--group-size") {
+      o.group_size = static_cast<int>(parse_int(a, value(), -1, 1 << 20)), o.hf_given = true;
+      if (o.group_size < 0) o.group_size = 0;
+    } else if (a == "--asym") o.asym = true, o.hf_given = true;
+    else if (a == "--act-order") o.act_order = true, o.hf_given = true;
+    else if (a == "--checkpoint-format") {
+      const std::string f = value();
+      if (f != "gptq" && f != "gptq_v2") throw UsageError("--checkpoint-format expects gptq or gptq_v2, got '" + f + "'");
+      o.checkpoint_format = f == "gptq" ? 1 : 2, o.hf_given = true;
+    }
     else if (a == "--effort") {
+      o.effort_given = true;
       const std::string e = value();
       try {
         o.effort = quantize_effort_from_name(e);
@@ -197,6 +245,19 @@ Options parse(Args& args) {
   if (pos.size() != 3)
     throw UsageError("quantize: expected IN.gguf OUT.gguf TYPE, got " + std::to_string(pos.size()) + " argument(s)");
   o.in = pos[0], o.out = pos[1];
+  o.hf_bits = hf_gptq_bits(pos[2]);
+  if (o.hf_bits) {
+    if (o.method != QuantMethod::gptq || o.calib.empty())
+      throw UsageError(pos[2] + " (a Hugging Face GPTQ checkpoint) is made by --method gptq --calib FILE");
+    if (!o.imatrix.empty() || !o.hessians.empty() || o.effort_given || o.dry_run || o.pure || o.resume ||
+        o.target_bpw || o.split.any() || !o.overrides.tensor_types.empty() || o.overrides.output_tensor_type ||
+        o.overrides.token_embedding_type || o.overrides.leave_output_tensor)
+      throw UsageError(pos[2] + " takes --calib, --ctx, --chunks, --group-size, --asym, --act-order, "
+                       "--checkpoint-format, --threads and --quiet only");
+    return o;
+  }
+  if (o.hf_given)
+    throw UsageError("--group-size, --asym, --act-order and --checkpoint-format go with TYPE GPTQ_INT2/3/4/8");
   auto scheme = quant_scheme_from_name(pos[2]);
   if (!scheme) {
     std::string names;
@@ -218,6 +279,46 @@ Options parse(Args& args) {
   return o;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("--calib " + path + ": cannot open the text file");
+  std::ostringstream text;
+  text << f.rdbuf();
+  if (f.bad()) throw Error("--calib " + path + ": cannot read the text file");
+  return text.str();
+}
+
+// TYPE GPTQ_INT<bits>: the library's export_hf_gptq (lowbit/model/hf_gptq_export.hpp).
+int run_hf_export(const Options& o) {
+  HfGptqExportOptions opts;
+  opts.gsq.bits = o.hf_bits;
+  opts.gsq.group_size = o.group_size;
+  opts.gsq.scheme = o.asym ? GsqScheme::asymmetric : GsqScheme::symmetric;
+  opts.gptq.act_order = o.act_order;
+  opts.format_version = o.checkpoint_format;
+  opts.threads = o.threads;
+  opts.calibration.text = read_text(o.calib);
+  opts.calibration.ctx = o.ctx;
+  opts.calibration.chunks = o.chunks;
+  opts.calibration.dataset = o.calib;
+  Progress progress("GPTQ", 1.0, o.quiet);
+  double reported = 0;
+  opts.progress = [&](int64_t done, int64_t total) {
+    const double f = double(done) / double(total);
+    progress.advance(f - reported);
+    reported = f;
+  };
+  const HfGptqExportReport r = export_hf_gptq(o.in, o.out, opts);
+  progress.finish();
+  std::printf("%lld quantized layers (%s, %.3f bits per weight with scales and zeros), %lld fp16 tensors; "
+              "checkpoint_format %s; model.safetensors %s\n",
+              static_cast<long long>(r.quantized_layers), opts.gsq.describe().c_str(), r.bits_per_weight,
+              static_cast<long long>(r.dense_tensors), r.format_version == 1 ? "gptq" : "gptq_v2",
+              human_bytes(double(r.bytes)).c_str());
+  for (const auto& p : r.files) std::printf("wrote %s\n", p.string().c_str());
+  return 0;
+}
+
 std::string ftype_line(const QuantScheme& s) {
   return s.name + " (general.file_type " + std::to_string(s.file_type) + ")";
 }
@@ -232,6 +333,7 @@ int run_quantize(Args args) {
     }
   const Options o = parse(args);
   setup_logging(o.quiet);
+  if (o.hf_bits) return run_hf_export(o);
 
   // Fail before the work, not after it, when the output cannot be written: a missing or
   // read-only folder, a special file (/dev/null, a FIFO, a directory), an over-long
@@ -256,13 +358,8 @@ int run_quantize(Args args) {
     opts.imatrix = importance_map(imatrix);
   }
   if (!o.calib.empty()) {
-    std::ifstream f(o.calib, std::ios::binary);
-    if (!f) throw Error("--calib " + o.calib + ": cannot open the text file");
-    std::ostringstream text;
-    text << f.rdbuf();
-    if (f.bad()) throw Error("--calib " + o.calib + ": cannot read the text file");
     GptqCalibration cal;
-    cal.text = text.str();
+    cal.text = read_text(o.calib);
     cal.ctx = o.ctx;
     cal.chunks = o.chunks;
     cal.dataset = o.calib;

@@ -22,12 +22,21 @@ struct HfGptqLayer {
   HfGptqTensors tensors;
 };
 
+// A tensor a checkpoint keeps unquantized (embeddings, norms, lm_head), in fp16.
+struct HfDenseTensor {
+  std::string name;               // e.g. "model.embed_tokens.weight"
+  std::vector<uint64_t> shape;    // outermost dimension first, as PyTorch lists it
+  std::vector<uint16_t> fp16;     // row-major, fp16 bits
+};
+
 // Writes dir/model.safetensors and dir/quantize_config.json (both atomically; the
 // folder must exist). Every layer must have been exported with the same bits,
 // group size, symmetry and format version as `gsq` / `format_version` say; a
-// mismatch is an Error naming the layer.
+// mismatch is an Error naming the layer. `dense` tensors follow the layers in
+// model.safetensors (a size that does not match the shape is an Error naming it).
 void save_hf_gptq_checkpoint(const std::filesystem::path& dir, std::span<const HfGptqLayer> layers,
-                             const GsqConfig& gsq, const GptqConfig& gptq, int format_version = 2);
+                             const GsqConfig& gsq, const GptqConfig& gptq, int format_version = 2,
+                             std::span<const HfDenseTensor> dense = {});
 
 // Reads a checkpoint written by lowbit or by AutoGPTQ / GPTQModel (single file):
 // quantize_config.json gives bits, group size, symmetry and the zero convention
