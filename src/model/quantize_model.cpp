@@ -19,6 +19,7 @@
 #include "lowbit/io/files.hpp"
 #include "lowbit/io/gguf_stream.hpp"
 #include "lowbit/model/bpw_allocation.hpp"
+#include "model/kld_probe.hpp"
 #include "model/sequential_gptq.hpp"
 
 namespace lowbit {
@@ -423,9 +424,10 @@ std::filesystem::path hessian_file(const std::filesystem::path& dir, const std::
 constexpr Format kBpwCandidates[] = {Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::Q8_0};
 
 // Sum over the tensor of importance[col] * (w - q)^2 (importance 1 without an imatrix).
+// The quantized bytes are left in `q`.
 double weighted_error(Format f, const std::vector<float>& w, int64_t rows, int64_t cols, const PlannedTensor& t,
-                      QuantizeEffort effort) {
-  std::vector<std::byte> q(quantized_size(f, rows, cols));
+                      QuantizeEffort effort, std::vector<std::byte>& q) {
+  q.assign(quantized_size(f, rows, cols), std::byte{0});
   std::vector<float> back(w.size());
   const int64_t rows_per_slice = rows / t.slices;
   const size_t rb = row_bytes(f, cols);
@@ -461,6 +463,13 @@ void allocate_for_target_bpw(const GgufFile& model, QuantizePlan& plan, const Qu
   uint64_t fixed = 0;
   std::vector<size_t> free;
   std::vector<std::vector<TypeCandidate>> items;
+  // With a calibration text, each block weight's errors are put in the unit of the
+  // model's output: KL divergence per unit of weighted error, measured by replacing
+  // that weight alone with its probe candidate (the second smallest: the regime the
+  // budget decides in). Tensors the runtime cannot swap get the median ratio.
+  std::unique_ptr<detail::KldProbe> probe;
+  if (o.target_bpw_calibration) probe = std::make_unique<detail::KldProbe>(model.path().string(), *o.target_bpw_calibration);
+  std::vector<double> ratio;  // per free tensor; NaN: not probed
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     PlannedTensor& t = plan.tensors[i];
     const GgufTensorInfo& info = model.tensors()[i];
@@ -469,17 +478,19 @@ void allocate_for_target_bpw(const GgufFile& model, QuantizePlan& plan, const Qu
       fixed += t.converts() && info.elements() ? quantized_size(t.to(), info.rows(), info.row_length()) : info.nbytes;
       continue;
     }
-    PlannedTensor probe = t;
+    PlannedTensor with_importance = t;
     if (o.imatrix) {
       try {
-        attach_importance(*o.imatrix, probe);
+        attach_importance(*o.imatrix, with_importance);
       } catch (const Error&) {
-        probe.importance.clear();  // reported by the planning pass that follows
+        with_importance.importance.clear();  // reported by the planning pass that follows
       }
     }
     std::vector<float> w(static_cast<size_t>(info.elements()));
     dequantize(info.format, model.data(info), {w.data(), info.rows(), info.row_length()});
     std::vector<TypeCandidate> cands;
+    std::vector<std::vector<std::byte>> bytes;
+    const bool probed = probe && probe->can_probe(t.name);
     for (Format f : kBpwCandidates) {
       Format use = f;
       if (info.row_length() % traits(f).block_elems != 0) {
@@ -489,16 +500,47 @@ void allocate_for_target_bpw(const GgufFile& model, QuantizePlan& plan, const Qu
       }
       if (!traits(use).quantized) continue;
       if (std::any_of(cands.begin(), cands.end(), [&](const TypeCandidate& c) { return c.format == use; })) continue;
+      std::vector<std::byte> q;
       cands.push_back({use, quantized_size(use, info.rows(), info.row_length()),
-                       weighted_error(use, w, info.rows(), info.row_length(), probe, o.effort)});
+                       weighted_error(use, w, info.rows(), info.row_length(), with_importance, o.effort, q)});
+      if (probed && cands.size() <= 2) bytes.push_back(std::move(q));
     }
     model.release(info);
+    double r = std::numeric_limits<double>::quiet_NaN();
+    if (probed && !cands.empty()) {
+      const size_t k = cands.size() > 1 ? 1 : 0;
+      const double kld = probe->kld_with(t.name, cands[k].format, std::move(bytes[k]));
+      if (cands[k].error > 0) r = kld / cands[k].error;
+      detail::logger().debug("--target-bpw: {} in {}: KLD {:.4g}, weighted error {:.4g}", t.name,
+                             format_name(cands[k].format), kld, cands[k].error);
+    }
     if (cands.empty()) {  // no candidate fits the row length: the rules' type stays
       fixed += t.converts() ? quantized_size(t.to(), info.rows(), info.row_length()) : info.nbytes;
       continue;
     }
     free.push_back(i);
     items.push_back(std::move(cands));
+    ratio.push_back(r);
+  }
+  if (probe) {
+    std::vector<double> measured;
+    for (double r : ratio)
+      if (std::isfinite(r)) measured.push_back(r);
+    std::sort(measured.begin(), measured.end());
+    const double median = measured.empty() ? 1.0 : measured[measured.size() / 2];
+    // A weight whose probe did not move the output still costs something in a
+    // cheaper type: floor the ratio at a thousandth of the median.
+    const double floor = 1e-3 * median;
+    size_t guessed = 0;
+    for (size_t k = 0; k < items.size(); ++k) {
+      double r = ratio[k];
+      if (!std::isfinite(r)) r = median, ++guessed;
+      r = std::max(r, floor);
+      for (TypeCandidate& c : items[k]) c.error *= r;
+    }
+    detail::logger().info("--target-bpw: KL divergence per unit of error measured for {} of {} tensors on {} "
+                          "positions ({} others take the median, {:.4g})",
+                          items.size() - guessed, items.size(), probe->positions(), guessed, median);
   }
   const double budget_bytes = bpw * double(elements) / 8.0;
   if (budget_bytes < double(fixed))
@@ -559,6 +601,8 @@ QuantizePlan plan_model_quantization(const GgufFile& model, const QuantizeModelO
       throw Error("quantize_model: sequential GPTQ collects its own importance; an imatrix cannot be added to it");
     detail::check_calibration(model, *o.calibration);
   }
+  if (o.target_bpw_calibration && !o.target_bpw)
+    throw Error("quantize_model: a target_bpw calibration text without target_bpw");
   if (o.method == QuantMethod::gptq && !o.hessians.get && !o.calibration)
     throw Error("quantize_model: method gptq needs Hessians (QuantizeModelOptions::hessians) or a calibration text "
                 "(QuantizeModelOptions::calibration)");

@@ -188,6 +188,12 @@ run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --c
 if(NOT out_err MATCHES "tokenizer")
   message(FATAL_ERROR "--calib on a model without a tokenizer: ${out_err}")
 endif()
+# --calib with --target-bpw (any method) measures sensitivities: the runtime needs a
+# tokenizer, which the tiny model lacks.
+run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --target-bpw 6 --calib ${WORK_DIR}/text.txt)
+if(NOT out_err MATCHES "tokenizer")
+  message(FATAL_ERROR "--target-bpw --calib on a model without a tokenizer: ${out_err}")
+endif()
 run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_0 --method gptq --calib ${WORK_DIR}/missing.txt)
 if(EXISTS ${WORK_DIR}/never.gguf OR EXISTS ${WORK_DIR}/never.gguf.partial)
   message(FATAL_ERROR "a failed quantize --calib left ${WORK_DIR}/never.gguf behind")

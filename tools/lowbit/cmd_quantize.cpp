@@ -114,9 +114,11 @@ void print_quantize_help() {
       "                   Hessians (q/k/v one, gate/up one) taken from the outputs of\n"
       "                   the blocks and layers already quantized; token embedding and\n"
       "                   output get rtn (logged). Memory: one block's Hessians plus the\n"
-      "                   windows' activations (docs/cli.md)\n"
+      "                   windows' activations (docs/cli.md). With --target-bpw (any\n"
+      "                   method) it also measures each weight's sensitivity (below)\n"
       "  --ctx N          --calib's window length in tokens (default 512)\n"
-      "  --chunks K       --calib's first K windows only (default: every whole window)\n"
+      "  --chunks K       --calib's first K windows only (default: every whole window\n"
+      "                   for GPTQ, 1 for --target-bpw's measurement)\n"
       "  --threads N      worker threads (0 = all cores, the default); the output does\n"
       "                   not depend on it\n"
       "  --quiet          no progress bar and only warnings in the log\n"
@@ -135,7 +137,10 @@ void print_quantize_help() {
       "  --target-bpw B   choose each quantizable tensor's type (Q2_K..Q6_K, Q8_0) to\n"
       "                   minimise the model's importance-weighted error with the whole\n"
       "                   file at most B bits per weight (docs/cli.md); the options above\n"
-      "                   still fix the tensors they name\n"
+      "                   still fix the tensors they name. With --calib FILE (llama\n"
+      "                   models) each block weight's error is weighed by the KL\n"
+      "                   divergence it causes alone, measured on the text's first\n"
+      "                   --chunks windows (default 1) of --ctx tokens\n"
       "\n"
       "Output files:\n"
       "  --split-max-size SIZE   split the output (gguf-split's convention: OUT without\n"
@@ -271,10 +276,11 @@ Options parse(Args& args) {
   if (o.method != QuantMethod::gptq && !o.hessians.empty()) throw UsageError("--hessians is only used by --method gptq");
   if (o.method == QuantMethod::gsq && o.effort != QuantizeEffort::standard)
     throw UsageError("--effort is used by --method rtn and gptq; gsq has its own search");
-  if (o.method != QuantMethod::gptq && !o.calib.empty())
-    throw UsageError("--calib is only used by --method gptq (true-sequential GPTQ)");
+  if (o.method != QuantMethod::gptq && !o.calib.empty() && !o.target_bpw)
+    throw UsageError("--calib is used by --method gptq (true-sequential GPTQ) and by --target-bpw");
   if (!o.calib.empty() && !o.hessians.empty()) throw UsageError("--calib and --hessians exclude each other");
-  if (!o.calib.empty() && !o.imatrix.empty()) throw UsageError("--calib collects its own importance; drop --imatrix");
+  if (!o.calib.empty() && !o.imatrix.empty() && o.method == QuantMethod::gptq)
+    throw UsageError("--calib collects its own importance; drop --imatrix");
   if (o.calib.empty() && (o.ctx_given || o.chunks_given)) throw UsageError("--ctx and --chunks go with --calib");
   return o;
 }
@@ -363,7 +369,14 @@ int run_quantize(Args args) {
     cal.ctx = o.ctx;
     cal.chunks = o.chunks;
     cal.dataset = o.calib;
-    opts.calibration = std::move(cal);
+    if (o.target_bpw) {
+      // The sensitivity measurement runs every block weight once: one window unless
+      // --chunks asks for more.
+      GptqCalibration probe = cal;
+      if (!o.chunks_given) probe.chunks = 1;
+      opts.target_bpw_calibration = std::move(probe);
+    }
+    if (o.method == QuantMethod::gptq) opts.calibration = std::move(cal);
   }
   if (!o.hessians.empty()) {
     if (!std::filesystem::is_directory(o.hessians)) throw Error("--hessians " + o.hessians + ": not a directory");

@@ -101,6 +101,11 @@ struct QuantizeModelOptions {
   // model's importance-weighted error with the whole file (every tensor's bytes) at
   // most this many bits per weight (model/bpw_allocation.hpp). Overrides still win.
   std::optional<double> target_bpw;
+  // With target_bpw: a text (text, ctx, chunks; on_hessian unused) on which each block
+  // weight's error is scaled by its measured effect on the model's output, the mean KL
+  // divergence of the next-token distribution when that weight alone is quantized
+  // (llama-architecture models, lowbit's runtime). docs/cli.md, `--target-bpw`.
+  std::optional<GptqCalibration> target_bpw_calibration;
   // write_quantized_model: split the output (gguf-split's convention) ...
   GgufSplitLimits split;
   // ... and continue the partial output of an interrupted run (io/gguf_stream.hpp).
