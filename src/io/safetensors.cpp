@@ -472,21 +472,32 @@ void SafetensorsWriter::set_metadata(std::string key, std::string value) {
   metadata_[std::move(key)] = std::move(value);
 }
 
-void SafetensorsWriter::add(std::string name, SafetensorsDtype dtype, std::vector<uint64_t> shape,
-                            std::span<const std::byte> bytes) {
+namespace {
+
+// A new tensor's checks (valid UTF-8, not the metadata key, unique, a byte size that
+// fits 64 bits); returns that byte size.
+uint64_t checked_tensor_bytes(const std::string& name, SafetensorsDtype dtype, const std::vector<uint64_t>& shape,
+                              const std::set<std::string, std::less<>>& names) {
   if (first_invalid_utf8(name) != std::string_view::npos)
     throw Error("safetensors writer: tensor name is not valid UTF-8");
   const std::string where = "safetensors writer: tensor " + quote(name);
   if (name == "__metadata__") throw Error(where + ": the name is reserved for the metadata");
-  if (names_.count(name)) throw Error(where + " was already added");
+  if (names.count(name)) throw Error(where + " was already added");
   uint64_t numel = 1;
   for (uint64_t d : shape)
     numel = checked_mul(numel, d, where + ": element count of shape " + shape_text(shape) + " overflows 64 bits");
-  const uint64_t nbytes = checked_mul(numel, element_size(dtype),
-                                     where + ": byte size of shape " + shape_text(shape) + " overflows 64 bits");
+  return checked_mul(numel, element_size(dtype), where + ": byte size of shape " + shape_text(shape) + " overflows 64 bits");
+}
+
+}  // namespace
+
+void SafetensorsWriter::add(std::string name, SafetensorsDtype dtype, std::vector<uint64_t> shape,
+                            std::span<const std::byte> bytes) {
+  const uint64_t nbytes = checked_tensor_bytes(name, dtype, shape, names_);
   if (bytes.size() != nbytes)
-    throw Error(where + ": got " + std::to_string(bytes.size()) + " bytes, but dtype " + std::string(to_string(dtype)) +
-                " with shape " + shape_text(shape) + " needs " + std::to_string(nbytes));
+    throw Error("safetensors writer: tensor " + quote(name) + ": got " + std::to_string(bytes.size()) +
+                " bytes, but dtype " + std::string(to_string(dtype)) + " with shape " + shape_text(shape) + " needs " +
+                std::to_string(nbytes));
   names_.insert(name);
   entries_.push_back({std::move(name), dtype, std::move(shape), std::vector<std::byte>(bytes.begin(), bytes.end())});
 }
@@ -500,8 +511,8 @@ namespace {
 // The header JSON, padded with spaces to a multiple of 8, as the reference writes it:
 // "__metadata__" first (when there is any), then the tensors in order, each as
 // {"dtype", "shape", "data_offsets"}.
-template <class Entries>
-std::string header_text(const std::map<std::string, std::string>& metadata, const Entries& entries) {
+template <class Entries, class Size>
+std::string header_text(const std::map<std::string, std::string>& metadata, const Entries& entries, Size size_of) {
   nlohmann::ordered_json root = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
     nlohmann::ordered_json meta = nlohmann::ordered_json::object();
@@ -513,8 +524,8 @@ std::string header_text(const std::map<std::string, std::string>& metadata, cons
     nlohmann::ordered_json t = nlohmann::ordered_json::object();
     t["dtype"] = std::string(to_string(e.dtype));
     t["shape"] = e.shape;
-    t["data_offsets"] = {offset, offset + e.bytes.size()};
-    offset += e.bytes.size();
+    t["data_offsets"] = {offset, offset + size_of(e)};
+    offset += size_of(e);
     root[e.name] = std::move(t);
   }
   std::string text = root.dump();
@@ -529,7 +540,7 @@ std::string header_text(const std::map<std::string, std::string>& metadata, cons
 }  // namespace
 
 std::vector<std::byte> SafetensorsWriter::serialize() const {
-  const std::string header = header_text(metadata_, entries_);
+  const std::string header = header_text(metadata_, entries_, [](const Entry& e) { return uint64_t(e.bytes.size()); });
   const uint64_t len = header.size();
   size_t total = 8 + header.size();
   for (const auto& e : entries_) total += e.bytes.size();
@@ -545,12 +556,43 @@ std::vector<std::byte> SafetensorsWriter::serialize() const {
 }
 
 void SafetensorsWriter::write(const std::filesystem::path& path) const {
-  const std::string header = header_text(metadata_, entries_);
+  const std::string header = header_text(metadata_, entries_, [](const Entry& e) { return uint64_t(e.bytes.size()); });
   const uint64_t len = header.size();
   io_detail::write_atomically(path, "safetensors writer: '" + path.string() + "'", [&](io_detail::FileSink& sink) {
     sink.put(&len, 8);
     sink.put(header.data(), header.size());
     for (const auto& e : entries_) sink.put(e.bytes.data(), e.bytes.size());
+  });
+}
+
+void SafetensorsStreamWriter::set_metadata(std::string key, std::string value) {
+  if (first_invalid_utf8(key) != std::string_view::npos)
+    throw Error("safetensors writer: metadata key is not valid UTF-8");
+  if (first_invalid_utf8(value) != std::string_view::npos)
+    throw Error("safetensors writer: metadata value of " + quote(key) + " is not valid UTF-8");
+  metadata_[std::move(key)] = std::move(value);
+}
+
+void SafetensorsStreamWriter::declare(std::string name, SafetensorsDtype dtype, std::vector<uint64_t> shape) {
+  const uint64_t nbytes = checked_tensor_bytes(name, dtype, shape, names_);
+  names_.insert(name);
+  entries_.push_back({std::move(name), dtype, std::move(shape), nbytes});
+}
+
+void SafetensorsStreamWriter::write(const std::filesystem::path& path,
+                                    const std::function<std::vector<std::byte>(size_t)>& produce) const {
+  const std::string header = header_text(metadata_, entries_, [](const Entry& e) { return e.nbytes; });
+  const uint64_t len = header.size();
+  io_detail::write_atomically(path, "safetensors writer: '" + path.string() + "'", [&](io_detail::FileSink& sink) {
+    sink.put(&len, 8);
+    sink.put(header.data(), header.size());
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const std::vector<std::byte> bytes = produce(i);
+      if (bytes.size() != entries_[i].nbytes)
+        throw Error("safetensors writer: tensor " + quote(entries_[i].name) + " came with " +
+                    std::to_string(bytes.size()) + " bytes, declared " + std::to_string(entries_[i].nbytes));
+      sink.put(bytes.data(), bytes.size());
+    }
   });
 }
 

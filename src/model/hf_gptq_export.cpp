@@ -19,6 +19,7 @@
 #include "lowbit/gptq/target.hpp"
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/io/hf_checkpoint.hpp"
+#include "lowbit/io/safetensors.hpp"
 #include "lowbit/model/llama.hpp"
 #include "model/sequential_gptq.hpp"
 
@@ -132,6 +133,32 @@ void check_layer(const LayerPlan& l, const GsqConfig& gsq) {
     throw Error("HF GPTQ export: " + what + ": rows are not whole heads of even size " + std::to_string(l.head_dim));
 }
 
+// The order of a block's weights in the checkpoint (and in transformers' modules).
+constexpr const char* kBlockOrder[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+template <class T>
+std::vector<std::byte> to_bytes(const std::vector<T>& v) {
+  std::vector<std::byte> b(v.size() * sizeof(T));
+  if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+// A dense tensor's values in fp16 (an Error naming it for a value beyond fp16's range).
+std::vector<std::byte> dense_fp16(const GgufFile& file, const std::string& name) {
+  const GgufTensorInfo& t = file.tensor(name);
+  std::vector<float> v(static_cast<size_t>(t.elements()));
+  dequantize(t.format, file.data(t), {v.data(), t.rows(), t.row_length()});
+  file.release(t);
+  std::vector<uint16_t> h(v.size());
+  for (size_t k = 0; k < v.size(); ++k) {
+    h[k] = fp32_to_fp16(v[k]);
+    if (std::isfinite(v[k]) && !std::isfinite(fp16_to_fp32(h[k])))
+      throw Error("HF GPTQ export: tensor '" + name + "' holds " + std::to_string(v[k]) + " (element " +
+                  std::to_string(k) + "), beyond fp16's range");
+  }
+  return to_bytes(h);
+}
+
 template <class F>
 auto in_arena(int threads, F&& f) {
   if (threads < 0) throw Error("HF GPTQ export: thread count " + std::to_string(threads) + " is negative");
@@ -211,79 +238,100 @@ HfGptqExportReport export_hf_gptq(const std::filesystem::path& in, const std::fi
     layers.push_back(l);
   }
 
-  HfGptqExportReport report;
-  report.format_version = version;
-  std::map<std::string, HfGptqTensors> quantized;
-  double code_bits = 0;
-  int64_t done = 0;
-  in_arena(o.threads, [&] {
-    std::map<std::string, const LayerPlan*> by_name;
-    for (const LayerPlan& l : layers) by_name[l.gguf] = &l;
-    detail::SequentialGptq seq(
-        file, plan, o.calibration,
-        [&](const PlannedTensor& t, const std::vector<float>& w, const std::shared_ptr<const HessianAccumulator>& h) {
-          const LayerPlan& l = *by_name.at(t.name);
-          const std::vector<float> hf_w = l.head_dim ? permute_rows(w, l.rows, l.cols, l.head_dim, true) : w;
-          const std::vector<float> imp = gsq.search == ScaleSearch::importance ? h->importance() : std::vector<float>{};
-          GsqTarget target(gsq, imp);
-          gptq_solve(o.gptq, ConstMatrixView<float>(hf_w.data(), l.rows, l.cols), *h, target);
-          GsqResult r = target.result();
-          code_bits += r.bits_per_weight() * double(l.rows * l.cols);
-          quantized[l.hf] = to_hf_gptq(r, version);
-          std::vector<float> decoded(static_cast<size_t>(l.rows * l.cols));
-          gsq_dequantize(r, MatrixView<float>(decoded.data(), l.rows, l.cols));
-          if (l.head_dim) decoded = permute_rows(decoded, l.rows, l.cols, l.head_dim, false);
-          std::vector<std::byte> bytes(decoded.size() * sizeof(float));
-          std::memcpy(bytes.data(), decoded.data(), bytes.size());
-          return bytes;
-        },
-        /*every_block_weight=*/true);
-    // Block order, so each block runs once and its outputs feed the next.
-    for (int64_t il = 0; il < hp.n_layer; ++il)
-      for (const auto& [gguf, module] : block_linear_names()) {
-        (void)module;
-        const std::string name = "blk." + std::to_string(il) + "." + gguf + ".weight";
-        if (!by_name.contains(name)) continue;
-        seq.take(name);
-        const LayerPlan& l = *by_name.at(name);
-        done += l.rows * l.cols;
-        if (o.progress) o.progress(done, total);
-      }
-  });
-
-  std::vector<HfGptqLayer> out_layers;
-  for (const LayerPlan& l : layers) out_layers.push_back({l.hf, std::move(quantized.at(l.hf))});
-  std::vector<HfDenseTensor> out_dense;
+  // model.safetensors in production order: the dense tensors, then the layers block by
+  // block (q, k, v, o, gate, up, down), four tensors each, streamed as they are made.
+  SafetensorsStreamWriter writer;
+  writer.set_metadata("format", "pt");
+  writer.set_metadata("quantized_by", "lowbit");
   for (const std::string& name : dense) {
     const GgufTensorInfo& t = file.tensor(name);
-    std::vector<float> v(static_cast<size_t>(t.elements()));
-    dequantize(t.format, file.data(t), {v.data(), t.rows(), t.row_length()});
-    HfDenseTensor d;
-    d.name = hf_llama_tensor_name(name);
-    // Hugging Face lists dimensions outermost first, GGUF innermost first.
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) d.shape.push_back(static_cast<uint64_t>(*it));
-    d.fp16.resize(v.size());
-    for (size_t k = 0; k < v.size(); ++k) {
-      d.fp16[k] = fp32_to_fp16(v[k]);
-      if (std::isfinite(v[k]) && !std::isfinite(fp16_to_fp32(d.fp16[k])))
-        throw Error("HF GPTQ export: tensor '" + name + "' holds " + std::to_string(v[k]) +
-                    " (element " + std::to_string(k) + "), beyond fp16's range");
-    }
-    out_dense.push_back(std::move(d));
-    file.release(t);
+    std::vector<uint64_t> shape;  // Hugging Face lists dimensions outermost first, GGUF innermost first
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) shape.push_back(static_cast<uint64_t>(*it));
+    writer.declare(hf_llama_tensor_name(name), SafetensorsDtype::F16, shape);
   }
+  std::map<std::string, const LayerPlan*> by_name;
+  for (const LayerPlan& l : layers) by_name[l.gguf] = &l;
+  std::vector<const LayerPlan*> order;
+  for (int64_t il = 0; il < hp.n_layer; ++il)
+    for (const char* w : kBlockOrder) {
+      const auto it = by_name.find("blk." + std::to_string(il) + "." + w + ".weight");
+      if (it == by_name.end()) continue;
+      const LayerPlan& l = *it->second;
+      const auto in = static_cast<uint64_t>(l.cols), out = static_cast<uint64_t>(l.rows);
+      const auto bits = static_cast<uint64_t>(gsq.bits), groups = in / static_cast<uint64_t>(gsq.resolved_group(l.cols));
+      writer.declare(l.hf + ".qweight", SafetensorsDtype::I32, {in * bits / 32, out});
+      writer.declare(l.hf + ".qzeros", SafetensorsDtype::I32, {groups, out * bits / 32});
+      writer.declare(l.hf + ".scales", SafetensorsDtype::F16, {groups, out});
+      writer.declare(l.hf + ".g_idx", SafetensorsDtype::I32, {in});
+      order.push_back(&l);
+    }
+  if (order.size() != layers.size()) throw Error("HF GPTQ export: block weights outside blk.0 .. blk." +
+                                                 std::to_string(hp.n_layer - 1));
 
+  HfGptqExportReport report;
+  report.format_version = version;
+  std::map<std::string, HfGptqTensors> quantized;  // made, not yet written: one block at most
+  double code_bits = 0;
+  int64_t done = 0;
+  const bool created = !std::filesystem::exists(dir);
   std::error_code ec;
   std::filesystem::create_directory(dir, ec);
   if (ec && !std::filesystem::is_directory(dir))
     throw Error("HF GPTQ export: cannot create the folder '" + dir.string() + "': " + ec.message());
-  const std::string config = config_json(hp, probe.tokenizer(), gsq, o.gptq, version);
-  save_hf_gptq_checkpoint(dir, out_layers, gsq, o.gptq, version, out_dense);
-  io_detail::write_atomically(dir / "config.json", "HF GPTQ export: config.json",
-                              [&](io_detail::FileSink& s) { s.put(config.data(), config.size()); });
+  try {
+    in_arena(o.threads, [&] {
+      detail::SequentialGptq seq(
+          file, plan, o.calibration,
+          [&](const PlannedTensor& t, const std::vector<float>& w, const std::shared_ptr<const HessianAccumulator>& h) {
+            const LayerPlan& l = *by_name.at(t.name);
+            const std::vector<float> hf_w = l.head_dim ? permute_rows(w, l.rows, l.cols, l.head_dim, true) : w;
+            const std::vector<float> imp =
+                gsq.search == ScaleSearch::importance ? h->importance() : std::vector<float>{};
+            GsqTarget target(gsq, imp);
+            gptq_solve(o.gptq, ConstMatrixView<float>(hf_w.data(), l.rows, l.cols), *h, target);
+            GsqResult r = target.result();
+            code_bits += r.bits_per_weight() * double(l.rows * l.cols);
+            quantized[l.hf] = to_hf_gptq(r, version);
+            // The runtime goes on with exactly what the checkpoint holds, in GGUF order.
+            std::vector<float> decoded(static_cast<size_t>(l.rows * l.cols));
+            gsq_dequantize(r, MatrixView<float>(decoded.data(), l.rows, l.cols));
+            if (l.head_dim) decoded = permute_rows(decoded, l.rows, l.cols, l.head_dim, false);
+            std::vector<std::byte> bytes(decoded.size() * sizeof(float));
+            std::memcpy(bytes.data(), decoded.data(), bytes.size());
+            return bytes;
+          },
+          /*every_block_weight=*/true);
+      writer.write(dir / "model.safetensors", [&](size_t i) -> std::vector<std::byte> {
+        if (i < dense.size()) return dense_fp16(file, dense[i]);
+        const LayerPlan& l = *order[(i - dense.size()) / 4];
+        const size_t part = (i - dense.size()) % 4;
+        if (part == 0) {
+          seq.take(l.gguf);  // runs the block on its first weight; the rest are then ready
+          done += l.rows * l.cols;
+          if (o.progress) o.progress(done, total);
+        }
+        const HfGptqTensors& q = quantized.at(l.hf);
+        std::vector<std::byte> bytes = part == 0   ? to_bytes(q.qweight)
+                                       : part == 1 ? to_bytes(q.qzeros)
+                                       : part == 2 ? to_bytes(q.scales)
+                                                   : to_bytes(q.g_idx);
+        if (part == 3) quantized.erase(l.hf);
+        return bytes;
+      });
+    });
+    const std::string qconfig = quantize_config_json(gsq, o.gptq, version);
+    io_detail::write_atomically(dir / "quantize_config.json", "HF GPTQ export: quantize_config.json",
+                                [&](io_detail::FileSink& s) { s.put(qconfig.data(), qconfig.size()); });
+    const std::string config = config_json(hp, probe.tokenizer(), gsq, o.gptq, version);
+    io_detail::write_atomically(dir / "config.json", "HF GPTQ export: config.json",
+                                [&](io_detail::FileSink& s) { s.put(config.data(), config.size()); });
+  } catch (...) {
+    if (created) std::filesystem::remove(dir, ec);  // only when still empty
+    throw;
+  }
   report.files = {dir / "model.safetensors", dir / "quantize_config.json", dir / "config.json"};
-  report.quantized_layers = static_cast<int64_t>(out_layers.size());
-  report.dense_tensors = static_cast<int64_t>(out_dense.size());
+  report.quantized_layers = static_cast<int64_t>(layers.size());
+  report.dense_tensors = static_cast<int64_t>(dense.size());
   report.bytes = std::filesystem::file_size(dir / "model.safetensors");
   report.bits_per_weight = total ? code_bits / double(total) : 0.0;
   return report;

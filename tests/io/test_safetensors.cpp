@@ -21,6 +21,7 @@ namespace fs = std::filesystem;
 using lowbit::SafetensorsDtype;
 using lowbit::SafetensorsFile;
 using lowbit::SafetensorsModel;
+using lowbit::SafetensorsStreamWriter;
 using lowbit::SafetensorsWriter;
 
 namespace {
@@ -433,6 +434,49 @@ TEST(SafetensorsWriter, TinyFileMatchesHandAssembledBytes) {
 
   EXPECT_EQ(read_bytes(dir / "t.safetensors"), expected);
   EXPECT_EQ(span_bytes(w.serialize()), expected);
+}
+
+// The streaming writer: the same hand-assembled bytes, produced one tensor at a time.
+TEST(SafetensorsStreamWriter, TinyFileMatchesHandAssembledBytes) {
+  TempDir dir;
+  SafetensorsStreamWriter w;
+  w.set_metadata("a", "b");
+  w.declare("x", SafetensorsDtype::F32, {2});
+  w.declare("y", SafetensorsDtype::U8, {3});
+  std::vector<size_t> asked;
+  w.write(dir / "t.safetensors", [&](size_t i) {
+    asked.push_back(i);
+    const std::vector<uint8_t> x = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0}, y = {1, 2, 3};
+    const auto& v = i == 0 ? x : y;
+    std::vector<std::byte> b(v.size());
+    std::memcpy(b.data(), v.data(), v.size());
+    return b;
+  });
+  EXPECT_EQ(asked, (std::vector<size_t>{0, 1}));
+  const std::string header =
+      R"({"__metadata__":{"a":"b"},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("y":{"dtype":"U8","shape":[3],"data_offsets":[8,11]}}    )";
+  Bytes expected = {136, 0, 0, 0, 0, 0, 0, 0};
+  expected.insert(expected.end(), header.begin(), header.end());
+  for (uint8_t v : {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, 1, 2, 3}) expected.push_back(v);
+  EXPECT_EQ(read_bytes(dir / "t.safetensors"), expected);
+}
+
+TEST(SafetensorsStreamWriter, AWrongSizeOrAFailedProducerLeavesNoFile) {
+  TempDir dir;
+  SafetensorsStreamWriter w;
+  w.declare("x", SafetensorsDtype::F32, {2});
+  EXPECT_THROW(w.declare("x", SafetensorsDtype::F32, {1}), lowbit::Error);  // twice
+  EXPECT_THROW(w.declare("__metadata__", SafetensorsDtype::F32, {1}), lowbit::Error);
+  try {
+    w.write(dir / "t.safetensors", [](size_t) { return std::vector<std::byte>(7); });
+    FAIL() << "a 7-byte F32[2] was accepted";
+  } catch (const lowbit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("declared 8"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(w.write(dir / "t.safetensors", [](size_t) -> std::vector<std::byte> { throw lowbit::Error("stop"); }),
+               lowbit::Error);
+  EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
 TEST(SafetensorsWriter, EmptyWriterWritesAnEmptyObject) {

@@ -295,6 +295,30 @@ TEST(HfGptqExport, RefusesWhatACheckpointCannotHoldBeforeWriting) {
   const auto arch = make_model("hf_arch", [](GgufWriter& w) { w.set("general.architecture", "gemma3"); });
   EXPECT_NE(error_of([&] { export_hf_gptq(arch->path, dir.path, options(4, 32)); }).find("gemma3"),
             std::string::npos);
+  // Found during the work: a dense tensor beyond fp16's range. No model.safetensors,
+  // and the folder this call created is gone again.
+  {
+    const GgufFile src = GgufFile::open(m->path);
+    GgufWriter w;
+    w.copy_metadata(src);
+    for (const GgufTensorInfo& t : src.tensors()) {
+      if (t.name != "output_norm.weight") {
+        w.add_tensor(t.name, t.shape, t.format, src.data(t));
+        continue;
+      }
+      std::vector<float> v(static_cast<size_t>(t.elements()), 1.0f);
+      v[5] = 1e6f;
+      std::vector<std::byte> b(v.size() * sizeof(float));
+      std::memcpy(b.data(), v.data(), b.size());
+      w.add_tensor(t.name, t.shape, Format::F32, std::move(b));
+    }
+    const fs::path huge = dir.path.string() + "_huge.gguf";
+    w.write(huge);
+    e = error_of([&] { export_hf_gptq(huge, dir.path, options(4, 32)); });
+    fs::remove(huge);
+    EXPECT_NE(e.find("'output_norm.weight' holds 1000000"), std::string::npos) << e;
+    EXPECT_FALSE(fs::exists(dir.path));
+  }
   // The output is a file, not a folder.
   std::ofstream(dir.path) << "x";
   EXPECT_NE(error_of([&] { export_hf_gptq(m->path, dir.path, options(4, 32)); }).find("not a folder"),

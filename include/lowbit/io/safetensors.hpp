@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -146,6 +147,31 @@ class SafetensorsWriter {
     SafetensorsDtype dtype;
     std::vector<uint64_t> shape;
     std::vector<std::byte> bytes;
+  };
+  std::map<std::string, std::string> metadata_;
+  std::vector<Entry> entries_;
+  std::set<std::string, std::less<>> names_;
+};
+
+// The same file without holding its tensors: the layout is declared first (names,
+// dtypes and shapes, in file order, checked as SafetensorsWriter::add checks them),
+// then write() streams the header and each tensor's bytes as produce(i) returns them,
+// in order. For outputs larger than memory (lowbit::export_hf_gptq).
+class SafetensorsStreamWriter {
+ public:
+  void set_metadata(std::string key, std::string value);
+  void declare(std::string name, SafetensorsDtype dtype, std::vector<uint64_t> shape);
+  // Atomic as SafetensorsWriter::write. produce(i) must return exactly tensor i's
+  // declared byte size (an Error naming it otherwise); an exception from it removes
+  // the temporary file and propagates.
+  void write(const std::filesystem::path& path, const std::function<std::vector<std::byte>(size_t)>& produce) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    SafetensorsDtype dtype;
+    std::vector<uint64_t> shape;
+    uint64_t nbytes = 0;
   };
   std::map<std::string, std::string> metadata_;
   std::vector<Entry> entries_;

@@ -22,9 +22,10 @@
 //   quantize_config.json  bits, group_size, desc_act, sym, checkpoint_format, ...
 //   config.json           LlamaForCausalLM's configuration from the GGUF's
 //                         hyperparameters, with quantization_config
-// Tokenizer files are not written (copy them from the source model). The checkpoint
-// is held in memory until it is written (about its file size); each file is written
-// atomically, model.safetensors first.
+// Tokenizer files are not written (copy them from the source model). model.safetensors
+// is streamed as the blocks are done (SafetensorsStreamWriter), so memory is sequential
+// GPTQ's (one block's Hessians plus the windows' activations) plus one block's
+// quantized layers; each file is written atomically, model.safetensors first.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -72,13 +73,15 @@ struct HfGptqExportReport {
 };
 
 // Writes the checkpoint into folder `dir` (created if missing; its parent must exist;
-// other files in it are left alone). Throws lowbit::Error before any file is written
-// for: an architecture other than llama, a tensor without a Hugging Face name (named),
-// a configuration GPTQ checkpoints cannot hold (float minimums, double quantization,
+// other files in it are left alone). Throws lowbit::Error before any work for: an
+// architecture other than llama, a tensor without a Hugging Face name (named), a
+// configuration GPTQ checkpoints cannot hold (float minimums, double quantization,
 // other bits), a layer whose input features do not hold whole groups or whose
 // features times bits are not a multiple of 32 (named, with the group sizes that
-// would fit), a dense tensor whose values overflow fp16 (named), and the calibration
-// errors of sequential GPTQ. Results do not depend on the thread count.
+// would fit) and the calibration errors of sequential GPTQ; during it for a dense
+// tensor whose values overflow fp16 (named). A failure while model.safetensors is made
+// leaves no part of it (the streamed temporary is removed) and removes `dir` if this
+// call created it. Results do not depend on the thread count.
 HfGptqExportReport export_hf_gptq(const std::filesystem::path& in, const std::filesystem::path& dir,
                                   const HfGptqExportOptions& options);
 
