@@ -12,6 +12,7 @@
 
 #include "common/log.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/parallel.hpp"
 #include "lowbit/gptq/ggml_target.hpp"
 #include "lowbit/gsq/ggml_mapping.hpp"
 #include "lowbit/gsq/quantizer.hpp"
@@ -93,11 +94,39 @@ class ProgressSink {
 // Rows are quantized in chunks of about this many elements so progress moves.
 constexpr int64_t kChunkElements = int64_t{1} << 22;
 
+// ImportanceObjective::ggml_blend: row by row, each element's weight is
+// importance[col] x sqrt(sigma2 + w^2), sigma2 = 2 x mean(w^2) over the element's
+// 256-element super-block (K-quants, IQ4_XS) or its row (32-element formats), as
+// ggml's quantizers weigh an imatrix.
+void quantize_rows_blended(Format f, const float* w, int64_t rows, int64_t cols, std::span<const float> imp,
+                           std::span<std::byte> dst, QuantizeEffort effort) {
+  const size_t rb = row_bytes(f, cols);
+  const int64_t span = traits(f).block_elems >= 256 ? traits(f).block_elems : cols;
+  parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<float> weights(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = w + r * cols;
+      for (int64_t b = 0; b < cols; b += span) {
+        double sum = 0;
+        for (int64_t j = b; j < b + span; ++j) sum += double(x[j]) * x[j];
+        const double sigma2 = 2.0 * sum / double(span);
+        for (int64_t j = b; j < b + span; ++j)
+          weights[static_cast<size_t>(j)] = static_cast<float>(double(imp[static_cast<size_t>(j)]) * std::sqrt(sigma2 + double(x[j]) * x[j]));
+      }
+      quantize(f, {x, 1, cols}, dst.subspan(static_cast<size_t>(r) * rb, rb), weights, effort);
+    }
+  });
+}
+
 std::vector<std::byte> quantize_rtn(Format f, const std::vector<float>& w, int64_t rows, int64_t cols,
                                     const std::vector<float>& imp, int64_t rows_per_slice, QuantizeEffort effort,
-                                    ProgressSink& progress) {
+                                    ProgressSink& progress,
+                                    ImportanceObjective objective = ImportanceObjective::pure) {
   std::vector<std::byte> out(quantized_size(f, rows, cols));
   const size_t rb = row_bytes(f, cols);
+  // QuantizeEffort::fast is ggml's own search, which blends by itself.
+  const bool blend = objective == ImportanceObjective::ggml_blend && effort != QuantizeEffort::fast &&
+                     traits(f).quantized && !imp.empty();
   const int64_t chunk = std::max<int64_t>(1, kChunkElements / cols);
   for (int64_t r0 = 0; r0 < rows;) {
     const int64_t slice = r0 / rows_per_slice;
@@ -105,9 +134,12 @@ std::vector<std::byte> quantize_rtn(Format f, const std::vector<float>& w, int64
     std::span<const float> slice_imp;
     if (!imp.empty())
       slice_imp = std::span<const float>(imp).subspan(static_cast<size_t>(slice * cols), static_cast<size_t>(cols));
-    quantize(f, {w.data() + r0 * cols, r1 - r0, cols},
-             std::span<std::byte>(out).subspan(static_cast<size_t>(r0) * rb, static_cast<size_t>(r1 - r0) * rb),
-             slice_imp, effort);
+    const std::span<std::byte> dst =
+        std::span<std::byte>(out).subspan(static_cast<size_t>(r0) * rb, static_cast<size_t>(r1 - r0) * rb);
+    if (blend)
+      quantize_rows_blended(f, w.data() + r0 * cols, r1 - r0, cols, slice_imp, dst, effort);
+    else
+      quantize(f, {w.data() + r0 * cols, r1 - r0, cols}, dst, slice_imp, effort);
     progress.advance((r1 - r0) * cols);
     r0 = r1;
   }
@@ -202,7 +234,7 @@ std::vector<std::byte> convert(const GgufFile& model, const GgufTensorInfo& info
   const bool quantized = traits(to).quantized;
   if (quantized && o.method == QuantMethod::gsq) return quantize_gsq(to, w, rows, cols, t, progress);
   if (quantized && o.method == QuantMethod::gptq) return quantize_gptq(to, w, rows, cols, t, o.hessians, o.gptq, o.effort, progress);
-  return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, o.effort, progress);
+  return quantize_rtn(to, w, rows, cols, t.importance, rows / t.slices, o.effort, progress, o.importance_objective);
 }
 
 void check_plan_matches(const GgufFile& model, const QuantizePlan& plan) {
@@ -322,7 +354,8 @@ void run_plan(const GgufFile& model, const QuantizePlan& plan, const QuantizeMod
           detail::logger().info("{}: rtn ({})", t.name, why);
           std::vector<float> w(static_cast<size_t>(info.elements()));
           dequantize(info.format, model.data(info), {w.data(), info.rows(), info.row_length()});
-          bytes = quantize_rtn(t.to(), w, info.rows(), info.row_length(), r.importance, info.rows() / t.slices, o.effort, progress);
+          bytes = quantize_rtn(t.to(), w, info.rows(), info.row_length(), r.importance, info.rows() / t.slices,
+                               o.effort, progress, o.importance_objective);
         } else {
           bytes = convert(model, info, t, o, progress);
         }
@@ -359,6 +392,7 @@ std::string resume_key(const GgufFile& model, const QuantizePlan& plan, const Qu
   std::string key = "lowbit-quantize 1 method=" + std::string(to_string(o.method));
   // The standard effort adds nothing, so journals written before efforts existed still resume.
   if (o.effort != QuantizeEffort::standard) key += " effort=" + std::string(to_string(o.effort));
+  if (o.importance_objective != ImportanceObjective::pure) key += " objective=ggml_blend";
   for (const auto& p : model.paths()) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(p, ec);

@@ -210,6 +210,9 @@ run(1 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never_hf GPTQ_INT4 --method gptq 
 if(EXISTS ${WORK_DIR}/never_hf)
   message(FATAL_ERROR "a failed GPTQ_INT4 export left ${WORK_DIR}/never_hf behind")
 endif()
+# --imatrix-objective only with an imatrix, and only pure or blend.
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --imatrix-objective blend)
+run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --imatrix ${WORK_DIR}/tiny.imatrix.dat --imatrix-objective ggml)
 # An empty --imatrix is a usage error, not "no imatrix"; so are demo's bad options.
 run(2 out ${LOWBIT} quantize ${in} ${WORK_DIR}/never.gguf Q4_K_M --imatrix "")
 run(2 out ${LOWBIT} demo --rows)

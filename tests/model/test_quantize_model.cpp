@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -223,6 +224,50 @@ TEST_F(QuantizeModel, InMemoryImatrixGivesTheBytesOfLowbitQuantize) {
     EXPECT_LT(relative_rmse({s.values.data(), s.rows(), s.cols()}, {decode(out, t.name).data(), s.rows(), s.cols()}),
               0.12);
   }
+}
+
+// ImportanceObjective::ggml_blend: each row is lowbit::quantize with the weights
+// importance[col] x sqrt(sigma2 + w^2), sigma2 = 2 x mean(w^2) over the element's
+// super-block (256-element formats) or row (32-element formats), computed here in
+// double; at effort fast (ggml's own search, which blends by itself) nothing changes.
+TEST_F(QuantizeModel, BlendedImatrixObjectiveIsGgmlsWeighting) {
+  const GgufFile in = open_model();
+  QuantizeModelOptions o = options("Q4_K_M");
+  o.imatrix = imatrix();
+  o.importance_objective = ImportanceObjective::ggml_blend;
+  const GgufFile out = run(in, o, "blend.gguf");
+  const ImportanceMap imp = imatrix();
+  int checked = 0;
+  for (const GgufTensorInfo& t : out.tensors()) {
+    if (t.format == Format::F32) continue;
+    SCOPED_TRACE(t.name);
+    const Source& s = source(t.name);
+    const int64_t span = traits(t.format).block_elems >= 256 ? traits(t.format).block_elems : s.cols();
+    std::vector<std::byte> want;
+    for (int64_t r = 0; r < s.rows(); ++r) {
+      const float* x = s.values.data() + r * s.cols();
+      std::vector<float> w(static_cast<size_t>(s.cols()));
+      for (int64_t b = 0; b < s.cols(); b += span) {
+        double sum = 0;
+        for (int64_t j = b; j < b + span; ++j) sum += double(x[j]) * x[j];
+        for (int64_t j = b; j < b + span; ++j)
+          w[static_cast<size_t>(j)] = static_cast<float>(double(imp.at(t.name)[static_cast<size_t>(j)]) *
+                                                         std::sqrt(2.0 * sum / double(span) + double(x[j]) * x[j]));
+      }
+      const std::vector<float> row(x, x + s.cols());
+      const std::vector<std::byte> b = test::encode(t.format, row, 1, s.cols(), w);
+      want.insert(want.end(), b.begin(), b.end());
+    }
+    EXPECT_EQ(bytes(out, t.name), want);
+    EXPECT_NE(bytes(out, t.name), test::encode(t.format, s.values, s.rows(), s.cols(), imp.at(t.name)));
+    ++checked;
+  }
+  EXPECT_GT(checked, 3);
+  o.effort = QuantizeEffort::fast;
+  QuantizeModelOptions pure = o;
+  pure.importance_objective = ImportanceObjective::pure;
+  const GgufFile fb = run(in, o, "blend_fast.gguf"), fp = run(in, pure, "pure_fast.gguf");
+  for (const GgufTensorInfo& t : fb.tensors()) EXPECT_EQ(bytes(fb, t.name), bytes(fp, t.name)) << t.name;
 }
 
 TEST_F(QuantizeModel, ImatrixChangesTheOutputAndLowersWeightedError) {

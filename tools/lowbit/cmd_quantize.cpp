@@ -38,6 +38,7 @@ struct Options {
   GgufSplitLimits split;
   std::optional<double> target_bpw;
   bool effort_given = false;
+  std::optional<ImportanceObjective> objective;
   // TYPE GPTQ_INT<bits>: a Hugging Face GPTQ checkpoint folder instead of a GGUF.
   int hf_bits = 0;
   int group_size = 128;
@@ -96,6 +97,9 @@ void print_quantize_help() {
       "  --imatrix FILE   llama.cpp importance matrix (llama-imatrix output, GGUF or the\n"
       "                   legacy .dat format): each tensor is quantized minimising the\n"
       "                   error weighted by its inputs' mean square\n"
+      "  --imatrix-objective pure|blend   pure (default): that weight alone; blend:\n"
+      "                   times sqrt(sigma^2 + w^2), ggml's weighting (rtn at effort\n"
+      "                   default and best; docs/cli.md compares them)\n"
       "  --method M       rtn (default): each format's own quantizer (lowbit's scale\n"
       "                   search); gsq: GSQ's mse search (importance search with\n"
       "                   --imatrix), for targets Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 only;\n"
@@ -220,7 +224,11 @@ Options parse(Args& args) {
       if (v.empty() || *end != '\0' || !(b > 0 && b <= 64)) throw UsageError("--target-bpw expects bits per weight in (0, 64], got '" + v + "'");
       o.target_bpw = b;
     }
-    else if (a == "--group-size") {
+    else if (a == "--imatrix-objective") {
+      const std::string v = value();
+      if (v != "pure" && v != "blend") throw UsageError("--imatrix-objective expects pure or blend, got '" + v + "'");
+      o.objective = v == "pure" ? ImportanceObjective::pure : ImportanceObjective::ggml_blend;
+    } else if (a == "--group-size") {
       o.group_size = static_cast<int>(parse_int(a, value(), -1, 1 << 20)), o.hf_given = true;
       if (o.group_size < 0) o.group_size = 0;
     } else if (a == "--asym") o.asym = true, o.hf_given = true;
@@ -263,6 +271,7 @@ Options parse(Args& args) {
   }
   if (o.hf_given)
     throw UsageError("--group-size, --asym, --act-order and --checkpoint-format go with TYPE GPTQ_INT2/3/4/8");
+  if (o.objective && o.imatrix.empty()) throw UsageError("--imatrix-objective goes with --imatrix");
   auto scheme = quant_scheme_from_name(pos[2]);
   if (!scheme) {
     std::string names;
@@ -356,6 +365,7 @@ int run_quantize(Args args) {
   opts.resume = o.resume;
   opts.method = o.method;
   opts.effort = o.effort;
+  if (o.objective) opts.importance_objective = *o.objective;
   opts.threads = o.threads;
   if (!o.imatrix.empty()) {
     const Imatrix imatrix = load_imatrix(o.imatrix);

@@ -45,6 +45,13 @@ enum class QuantMethod {
 std::optional<QuantMethod> quant_method_from_name(std::string_view name);  // "rtn", "gsq", "gptq"
 std::string_view to_string(QuantMethod method);
 
+// How an imatrix weighs each element's squared error in rtn's scale searches:
+//   pure        importance[col]: the layer's expected output error (lowbit's default)
+//   ggml_blend  importance[col] x sqrt(sigma2 + w^2), sigma2 = 2 x mean(w^2) over the
+//               element's 256-element super-block (or its row, 32-element formats):
+//               ggml's weighting, which also favours large weights
+enum class ImportanceObjective { pure, ggml_blend };
+
 // Importance per weight name: the mean of x^2 per input column (llama.cpp's imatrix).
 // A tensor's entry holds ne0 values shared by all its matrices, or ne0 x n_mat values
 // (one vector per expert matrix of a 3-D tensor), each finite and non-negative.
@@ -114,6 +121,9 @@ struct QuantizeModelOptions {
   // How hard each block quantizer searches (rtn, GPTQ's fallback and --target-bpw's
   // error measurements); lowbit/formats/effort.hpp.
   QuantizeEffort effort = QuantizeEffort::standard;
+  // What an imatrix weighs in rtn's searches at effort standard and best (fast is
+  // ggml's own quantizer, which always blends). docs/cli.md, `--imatrix-objective`.
+  ImportanceObjective importance_objective = ImportanceObjective::pure;
   // Given (even if empty): importance-weighted quantization, and the imatrix-dependent
   // rules switch on. A tensor missing from it is quantized without (logged).
   std::optional<ImportanceMap> imatrix;
