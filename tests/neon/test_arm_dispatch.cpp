@@ -13,6 +13,7 @@
 #include "lowbit/kernels/dot.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
+#include "lowbit/kernels/gsq_gemv_q8.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -49,6 +50,7 @@ TEST(ArmDispatch, VariantsRunWhereTheirFeaturesAre) {
   expect_runnable_as_detected(dot_kernels(), cpu);
   expect_runnable_as_detected(gsq_dequantize_kernels(), cpu);
   expect_runnable_as_detected(gsq_gemv_kernels(), cpu);
+  expect_runnable_as_detected(gsq_gemv_q8_kernels(), cpu);
 }
 
 // Dispatch picks a NEON-family variant for every key that has one the CPU can run,
@@ -83,9 +85,10 @@ TEST(ArmDispatch, NeonVariantsAreSelected) {
   EXPECT_EQ(expect_simd_selected(activation_kernels(), cpu), 3);
   // Every weight format has a NEON dot product (15 keys).
   EXPECT_EQ(expect_simd_selected(dot_kernels(), cpu), 15);
-  // The GSQ packed layouts (one key each family): NEON decoder and float32 GEMV.
+  // The GSQ packed layouts (one key each family): NEON decoder, float32 and Q8_0 GEMV.
   EXPECT_EQ(expect_simd_selected(gsq_dequantize_kernels(), cpu), 1);
   EXPECT_EQ(expect_simd_selected(gsq_gemv_kernels(), cpu), 1);
+  EXPECT_EQ(expect_simd_selected(gsq_gemv_q8_kernels(), cpu), 1);
 }
 
 // With SDOT, the integer formats' dot products use it; the float formats (nothing
