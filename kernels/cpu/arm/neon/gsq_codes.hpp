@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
+#include "common/gsq_width.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 
 namespace lowbit::kernels {
@@ -54,21 +54,6 @@ inline uint32x4_t gsq_codes4(const uint8x16x2_t& chunk, int v) {
   const auto& t = kNeonGsqTables<B>;
   const uint32x4_t raw = vreinterpretq_u32_u8(vqtbl2q_u8(chunk, vld1q_u8(t.bytes[v])));
   return vandq_u32(vshlq_u32(raw, vld1q_s32(t.shift[v])), vdupq_n_u32((1u << B) - 1u));
-}
-
-// Calls f(std::integral_constant<int, B>{}) for the widths these kernels specialise
-// (2, 3, 4, 5, 6, 8); false, without calling it, for any other width.
-template <class F>
-inline bool with_gsq_width(int bits, F&& f) {
-  switch (bits) {
-    case 2: f(std::integral_constant<int, 2>{}); return true;
-    case 3: f(std::integral_constant<int, 3>{}); return true;
-    case 4: f(std::integral_constant<int, 4>{}); return true;
-    case 5: f(std::integral_constant<int, 5>{}); return true;
-    case 6: f(std::integral_constant<int, 6>{}); return true;
-    case 8: f(std::integral_constant<int, 8>{}); return true;
-    default: return false;
-  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "target.hpp"  // first: checks the folder's flags
 #include "gsq_codes.hpp"
 #include "lists/declarations.hpp"
+#include "common/gsq_width.hpp"
 
 namespace lowbit::kernels {
 namespace {
@@ -62,15 +63,8 @@ void decode_bits(const GsqMatrixRef& m, float* out, int64_t ld, int64_t r0, int6
 }  // namespace
 
 void gsq_dequantize__avx512(const GsqMatrixRef& m, float* out, int64_t ld, int64_t r0, int64_t r1) {
-  switch (m.bits) {
-    case 2: return decode_bits<2>(m, out, ld, r0, r1);
-    case 3: return decode_bits<3>(m, out, ld, r0, r1);
-    case 4: return decode_bits<4>(m, out, ld, r0, r1);
-    case 5: return decode_bits<5>(m, out, ld, r0, r1);
-    case 6: return decode_bits<6>(m, out, ld, r0, r1);
-    case 8: return decode_bits<8>(m, out, ld, r0, r1);
-    default: return gsq_dequantize__scalar(m, out, ld, r0, r1);  // widths GsqConfig does not produce
-  }
+  const bool done = with_gsq_width(m.bits, [&](auto b) { decode_bits<decltype(b)::value>(m, out, ld, r0, r1); });
+  if (!done) gsq_dequantize__scalar(m, out, ld, r0, r1);  // widths GsqConfig does not produce
 }
 
 }  // namespace lowbit::kernels

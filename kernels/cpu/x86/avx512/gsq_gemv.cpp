@@ -16,6 +16,7 @@
 #include "target.hpp"  // first: checks the folder's flags
 #include "gsq_codes.hpp"
 #include "lists/declarations.hpp"
+#include "common/gsq_width.hpp"
 
 #include <vector>
 
@@ -185,15 +186,8 @@ void gemv_bits(const GsqMatrixRef& m, const float* x, float* y, int64_t r0, int6
 }  // namespace
 
 void gsq_gemv__avx512(const GsqMatrixRef& m, const float* x, float* y, int64_t r0, int64_t r1) {
-  switch (m.bits) {
-    case 2: return gemv_bits<2>(m, x, y, r0, r1);
-    case 3: return gemv_bits<3>(m, x, y, r0, r1);
-    case 4: return gemv_bits<4>(m, x, y, r0, r1);
-    case 5: return gemv_bits<5>(m, x, y, r0, r1);
-    case 6: return gemv_bits<6>(m, x, y, r0, r1);
-    case 8: return gemv_bits<8>(m, x, y, r0, r1);
-    default: return gsq_gemv__scalar(m, x, y, r0, r1);  // widths GsqConfig does not produce
-  }
+  const bool done = with_gsq_width(m.bits, [&](auto b) { gemv_bits<decltype(b)::value>(m, x, y, r0, r1); });
+  if (!done) gsq_gemv__scalar(m, x, y, r0, r1);  // widths GsqConfig does not produce
 }
 
 }  // namespace lowbit::kernels

@@ -22,6 +22,7 @@
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
+#include "common/gsq_width.hpp"
 
 #include <vector>
 
@@ -225,18 +226,12 @@ void gemv_bits(const GsqMatrixRef& m, const std::vector<Chunk>& xc, float* y, in
 }  // namespace
 
 void gsq_gemv_q8__avx512vnni(const GsqMatrixRef& m, const void* xq, float* y, int64_t r0, int64_t r1) {
-  if (m.bits != 2 && m.bits != 3 && m.bits != 4 && m.bits != 5 && m.bits != 6 && m.bits != 8)
-    return gsq_gemv_q8__scalar(m, xq, y, r0, r1);  // widths GsqConfig does not produce
   thread_local std::vector<Chunk> xc;
-  repack(static_cast<const block_q8_0*>(xq), m, xc);
-  switch (m.bits) {
-    case 2: return gemv_bits<2>(m, xc, y, r0, r1);
-    case 3: return gemv_bits<3>(m, xc, y, r0, r1);
-    case 4: return gemv_bits<4>(m, xc, y, r0, r1);
-    case 5: return gemv_bits<5>(m, xc, y, r0, r1);
-    case 6: return gemv_bits<6>(m, xc, y, r0, r1);
-    default: return gemv_bits<8>(m, xc, y, r0, r1);
-  }
+  const bool done = with_gsq_width(m.bits, [&](auto b) {
+    repack(static_cast<const block_q8_0*>(xq), m, xc);
+    gemv_bits<decltype(b)::value>(m, xc, y, r0, r1);
+  });
+  if (!done) gsq_gemv_q8__scalar(m, xq, y, r0, r1);  // widths GsqConfig does not produce
 }
 
 }  // namespace lowbit::kernels
