@@ -63,7 +63,7 @@ Format parse_type(const std::string& option, const std::string& v) {
 void print_quantize_help() {
   std::printf(
       "usage: lowbit quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--method rtn|gsq|gptq]\n"
-      "                       [--effort fast|default|best]\n"
+      "                       [--effort fast|default|best] [--imatrix-objective pure|blend]\n"
       "                       [--hessians DIR | --calib FILE [--ctx N] [--chunks K]]\n"
       "                       [--threads N] [--quiet] [--dry-run]\n"
       "                       [--tensor-type REGEX=TYPE]... [--output-tensor-type TYPE]\n"
