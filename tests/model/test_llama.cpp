@@ -25,6 +25,7 @@
 #include "lowbit/model/llama.hpp"
 #include "lowbit/model/tokenizer.hpp"
 #include "test_util.hpp"
+#include "tiny_llama.hpp"
 
 namespace lowbit {
 namespace {
@@ -45,15 +46,7 @@ struct Tensor {
 };
 
 // A deterministic pseudo-random weight in [-scale, scale].
-std::vector<float> values(int64_t n, uint32_t seed, float scale) {
-  std::vector<float> v(static_cast<size_t>(n));
-  uint32_t s = seed * 2654435761u + 1;
-  for (float& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = scale * (static_cast<float>(s >> 8) / static_cast<float>(1 << 24) * 2.0f - 1.0f);
-  }
-  return v;
-}
+using test::values;
 
 struct TinyModel {
   std::map<std::string, Tensor> tensors;
