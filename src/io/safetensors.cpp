@@ -464,12 +464,21 @@ const SafetensorsTensor& SafetensorsModel::tensor(std::string_view name) const {
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-void SafetensorsWriter::set_metadata(std::string key, std::string value) {
+namespace {
+
+// Both writers' metadata: keys and values valid UTF-8.
+void set_checked_metadata(std::map<std::string, std::string>& metadata, std::string key, std::string value) {
   if (first_invalid_utf8(key) != std::string_view::npos)
     throw Error("safetensors writer: metadata key is not valid UTF-8");
   if (first_invalid_utf8(value) != std::string_view::npos)
     throw Error("safetensors writer: metadata value of " + quote(key) + " is not valid UTF-8");
-  metadata_[std::move(key)] = std::move(value);
+  metadata[std::move(key)] = std::move(value);
+}
+
+}  // namespace
+
+void SafetensorsWriter::set_metadata(std::string key, std::string value) {
+  set_checked_metadata(metadata_, std::move(key), std::move(value));
 }
 
 namespace {
@@ -566,11 +575,7 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
 }
 
 void SafetensorsStreamWriter::set_metadata(std::string key, std::string value) {
-  if (first_invalid_utf8(key) != std::string_view::npos)
-    throw Error("safetensors writer: metadata key is not valid UTF-8");
-  if (first_invalid_utf8(value) != std::string_view::npos)
-    throw Error("safetensors writer: metadata value of " + quote(key) + " is not valid UTF-8");
-  metadata_[std::move(key)] = std::move(value);
+  set_checked_metadata(metadata_, std::move(key), std::move(value));
 }
 
 void SafetensorsStreamWriter::declare(std::string name, SafetensorsDtype dtype, std::vector<uint64_t> shape) {

@@ -21,6 +21,7 @@
 #include "lowbit/io/hf_checkpoint.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/model/llama.hpp"
+#include "model/block_weights.hpp"
 #include "model/sequential_gptq.hpp"
 
 namespace lowbit {
@@ -45,12 +46,6 @@ bool split_block_name(const std::string& name, std::string& layer, std::string& 
   layer = name.substr(4, dot - 4);
   rest = name.substr(dot + 1);
   return true;
-}
-
-bool is_block_linear(const std::string& gguf_name) {
-  std::string layer, rest;
-  if (!split_block_name(gguf_name, layer, rest) || !rest.ends_with(".weight")) return false;
-  return block_linear_names().contains(rest.substr(0, rest.size() - 7));
 }
 
 // llama.cpp's converter stores each head's q/k rows with the two rotary halves
@@ -132,9 +127,6 @@ void check_layer(const LayerPlan& l, const GsqConfig& gsq) {
   if (l.head_dim && (l.head_dim % 2 != 0 || l.rows % l.head_dim != 0))
     throw Error("HF GPTQ export: " + what + ": rows are not whole heads of even size " + std::to_string(l.head_dim));
 }
-
-// The order of a block's weights in the checkpoint (and in transformers' modules).
-constexpr const char* kBlockOrder[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
 template <class T>
 std::vector<std::byte> to_bytes(const std::vector<T>& v) {
@@ -223,7 +215,7 @@ HfGptqExportReport export_hf_gptq(const std::filesystem::path& in, const std::fi
     }
     const std::string hf = hf_llama_tensor_name(t.name);
     if (hf.empty()) throw Error("HF GPTQ export: tensor '" + t.name + "' has no LlamaForCausalLM name");
-    if (!is_block_linear(t.name)) {
+    if (!detail::parse_block_weight(t.name)) {
       dense.push_back(t.name);
       continue;
     }
@@ -253,8 +245,8 @@ HfGptqExportReport export_hf_gptq(const std::filesystem::path& in, const std::fi
   for (const LayerPlan& l : layers) by_name[l.gguf] = &l;
   std::vector<const LayerPlan*> order;
   for (int64_t il = 0; il < hp.n_layer; ++il)
-    for (const char* w : kBlockOrder) {
-      const auto it = by_name.find("blk." + std::to_string(il) + "." + w + ".weight");
+    for (const char* w : detail::kBlockWeights) {  // the checkpoint's order too
+      const auto it = by_name.find(detail::block_weight_name(il, w));
       if (it == by_name.end()) continue;
       const LayerPlan& l = *it->second;
       const auto in = static_cast<uint64_t>(l.cols), out = static_cast<uint64_t>(l.rows);

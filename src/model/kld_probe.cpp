@@ -1,5 +1,7 @@
 #include "model/kld_probe.hpp"
 
+#include "model/block_weights.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -12,8 +14,6 @@
 
 namespace lowbit::detail {
 namespace {
-
-const char* const kBlockWeights[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
 // Row-wise log-softmax in double.
 std::vector<double> log_softmax(const std::vector<float>& logits, int64_t rows, int64_t n) {
@@ -32,25 +32,11 @@ std::vector<double> log_softmax(const std::vector<float>& logits, int64_t rows, 
   return out;
 }
 
-int64_t layer_of(const std::string& name) {
-  const size_t dot = name.find('.', 4);
-  return std::stoll(name.substr(4, dot - 4));
-}
-
 }  // namespace
 
 KldProbe::KldProbe(const std::string& model_path, const GptqCalibration& cal)
     : model_(LlamaModel::load(model_path)), ctx_(cal.ctx) {
-  const std::string what = "--target-bpw calibration" + (cal.dataset.empty() ? "" : " (" + cal.dataset + ")");
-  if (cal.ctx < 1) throw Error(what + ": the window must be at least 1 token, got " + std::to_string(cal.ctx));
-  if (cal.chunks < 0) throw Error(what + ": the window count " + std::to_string(cal.chunks) + " is negative");
-  const Tokenizer& tok = model_.tokenizer();
-  const std::vector<int32_t> tokens = tok.tokenize(cal.text, true, false);
-  const auto n = static_cast<int64_t>(tokens.size());
-  if (n < cal.ctx)
-    throw Error(what + ": the text has " + std::to_string(n) + " tokens, fewer than one window of " +
-                std::to_string(cal.ctx));
-  windows_ = cal.chunks > 0 ? std::min(cal.chunks, n / cal.ctx) : n / cal.ctx;
+  const std::vector<int32_t> tokens = calibration_windows(model_, cal, "--target-bpw calibration", windows_);
   const LlamaHparams& hp = model_.hparams();
   const int64_t E = hp.n_embd, T = ctx_;
   check_memory_fits(4.0 * double(windows_) * (double(T * hp.n_layer * E) + 2.0 * double(scored() * hp.n_vocab)), "the --target-bpw calibration");
@@ -58,8 +44,7 @@ KldProbe::KldProbe(const std::string& model_path, const GptqCalibration& cal)
   base_logp_.resize(static_cast<size_t>(windows_ * scored() * hp.n_vocab));
   const LlamaBlocks blocks(model_);
   for (int64_t k = 0; k < windows_; ++k) {
-    std::vector<int32_t> w(tokens.begin() + k * T, tokens.begin() + (k + 1) * T);
-    if (tok.add_bos() && tok.bos() >= 0) w[0] = tok.bos();
+    const std::vector<int32_t> w(tokens.begin() + k * T, tokens.begin() + (k + 1) * T);
     std::vector<float> x(static_cast<size_t>(T * E));
     blocks.embed(w, MatrixView<float>(x.data(), T, E));
     // Block i's input is kept, then the model runs on from there.
@@ -107,19 +92,12 @@ std::vector<double> KldProbe::log_probs(const std::vector<float>& x) const {
 }
 
 bool KldProbe::can_probe(const std::string& name) const {
-  if (!name.starts_with("blk.") || !name.ends_with(".weight")) return false;
-  const size_t dot = name.find('.', 4);
-  if (dot == std::string::npos || dot == 4) return false;
-  for (size_t k = 4; k < dot; ++k)
-    if (name[k] < '0' || name[k] > '9') return false;
-  const std::string part = name.substr(dot + 1, name.size() - dot - 1 - 7);
-  return std::find(std::begin(kBlockWeights), std::end(kBlockWeights), part) != std::end(kBlockWeights) &&
-         model_.file().find_tensor(name) != nullptr;
+  return parse_block_weight(name) && model_.file().find_tensor(name) != nullptr;
 }
 
 double KldProbe::kld_with(const std::string& name, Format format, std::vector<std::byte> bytes) {
   if (!can_probe(name)) throw Error("--target-bpw calibration: '" + name + "' is not a block weight it can swap");
-  const int64_t layer = layer_of(name), E = model_.hparams().n_embd, V = model_.hparams().n_vocab;
+  const int64_t layer = parse_block_weight(name)->layer, E = model_.hparams().n_embd, V = model_.hparams().n_vocab;
   model_.replace_weight(name, format, std::move(bytes));
   double total = 0;
   try {

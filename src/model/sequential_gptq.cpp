@@ -1,5 +1,7 @@
 #include "model/sequential_gptq.hpp"
 
+#include "model/block_weights.hpp"
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -12,27 +14,10 @@
 namespace lowbit::detail {
 namespace {
 
-constexpr const char* kBlockWeights[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+std::string weight_name(int64_t layer, const char* w) { return block_weight_name(layer, w); }
 
-std::string weight_name(int64_t layer, const char* w) { return "blk." + std::to_string(layer) + "." + w + ".weight"; }
-
-// The windows of the text: ctx tokens each, BOS first where the model adds one (as
-// lowbit::calibrate and llama-imatrix cut them).
 std::vector<int32_t> window_tokens(const LlamaModel& m, const GptqCalibration& cal, int64_t& windows) {
-  if (cal.ctx < 1) throw Error("calibration: the window must be at least 1 token, got " + std::to_string(cal.ctx));
-  if (cal.chunks < 0) throw Error("calibration: the window count " + std::to_string(cal.chunks) + " is negative");
-  if (cal.text.empty()) throw Error("calibration: the text" + (cal.dataset.empty() ? "" : " " + cal.dataset) + " is empty");
-  const Tokenizer& tok = m.tokenizer();
-  std::vector<int32_t> tokens = tok.tokenize(cal.text, true, false);
-  const auto n = static_cast<int64_t>(tokens.size());
-  if (n < cal.ctx)
-    throw Error("calibration: the text" + (cal.dataset.empty() ? "" : " " + cal.dataset) + " has " +
-                std::to_string(n) + " tokens, fewer than one window of " + std::to_string(cal.ctx));
-  windows = cal.chunks > 0 ? std::min(cal.chunks, n / cal.ctx) : n / cal.ctx;
-  tokens.resize(static_cast<size_t>(windows * cal.ctx));
-  if (tok.add_bos() && tok.bos() >= 0)
-    for (int64_t k = 0; k < windows; ++k) tokens[static_cast<size_t>(k * cal.ctx)] = tok.bos();
-  return tokens;
+  return calibration_windows(m, cal, "calibration", windows);
 }
 
 }  // namespace
