@@ -7,9 +7,10 @@
 // evaluated in float64 in element order on the scalar dequantizer's output.
 // The searches miss ggml's answer mainly on degenerate blocks (on-grid data, a
 // constant, two levels, one spike), where ggml's rounding from the max lands exactly.
-// ggml's block comes from the dispatched `fast` kernel: every variant of it writes the
-// scalar reference's bytes (the family test checks it), so this costs an eighth of
-// a scalar run and changes nothing in the output.
+// ggml's block comes from the dispatched `fast` kernel and both blocks are decoded by
+// the dispatched decoder: every variant of those writes the scalar reference's bytes
+// and floats (the family tests check it), so this costs an eighth of a scalar run
+// and changes nothing in the output.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -20,18 +21,23 @@
 namespace lowbit::kernels {
 namespace {
 
-inline double block_objective(const float* x, const float* decoded, const float* importance) {
-  double e = 0;
+// The objective of two decodings of one block, summed side by side: two independent
+// dependency chains, each in element order.
+inline void block_objectives(const float* x, const float* a, const float* b, const float* importance, double& ea,
+                             double& eb) {
+  ea = eb = 0;
   for (int i = 0; i < QK_K; ++i) {
-    const double r = static_cast<double>(x[i]) - decoded[i];
-    e += (importance ? static_cast<double>(importance[i]) : 1.0) * r * r;
+    const double wi = importance ? static_cast<double>(importance[i]) : 1.0;
+    const double ra = static_cast<double>(x[i]) - a[i], rb = static_cast<double>(x[i]) - b[i];
+    ea += wi * ra * ra;
+    eb += wi * rb * rb;
   }
-  return e;
 }
 
 inline void keep_ggml_where_better(Format f, const float* x, void* y, int64_t n, const float* importance,
-                                   size_t block_bytes, DequantizeRowFn decode) {
+                                   size_t block_bytes) {
   const QuantizeRowFn ggml = select_quantize_kernel(f, QuantizeEffort::fast).fn;
+  const DequantizeRowFn decode = select_dequantize_kernel(f).fn;
   std::vector<unsigned char> theirs(static_cast<size_t>(n / QK_K) * block_bytes);
   ggml(x, theirs.data(), n, importance);
   float ours_dec[QK_K], theirs_dec[QK_K];
@@ -43,7 +49,9 @@ inline void keep_ggml_where_better(Format f, const float* x, void* y, int64_t n,
     const unsigned char* cand = theirs.data() + b * block_bytes;
     decode(ours, ours_dec, QK_K);
     decode(cand, theirs_dec, QK_K);
-    if (block_objective(xb, theirs_dec, ib) < block_objective(xb, ours_dec, ib)) std::memcpy(ours, cand, block_bytes);
+    double e_ours, e_theirs;
+    block_objectives(xb, ours_dec, theirs_dec, ib, e_ours, e_theirs);
+    if (e_theirs < e_ours) std::memcpy(ours, cand, block_bytes);
   }
 }
 

@@ -496,8 +496,7 @@ void quantize_row_q2_K__scalar(const float* x, void* y, int64_t n, const float* 
   auto* blocks = static_cast<block_q2_K*>(y);
   for (int64_t b = 0; b < n / kBlock; ++b)
     quantize_block_q2_K(x + b * kBlock, importance ? importance + b * kBlock : nullptr, blocks + b);
-  keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K),
-                         dequantize_row_q2_K__scalar);
+  keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
 }
 
 void dequantize_row_q2_K__scalar(const void* x, float* y, int64_t n) {
@@ -522,8 +521,7 @@ void quantize_row_q3_K__scalar(const float* x, void* y, int64_t n, const float* 
   auto* blocks = static_cast<block_q3_K*>(y);
   for (int64_t b = 0; b < n / kBlock; ++b)
     quantize_block_q3_K(x + b * kBlock, importance ? importance + b * kBlock : nullptr, blocks + b);
-  keep_ggml_where_better(Format::Q3_K, x, y, n, importance, sizeof(block_q3_K),
-                         dequantize_row_q3_K__scalar);
+  keep_ggml_where_better(Format::Q3_K, x, y, n, importance, sizeof(block_q3_K));
 }
 
 void dequantize_row_q3_K__scalar(const void* x, float* y, int64_t n) {
