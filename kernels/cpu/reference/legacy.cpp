@@ -11,457 +11,28 @@
 //                                   against Q4_1/Q5_1, whose m multiplies the sum)
 // d, m and s are fp16.
 //
-// Quantizers. ggml's reference rounds against a scale fixed by the block's extreme
-// value(s). We instead try a set of candidate scales (ggml's own choice among them,
-// so a block never comes out worse than ggml's), refit each by weighted least squares
-// on the levels it produces, round the result to fp16 as it will be stored, and keep
-// the candidate with the smallest true squared error, measured on the values the
-// dequantizer will actually produce. For a fixed stored scale the nearest level is
-// the optimal one per element, so "scale -> error" is exact.
+// The quantizers' search (lowbit's candidate scales, ggml's choice among them) lives in
+// legacy_search.hpp, shared with the SIMD variants.
 //
 // Dequantizers use ggml's float operation order (q*d, then + m) so they agree with
 // ggml bit for bit; this file is compiled without FMA contraction.
+#include "cpu/reference/legacy_search.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "lists/declarations.hpp"
 #include "common/nibbles.hpp"
-#include "cpu/reference/ggml_search.hpp"
-#include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 
 namespace lowbit::kernels {
-namespace {
-
-constexpr int QK = QK_LEGACY;
-
-
-// The level nearest to v within [lo, hi]. Clamping the integer rather than the
-// float keeps the loops vectorisable (GCC will not if-convert a float clamp
-// against constants without -ffinite-math-only).
-inline int level(float v, int lo, int hi) {
-  int l = round_even_to_int(v);
-  l = l < lo ? lo : l;
-  return l > hi ? hi : l;
-}
-
-// 1/d, shrunk where needed so that |span * id| <= 2^21 and level() stays exact for
-// every element within `span` of the origin. Only a degenerate (tiny) d is
-// affected; evaluation and packing use the same inverse, so what is measured is
-// what is stored.
-inline float safe_inverse(float d, float span) {
-  if (d == 0.0f) return 0.0f;
-  const float id = 1.0f / d;
-  constexpr float kLimit = 2097152.0f;  // 2^21
-  return std::fabs(id) * span > kLimit ? std::copysign(kLimit / span, id) : id;
-}
-
-struct Range {
-  float min, max;
-};
-Range block_range(const float* x) {
-  Range r{x[0], x[0]};
-  for (int j = 1; j < QK_LEGACY; ++j) {
-    r.min = std::min(r.min, x[j]);
-    r.max = std::max(r.max, x[j]);
-  }
-  return r;
-}
-
-// Sums run in kLanes independent partial sums (a fixed order, so results are
-// deterministic) because a single float accumulator cannot be vectorised.
-constexpr int kLanes = 8;
-inline float lane_sum(const float* a) {
-  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-}
-
-// fp16 bits of v, saturated to the largest finite half so that a huge block gets
-// a usable (if clipped) scale instead of an infinite one.
-inline uint16_t to_half(float v) {
-  return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax));
-}
-
-// The K candidates with the largest least-squares gain (how much their refit lowers
-// the error with the levels held fixed). Ranking costs one pass per trial; only the
-// survivors are then measured exactly after fp16 rounding and re-rounding.
-template <class T, int K>
-struct TopK {
-  T item[K];
-  float gain[K];
-  int n = 0;
-  void push(const T& t, float g) {
-    int i = n < K ? n++ : K;
-    while (i > 0 && gain[i - 1] < g) {
-      if (i < K) {
-        item[i] = item[i - 1];
-        gain[i] = gain[i - 1];
-      }
-      --i;
-    }
-    if (i < K) {
-      item[i] = t;
-      gain[i] = g;
-    }
-  }
-};
-
-// The objective's per-element weights for one block: the importance when given and
-// not all zero (scaled by a power of two, unit_scaled_weights), else ones (plain
-// squared error).
-void importance_or_ones(const float* importance, float* w) {
-  if (importance != nullptr && unit_scaled_weights(importance, QK, w)) return;
-  for (int j = 0; j < QK; ++j) w[j] = 1.0f;
-}
-
-// ---------------------------------------------------------------- symmetric: x = d * l
-
-// Signed levels l in [lo, hi] (Q4_0: [-8, 7], Q5_0: [-16, 15], Q8: [-127, 127]).
-struct SymSpec {
-  int lo, hi;
-};
-
-// Weighted squared error of the block stored with scale d (already fp16-exact),
-// every element at its nearest level.
-float sym_error(const float* x, const float* w, Range r, float d, SymSpec s) {
-  const float id = safe_inverse(d, std::max(-r.min, r.max));
-  float acc[kLanes] = {};
-  for (int j0 = 0; j0 < QK; j0 += kLanes)
-    for (int k = 0; k < kLanes; ++k) {
-      const int j = j0 + k;
-      const int l = level(x[j] * id, s.lo, s.hi);
-      const float e = x[j] - static_cast<float>(l) * d;
-      acc[k] += w[j] * e * e;
-    }
-  return lane_sum(acc);
-}
-
-// Least-squares scale for the levels that inverse scale `id` rounds the block to,
-// and its gain sumlx^2 / suml2 (the error it removes with those levels).
-struct SymFit {
-  float d = 0.0f, gain = -1.0f;
-};
-SymFit sym_refit(const float* x, const float* w, float id, SymSpec s) {
-  float lx[kLanes] = {}, l2[kLanes] = {};
-  for (int j0 = 0; j0 < QK; j0 += kLanes)
-    for (int k = 0; k < kLanes; ++k) {
-      const int j = j0 + k;
-      const float l = static_cast<float>(level(x[j] * id, s.lo, s.hi));
-      lx[k] += w[j] * x[j] * l;
-      l2[k] += w[j] * l * l;
-    }
-  const float sumlx = lane_sum(lx), suml2 = lane_sum(l2);
-  if (!(suml2 > 0.0f)) return {};
-  return {sumlx / suml2, sumlx * sumlx / suml2};
-}
-
-// Candidate inverse scales, in units of 1/max where max is the block's signed
-// extreme: negative entries put max on the low (longer) side of the grid as ggml
-// does, positive ones on the high side; offsets of a fraction of a level trade
-// clipping the extreme against resolution for the rest.
-struct SymSearch {
-  float base_lo_offsets[64];
-  int n_lo;
-  float base_hi_offsets[16];
-  int n_hi;
-  // Whether a scale may clip the block's extreme (round it to a level nearer zero
-  // than its own). 4/5 bits gain from clipping; at 8 bits the RMSE gain is tiny and
-  // shrinking the largest weight of a block measurably hurts LLM perplexity.
-  bool allow_clip;
-};
-
-// Chooses the fp16 scale of one symmetric block. `ggml_d` is the float scale
-// ggml's reference quantizer would store (its candidate is always evaluated).
-// `ggml_imatrix_d`, when not NaN, is the scale ggml's imatrix search (make_qx_quants)
-// would store: a second candidate that keeps the block no worse than ggml's with importance.
-uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, const SymSearch& search,
-                    float ggml_imatrix_d = NAN) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < QK; ++j)
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  if (amax == 0.0f) return 0;
-  const Range r = block_range(x);
-
-  uint16_t best_h = to_half(ggml_d);
-  float best_err = sym_error(x, w, r, fp16_to_fp32(best_h), s);
-  auto consider = [&](float d) {
-    const uint16_t h = to_half(d);
-    if (h == best_h) return;
-    if (!search.allow_clip && !(amax <= (static_cast<float>(-s.lo) + 0.5f) * std::fabs(fp16_to_fp32(h)))) return;
-    const float e = sym_error(x, w, r, fp16_to_fp32(h), s);
-    if (e < best_err) {
-      best_err = e;
-      best_h = h;
-    }
-  };
-  if (!std::isnan(ggml_imatrix_d)) {
-    const uint16_t h = to_half(ggml_imatrix_d);
-    const float e = sym_error(x, w, r, fp16_to_fp32(h), s);
-    if (e < best_err) {
-      best_err = e;
-      best_h = h;
-    }
-  }
-  TopK<float, 4> top;
-  for (int k = 0; k < search.n_lo; ++k) {
-    const SymFit f = sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s);
-    top.push(f.d, f.gain);
-  }
-  for (int k = 0; k < search.n_hi; ++k) {
-    const SymFit f = sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s);
-    top.push(f.d, f.gain);
-  }
-  for (int k = 0; k < top.n; ++k)
-    if (top.gain[k] > 0.0f) consider(top.item[k]);
-
-  // Polish: refit on the winner's own levels, then its fp16 neighbours.
-  const float bd = fp16_to_fp32(best_h);
-  if (bd != 0.0f) consider(sym_refit(x, w, safe_inverse(bd, amax), s).d);
-  const uint16_t h0 = best_h;
-  if ((h0 & 0x7fffu) != 0 && (h0 & 0x7fffu) < 0x7bffu) {
-    consider(fp16_to_fp32(static_cast<uint16_t>(h0 + 1)));
-    consider(fp16_to_fp32(static_cast<uint16_t>(h0 - 1)));
-  }
-  return best_h;
-}
-
-// Signed levels for the stored scale: the nearest for each element.
-void sym_levels(const float* x, float d, SymSpec s, int* q) {
-  const Range r = block_range(x);
-  const float id = safe_inverse(d, std::max(-r.min, r.max));
-  for (int j = 0; j < QK; ++j) q[j] = level(x[j] * id, s.lo, s.hi);
-}
-
-constexpr SymSearch make_search(float lo_from, float lo_to, float lo_step, float hi_from, float hi_to,
-                                float hi_step, bool allow_clip) {
-  SymSearch s{};
-  s.allow_clip = allow_clip;
-  s.n_lo = 0;
-  for (float o = lo_from; o <= lo_to + 1e-4f && s.n_lo < 64; o += lo_step) s.base_lo_offsets[s.n_lo++] = o;
-  s.n_hi = 0;
-  for (float o = hi_from; o <= hi_to + 1e-4f && s.n_hi < 16; o += hi_step) s.base_hi_offsets[s.n_hi++] = o;
-  return s;
-}
-
-// 4 and 5 bits: the extreme mapped anywhere from two levels beyond the grid
-// (clipped) to three levels inside it in tenths of a level, plus grids flipped so
-// the extreme lands on the short (positive) side.
-constexpr SymSearch kSearch4And5 = make_search(-2.0f, 3.0f, 0.1f, -2.0f, 1.0f, 0.25f, true);
-// 8 bits: a few nearby scales that keep the extreme unclipped (the e2e perplexity
-// test on SmolLM2 showed clipping it costs more than the RMSE it saves); the grid
-// [-127, 127] is symmetric, so there is no flipped side (empty range).
-constexpr SymSearch kSearchQ8 = make_search(0.0f, 3.0f, 0.5f, 0.0f, -1.0f, 1.0f, false);
-
-// ggml's reference scale for a symmetric 4/5-bit block: signed max / -nmax.
-float ggml_sym_d(const float* x, int nmax) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < QK; ++j)
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  return max / static_cast<float>(-nmax);
-}
-
-float ggml_q8_d(const float* x) {
-  float amax = 0.0f;
-  for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
-  return amax / 127.0f;
-}
-
-// ---------------------------------------------------------------- asymmetric: x = d * l + m
-
-// Weighted squared error with stored (fp16-exact) d and m, levels in [0, nmax].
-float asym_error(const float* x, const float* w, Range r, float d, float m, int nmax) {
-  const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
-  float acc[kLanes] = {};
-  for (int j0 = 0; j0 < QK; j0 += kLanes)
-    for (int k = 0; k < kLanes; ++k) {
-      const int j = j0 + k;
-      const int l = level((x[j] - m) * id, 0, nmax);
-      const float e = x[j] - (static_cast<float>(l) * d + m);
-      acc[k] += w[j] * e * e;
-    }
-  return lane_sum(acc);
-}
-
-struct Affine {
-  float d, m;
-  float gain;  // error removed by the fit with its levels held fixed: d*sxl + m*sx
-};
-
-// Weighted least-squares (d, m) for the levels that rounding (x - origin) * id
-// gives. sw = sum(w) and sx = sum(w*x) do not depend on the levels.
-bool asym_refit(const float* x, const float* w, float sw, float sx, float origin, float id, int nmax,
-                Affine* out) {
-  float a_l[kLanes] = {}, a_ll[kLanes] = {}, a_xl[kLanes] = {};
-  for (int j0 = 0; j0 < QK; j0 += kLanes)
-    for (int k = 0; k < kLanes; ++k) {
-      const int j = j0 + k;
-      const float l = static_cast<float>(level((x[j] - origin) * id, 0, nmax));
-      a_l[k] += w[j] * l;
-      a_ll[k] += w[j] * l * l;
-      a_xl[k] += w[j] * x[j] * l;
-    }
-  const float sl = lane_sum(a_l), sll = lane_sum(a_ll), sxl = lane_sum(a_xl);
-  const float det = sw * sll - sl * sl;
-  if (!(det > 0.0f)) return false;
-  out->d = (sw * sxl - sx * sl) / det;
-  out->m = (sll * sx - sl * sxl) / det;
-  out->gain = out->d * sxl + out->m * sx;
-  return out->d > 0.0f;
-}
-
-struct AffineHalf {
-  uint16_t d, m;
-};
-
-// `ggml_imatrix`, when given, is what ggml's imatrix search (make_qkx3_quants) would
-// store: a second candidate that keeps the block no worse than ggml's with importance.
-AffineHalf asym_search(const float* x, const float* w, int nmax, const AffineHalf* ggml_imatrix = nullptr) {
-  const Range r = block_range(x);
-  const float min = r.min, max = r.max;
-  // ggml's reference: d = (max - min) / nmax, m = min.
-  AffineHalf best{to_half((max - min) / static_cast<float>(nmax)), to_half(min)};
-  float best_err = asym_error(x, w, r, fp16_to_fp32(best.d), fp16_to_fp32(best.m), nmax);
-  if (ggml_imatrix != nullptr && (ggml_imatrix->d != best.d || ggml_imatrix->m != best.m)) {
-    const float e = asym_error(x, w, r, fp16_to_fp32(ggml_imatrix->d), fp16_to_fp32(ggml_imatrix->m), nmax);
-    if (e < best_err) {
-      best_err = e;
-      best = *ggml_imatrix;
-    }
-  }
-  if (max == min) return best;
-  auto consider_half = [&](AffineHalf h) {
-    if (h.d == best.d && h.m == best.m) return;
-    const float e = asym_error(x, w, r, fp16_to_fp32(h.d), fp16_to_fp32(h.m), nmax);
-    if (e < best_err) {
-      best_err = e;
-      best = h;
-    }
-  };
-  auto consider = [&](Affine a) { consider_half({to_half(a.d), to_half(a.m)}); };
-
-  // Grids anchored at the minimum, and at the maximum, with the range spread over
-  // nmax + delta levels; the refit then moves d and m to where those levels fit best.
-  const float range = max - min;
-  float sw = 0.0f, sx = 0.0f;
-  for (int j = 0; j < QK; ++j) {
-    sw += w[j];
-    sx += w[j] * x[j];
-  }
-  Affine a;
-  TopK<Affine, 4> top;
-  // Several trials often refit to the same stored (d, m); one copy is enough, or the
-  // copies of one candidate crowd out a better one whose gain differs only by rounding
-  // (an exact grid fit behind copies of the same grid shifted by a level).
-  auto push = [&](const Affine& c) {
-    const uint16_t hd = to_half(c.d), hm = to_half(c.m);
-    for (int k = 0; k < top.n; ++k)
-      if (to_half(top.item[k].d) == hd && to_half(top.item[k].m) == hm) return;
-    top.push(c, c.gain);
-  };
-  for (int k = -10; k <= 10; ++k) {
-    const float id = (static_cast<float>(nmax) + 0.2f * static_cast<float>(k)) / range;
-    if (asym_refit(x, w, sw, sx, min, id, nmax, &a)) push(a);
-    if (asym_refit(x, w, sw, sx, max - static_cast<float>(nmax) / id, id, nmax, &a)) push(a);
-  }
-  // Grids with fewer levels than the format's, spanning the block's range exactly: a
-  // block that already lies on a coarser grid (a decoded Q4_1 block stored as Q5_1)
-  // refits to that grid's d and m and comes back exact.
-  for (int levels = (nmax + 1) / 2; levels < nmax - 2; ++levels)
-    if (asym_refit(x, w, sw, sx, min, static_cast<float>(levels) / range, nmax, &a)) push(a);
-  for (int k = 0; k < top.n; ++k) consider(top.item[k]);
-  // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
-  for (int iter = 0; iter < 2; ++iter) {
-    const float d = fp16_to_fp32(best.d), m = fp16_to_fp32(best.m);
-    if (d > 0.0f && asym_refit(x, w, sw, sx, m, safe_inverse(d, std::max(max - m, m - min)), nmax, &a))
-      consider(a);
-  }
-  const AffineHalf c = best;
-  for (int dd = -1; dd <= 1; ++dd)
-    for (int dm = -1; dm <= 1; ++dm) {
-      if ((dd == 0 && dm == 0) || (c.d & 0x7fffu) == 0 || (c.d & 0x7fffu) >= 0x7bffu) continue;
-      if ((c.m & 0x7fffu) == 0 || (c.m & 0x7fffu) >= 0x7bffu) continue;
-      consider_half({static_cast<uint16_t>(c.d + dd), static_cast<uint16_t>(c.m + dm)});
-    }
-  return best;
-}
-
-void asym_levels(const float* x, float d, float m, int nmax, int* q) {
-  const Range r = block_range(x);
-  const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
-  for (int j = 0; j < QK; ++j) q[j] = level((x[j] - m) * id, 0, nmax);
-}
-
-// ggml's imatrix choices (ggml_search.hpp), NaN / false where ggml would fall back to
-// its plain rounding (no positive importance in the block), which is a candidate anyway.
-// ggml's weights imp * sqrt(sigma^2 + x^2) take sigma^2 over the whole row; here it is
-// the block's own, so that a block's bytes depend on that block alone (GPTQ's GgmlTarget
-// quantizes one block at a time and must get the row quantizer's bytes). The candidate
-// is then ggml's search on a block-local weighting, not ggml's exact choice: never
-// worse than ggml is checked, not guaranteed, with importance (test_legacy_effort.cpp).
-float ggml_imatrix_d(const float* x, const float* importance, int nmax) {
-  float gw[QK];
-  int8_t L[QK];
-  if (!ggml_search::imatrix_weights(x, importance, ggml_search::row_sigma2(x, QK), QK, gw)) return NAN;
-  return ggml_search::make_qx(x, gw, nmax, L);
-}
-bool ggml_imatrix_affine(const float* x, const float* importance, int nmax, AffineHalf* out) {
-  float gw[QK], m;
-  uint8_t L[QK];
-  if (!ggml_search::imatrix_weights(x, importance, ggml_search::row_sigma2(x, QK), QK, gw)) return false;
-  const float d = ggml_search::make_qkx3(x, gw, nmax, L, &m);
-  *out = {to_half(d), to_half(m)};
-  return true;
-}
-
-// ---------------------------------------------------------------- packing
-
-// 5th bit of element j in bit j of the little-endian u32.
-void pack_high_bits(const int* q, uint8_t* qh) {
-  uint32_t h = 0;
-  for (int j = 0; j < QK; ++j) h |= static_cast<uint32_t>((q[j] >> 4) & 1) << j;
-  for (int b = 0; b < 4; ++b) qh[b] = static_cast<uint8_t>(h >> (8 * b));
-}
-
-uint32_t load_u32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
-         static_cast<uint32_t>(p[3]) << 24;
-}
-
-template <class Block>
-Block* blocks(void* y) {
-  return static_cast<Block*>(y);
-}
-template <class Block>
-const Block* blocks(const void* x) {
-  return static_cast<const Block*>(x);
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------- Q4_0
 
 void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  auto* out = blocks<block_q4_0>(y);
-  constexpr SymSpec spec{-8, 7};
-  float w[QK];
-  int q[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 8), kSearch4And5,
-                                  importance ? ggml_imatrix_d(xb, importance + i * QK, 8) : NAN);
-    sym_levels(xb, fp16_to_fp32(h), spec, q);
-    for (int j = 0; j < QK; ++j) q[j] += 8;
-    out[i].d = h;
-    pack_nibbles32(q, out[i].qs);
-  }
+  sym_row<block_q4_0>(x, y, n, importance, kQ4_0Search, store_q4_0);
 }
 
 void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
@@ -509,21 +80,7 @@ void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q5_0
 
 void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  auto* out = blocks<block_q5_0>(y);
-  constexpr SymSpec spec{-16, 15};
-  float w[QK];
-  int q[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, spec, ggml_sym_d(xb, 16), kSearch4And5,
-                                  importance ? ggml_imatrix_d(xb, importance + i * QK, 16) : NAN);
-    sym_levels(xb, fp16_to_fp32(h), spec, q);
-    for (int j = 0; j < QK; ++j) q[j] += 16;
-    out[i].d = h;
-    pack_high_bits(q, out[i].qh);
-    pack_nibbles32(q, out[i].qs);
-  }
+  sym_row<block_q5_0>(x, y, n, importance, kQ5_0Search, store_q5_0);
 }
 
 void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
@@ -577,22 +134,8 @@ void dequantize_row_q5_1__scalar(const void* x, float* y, int64_t n) {
 
 // ---------------------------------------------------------------- Q8_0 / Q8_1
 
-// Levels stay within [-127, 127], as ggml's do: -128 would break the sign tricks
-// that int8 dot-product kernels use.
-constexpr SymSpec kSpecQ8{-127, 127};
-
 void quantize_row_q8_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  auto* out = blocks<block_q8_0>(y);
-  float w[QK];
-  int q[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, kSpecQ8, ggml_q8_d(xb), kSearchQ8);
-    sym_levels(xb, fp16_to_fp32(h), kSpecQ8, q);
-    out[i].d = h;
-    for (int j = 0; j < QK; ++j) out[i].qs[j] = static_cast<int8_t>(q[j]);
-  }
+  sym_row<block_q8_0>(x, y, n, importance, kQ8Search, store_q8_0);
 }
 
 void dequantize_row_q8_0__scalar(const void* x, float* y, int64_t n) {
@@ -604,26 +147,7 @@ void dequantize_row_q8_0__scalar(const void* x, float* y, int64_t n) {
 }
 
 void quantize_row_q8_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  auto* out = blocks<block_q8_1>(y);
-  float w[QK];
-  int q[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    const uint16_t h = sym_search(xb, w, kSpecQ8, ggml_q8_d(xb), kSearchQ8);
-    const float d = fp16_to_fp32(h);
-    sym_levels(xb, d, kSpecQ8, q);
-    int sum = 0;
-    for (int j = 0; j < QK; ++j) {
-      out[i].qs[j] = static_cast<int8_t>(q[j]);
-      sum += q[j];
-    }
-    out[i].d = h;
-    // ggml's quantize_row_q8_1_ref stores fp16(sum(q) * d): the sum of the block's
-    // dequantized values. Our d is the stored one, so s is exactly that sum (before
-    // its own fp16 rounding).
-    out[i].s = to_half(static_cast<float>(sum) * d);
-  }
+  sym_row<block_q8_1>(x, y, n, importance, kQ8Search, store_q8_1);
 }
 
 void dequantize_row_q8_1__scalar(const void* x, float* y, int64_t n) {

@@ -47,7 +47,15 @@ inline bool unit_scaled_weights(const float* importance, int n, float* w) {
   for (int j = 0; j < n; ++j) wmax = std::max(wmax, importance[j]);
   if (!(wmax > 0.0f)) return false;
   const int e = std::ilogb(wmax) + 1;
-  for (int j = 0; j < n; ++j) w[j] = std::ldexp(importance[j], -e);
+  if (e > -126 && e < 126) {
+    // 2^-e is a normal float: multiplying by it rounds exactly as ldexp does (once,
+    // to nearest even, only where the result is subnormal), without a libm call
+    // per element.
+    const float s = std::ldexp(1.0f, -e);
+    for (int j = 0; j < n; ++j) w[j] = importance[j] * s;
+  } else {
+    for (int j = 0; j < n; ++j) w[j] = std::ldexp(importance[j], -e);
+  }
   return true;
 }
 

@@ -13,122 +13,27 @@
 // local search: nearly all of the time); the super-block stages run the reference's
 // own scalar code through quantize_affine_block.
 //
-// The including file (one per ISA) defines, before including this header:
-//   V, Vi    float and int32 GCC vector types of 8 lanes
-//   Vd, Vdi  double and int64 GCC vector types of 8 lanes
+// The including file defines V, Vi, Vd, Vdi as search_lanes.hpp says.
 #include <cstdint>
 #include <cstring>
 
 #include "cpu/reference/kquants_search.hpp"
+#include "cpu/x86/search_lanes.hpp"
 
 namespace lowbit::kernels {
 namespace {
 
 constexpr int kSearchLanes = 8;
-// Helpers on the 64-byte double vectors are always inlined: AVX2 has no register
-// to pass such a vector in, and an out-of-line call would go through memory.
-#define LOWBIT_LANES_INLINE inline __attribute__((always_inline))
-#define LOWBIT_LANES_INLINE_LAMBDA __attribute__((always_inline))
 static_assert(kSearchLanes == kAffSubs, "one lane per Q4_K/Q5_K sub-block");
 
-// Q6_K's sixteen sub-blocks take sixteen lanes: GCC splits these into two (or, for
-// the doubles, four) registers where the ISA's are narrower.
-typedef float W __attribute__((vector_size(64)));
-typedef int32_t Wi __attribute__((vector_size(64)));
-typedef double Wd __attribute__((vector_size(128)));
-typedef int64_t Wdi __attribute__((vector_size(128)));
-
-template <class T>
-constexpr int lanes_of = sizeof(T) / sizeof(T{}[0]);
-
-template <class T, class E>
-LOWBIT_LANES_INLINE T splat_as(E v) {
-  T r;
-  for (int k = 0; k < lanes_of<T>; ++k) r[k] = v;
-  return r;
-}
 inline V fsplat(float v) { return splat_as<V>(v); }
 LOWBIT_LANES_INLINE Vd dsplat(double v) { return splat_as<Vd>(v); }
-// std::min / std::max as the reference calls them: min(a, b) = b < a ? b : a,
-// max(a, b) = a < b ? b : a (which operand a NaN or a tie returns matters).
-template <class T>
-LOWBIT_LANES_INLINE T vmin(const T& a, const T& b) {
-  return b < a ? b : a;
-}
-template <class T>
-LOWBIT_LANES_INLINE T vmax(const T& a, const T& b) {
-  return a < b ? b : a;
-}
-template <class T>
-LOWBIT_LANES_INLINE T vclamp(const T& v, float lo, float hi) {
-  return vmin(vmax(v, splat_as<T>(lo)), splat_as<T>(hi));
-}
-// round_even of scalar_math.hpp, always inlined.
-template <class T>
-LOWBIT_LANES_INLINE T vround(const T& v) {
-  return (v + 12582912.0f) - 12582912.0f;
-}
-template <class T>
-LOWBIT_LANES_INLINE T vabs(const T& v) {
-  typedef int32_t I __attribute__((vector_size(sizeof(T))));
-  return reinterpret_cast<T>(reinterpret_cast<I>(v) & 0x7fffffff);
-}
 LOWBIT_LANES_INLINE Vd widen(V v) { return __builtin_convertvector(v, Vd); }
 LOWBIT_LANES_INLINE V narrow(const Vd& v) { return __builtin_convertvector(v, V); }
 LOWBIT_LANES_INLINE Vdi widen_mask(Vi m) { return __builtin_convertvector(m, Vdi); }
 LOWBIT_LANES_INLINE Vi narrow_mask(const Vdi& m) { return __builtin_convertvector(m, Vi); }
-template <class M>
-LOWBIT_LANES_INLINE bool any(const M& m) {
-  long r = 0;
-  for (int k = 0; k < lanes_of<M>; ++k) r |= m[k];
-  return r != 0;
-}
 
-// Lanes (each in the range of T) to one T each.
-template <class T, class M>
-LOWBIT_LANES_INLINE void store_narrow(const M& v, T* out) {
-  typedef T B __attribute__((vector_size(lanes_of<M> * sizeof(T))));
-  const B b = __builtin_convertvector(v, B);
-  std::memcpy(out, &b, sizeof b);
-}
 
-// Vectors are only ever filled from memory as a whole, never lane by lane: GCC 12's
-// SLP vectorizer miscompiled lane stores into the member arrays below (-O3, 8-lane
-// vectors; found by the byte-identity test).
-template <class M, class T>
-LOWBIT_LANES_INLINE M load_widened(const T* in) {
-  typedef T B __attribute__((vector_size(lanes_of<M> * sizeof(T))));
-  B b;
-  std::memcpy(&b, in, sizeof b);
-  return __builtin_convertvector(b, M);
-}
-template <class T>
-LOWBIT_LANES_INLINE T load_vector(const decltype(T{}[0] + 0)* in) {
-  T v;
-  std::memcpy(&v, in, sizeof v);
-  return v;
-}
-
-// Lane j = element i of sub-block j, for the 32 elements of each sub-block.
-inline void transpose_in(const float* base, V* out) {
-  float t[kAffSub][kAffSubs];
-  for (int i = 0; i < kAffSub; ++i)
-    for (int j = 0; j < kAffSubs; ++j) t[i][j] = base[kAffSub * j + i];
-  std::memcpy(out, t, sizeof t);
-}
-
-// tree_sum<32> of the reference over the values f(0..31), computed as the same
-// binary tree (node = left half + right half, the halves being the even and odd
-// positions of the node's index set) but depth first, so that the elements are
-// made on demand and at most five partial sums per tree are live: everything
-// stays in registers. T may bundle several sums (Sums3).
-template <int Base, int Stride, int N, class F>
-LOWBIT_LANES_INLINE auto tree_sum_of(const F& f) {
-  if constexpr (N == 1)
-    return f(Base);
-  else
-    return tree_sum_of<Base, 2 * Stride, N / 2>(f) + tree_sum_of<Base + Stride, 2 * Stride, N / 2>(f);
-}
 template <class F>
 LOWBIT_LANES_INLINE auto tree_sum32(const F& f) {
   return tree_sum_of<0, 1, kAffSub>(f);
@@ -279,8 +184,8 @@ struct LaneAffineOps {
   V fs, fm, fa, fb, fc, fbc;  // the fits fit() returned, one field per vector
 
   void fit(const float* xb, const float* wb, AffineFit* fits) {
-    transpose_in(xb, x);
-    transpose_in(wb, w);
+    transpose_lanes<kAffSub>(xb, x);
+    transpose_lanes<kAffSub>(wb, w);
     fit_affine_lanes<NMAX>(x, w, fits);
     float t[6][kAffSubs];
     for (int j = 0; j < kAffSubs; ++j) {
@@ -379,21 +284,6 @@ struct LaneAffineOps {
 // since GCC lowers a vector wider than the registers piece by piece.
 
 template <class F>
-struct LaneTypes;
-template <>
-struct LaneTypes<V> {
-  using I = Vi;
-  using D = Vd;
-  using DI = Vdi;
-};
-template <>
-struct LaneTypes<W> {
-  using I = Wi;
-  using D = Wd;
-  using DI = Wdi;
-};
-
-template <class F>
 struct Sums2 {
   F a, b;
   LOWBIT_LANES_INLINE Sums2 operator+(const Sums2& o) const { return {a + o.a, b + o.b}; }
@@ -474,19 +364,13 @@ struct LaneSymOps {
   static constexpr int kGroups = kSymSubs / kL;
   F x[kGroups][kSymSub], w[kGroups][kSymSub];
 
-  static void transpose(const float* base, F* out) {
-    float t[kSymSub][kL];
-    for (int i = 0; i < kSymSub; ++i)
-      for (int j = 0; j < kL; ++j) t[i][j] = base[kSymSub * j + i];
-    std::memcpy(out, t, sizeof t);
-  }
   static I integers(const int8_t* sc) { return load_widened<I>(sc); }
   static F scales(const SymChoice& c, const I& sc) { return splat_as<F>(c.d) * __builtin_convertvector(sc, F); }
 
   void fit(const float* xb, const float* wb, SymFit* fits) {
     for (int g = 0; g < kGroups; ++g) {
-      transpose(xb + g * kL * kSymSub, x[g]);
-      transpose(wb + g * kL * kSymSub, w[g]);
+      transpose_lanes<kSymSub>(xb + g * kL * kSymSub, x[g]);
+      transpose_lanes<kSymSub>(wb + g * kL * kSymSub, w[g]);
       fit_sym_lanes(x[g], w[g], fits + g * kL);
     }
   }
@@ -531,8 +415,6 @@ struct LaneSymOps {
   }
 };
 
-#undef LOWBIT_LANES_INLINE
-#undef LOWBIT_LANES_INLINE_LAMBDA
 
 }  // namespace
 }  // namespace lowbit::kernels

@@ -1,4 +1,4 @@
-// AVX-512 variants of the Q4_K, Q5_K and Q6_K standard-effort searches: the
+// AVX-512 variants of the K-quants' standard-effort searches (Q2_K .. Q6_K): the
 // sub-blocks of a super-block in vector lanes, byte-identical to the scalar reference
 // (kernels/cpu/x86/kquants_search_lanes.hpp says how).
 #include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
@@ -21,10 +21,21 @@ typedef int64_t Vdi __attribute__((vector_size(64)));
 }  // namespace lowbit::kernels
 
 #include "cpu/reference/ggml_candidate.hpp"
+#include "cpu/x86/kquants_low_lanes.hpp"
 #include "cpu/x86/kquants_search_lanes.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {
+
+void quantize_row_q2_K__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_q2_K_row<LaneLowOps<W>>(x, y, n, importance);
+  keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
+}
+
+void quantize_row_q3_K__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_q3_K_row<LaneLowOps<W>>(x, y, n, importance);
+  keep_ggml_where_better(Format::Q3_K, x, y, n, importance, sizeof(block_q3_K));
+}
 
 void quantize_row_q4_K__avx512(const float* x, void* y, int64_t n, const float* importance) {
   quantize_affine_row<15, LaneAffineOps<15>>(x, n, importance, store_q4_K, y, sizeof(block_q4_K));

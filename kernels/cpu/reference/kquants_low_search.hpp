@@ -1,0 +1,535 @@
+#pragma once
+// The standard-effort searches of Q2_K and Q3_K, included by the scalar reference
+// (kquants_low.cpp) and by the SIMD variants (kernels/cpu/x86/kquants_low_lanes.hpp),
+// which replace the per-sub-block stages with lane versions and reuse the rest.
+// Internal linkage: each including file compiles its own copy with its own flags
+// (and -ffp-contract=off, like the whole library), so every copy rounds as the
+// reference does.
+//
+// Both formats hold 256 elements as sixteen 16-element sub-blocks:
+//   Q2_K  x = (d*sc)*q - (dmin*m)   q in 0..3, sc and m 4-bit, d and dmin fp16
+//   Q3_K  x = (d*(sc-32))*q         q in -4..3, sc 6-bit, d fp16
+// The quantizers search for the parameters that minimise the (importance-weighted)
+// squared error of what will actually be decoded:
+//   1. per sub-block, the best unconstrained (float) scale (and offset): trial
+//      grids, each refitted by least squares, then a few code/refit alternations,
+//   2. per block, several candidate super-scales d (and dmin); for each, every
+//      sub-block tries its neighbouring integer scales with codes re-picked against
+//      the decoded scale, and the candidate with the lowest real error wins,
+//   3. a least-squares refit of d (and dmin) for the chosen integers, kept only
+//      when it lowers the real error after fp16 rounding.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/reference/scalar_math.hpp"
+#include "lowbit/core/half.hpp"
+#include "lowbit/formats/blocks.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+constexpr int kBlock = 256;
+constexpr int kSub = 16;              // elements per sub-block
+constexpr int kNumSub = kBlock / kSub;
+
+// Four float lanes (GCC/Clang vector extension). The hot loops run over a 16-element
+// sub-block four lanes at a time: the same code vectorises on every target, and sums
+// in the same order everywhere, so results do not depend on the machine.
+typedef float F4 __attribute__((vector_size(16)));
+inline F4 load4(const float* p) {
+  F4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline F4 splat(float v) { return F4{v, v, v, v}; }
+inline F4 clamp4(F4 v, float lo, float hi) {
+  v = v < splat(lo) ? splat(lo) : v;
+  return v > splat(hi) ? splat(hi) : v;
+}
+inline float hsum(F4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+// fp16 value nearest to a (non-negative) super-scale, saturating instead of
+// overflowing to Inf.
+inline uint16_t half_scale(float d) { return fp32_to_fp16(std::min(d, kHalfMax)); }
+
+// One block prepared for the search. The weights of its squared error are the
+// importance vector, or 1 where there is none (or where the block's importance is
+// all zero, so it still gets quantized sensibly rather than arbitrarily). Values and
+// weights are scaled by powers of two so that the largest |x| and the largest
+// weight lie in [0.5, 1): that scaling is exact, so every comparison comes out as on
+// the raw block, but neither tiny nor huge inputs under- or overflow the float error
+// sums. Only the fp16 super-scales meet the true magnitude, through half()/unhalf().
+struct Block {
+  float x[kBlock], w[kBlock];
+  int exp = 0;            // x[i] = raw[i] * 2^-exp
+  bool weighted = false;  // the weights are not all equal
+
+  Block(const float* raw, const float* importance) {
+    float amax = 0.0f, wmax = 0.0f;
+    for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(raw[i]));
+    if (amax > 0.0f) std::frexp(amax, &exp);
+    for (int i = 0; i < kBlock; ++i) x[i] = std::ldexp(raw[i], -exp);
+    if (importance)
+      for (int i = 0; i < kBlock; ++i) wmax = std::max(wmax, importance[i]);
+    weighted = wmax > 0.0f;
+    if (weighted) {
+      int wexp = 0;
+      std::frexp(wmax, &wexp);
+      for (int i = 0; i < kBlock; ++i) w[i] = std::ldexp(importance[i], -wexp);
+    } else {
+      std::fill(w, w + kBlock, 1.0f);
+    }
+  }
+  uint16_t half(float d) const { return half_scale(std::ldexp(d, exp)); }
+  float unhalf(uint16_t h) const { return std::ldexp(fp16_to_fp32(h), -exp); }
+};
+
+// Both formats keep the low two bits of element 128*h + 32*s + l in bits 2*s of
+// qs[32*h + l].
+void pack_low2(const uint8_t* codes, uint8_t* qs) {
+  for (int h = 0; h < 2; ++h)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* c = codes + 128 * h + l;
+      qs[32 * h + l] = static_cast<uint8_t>((c[0] & 3) | (c[32] & 3) << 2 | (c[64] & 3) << 4 | (c[96] & 3) << 6);
+    }
+}
+
+// ----------------------------------------------------------------------------- Q3_K
+
+// Weighted squared error of x ~= S*q, q = clamp(round(x/S), -4, 3); codes+4 into L.
+float q3_error(const float* x, const float* w, float S, uint8_t* L) {
+  float err = 0.0f;
+  if (S == 0.0f) {
+    for (int i = 0; i < kSub; ++i) {
+      err += w[i] * x[i] * x[i];
+      if (L) L[i] = 4;
+    }
+    return err;
+  }
+  const float inv = 1.0f / S;
+  F4 acc = splat(0.0f);
+  for (int i = 0; i < kSub; i += 4) {
+    const F4 xv = load4(x + i);
+    const F4 q = round_even(clamp4(xv * inv, -4.0f, 3.0f));
+    const F4 diff = xv - S * q;
+    acc += load4(w + i) * diff * diff;
+    if (L)
+      for (int l = 0; l < 4; ++l) L[i + l] = static_cast<uint8_t>(static_cast<int>(q[l]) + 4);
+  }
+  return hsum(acc);
+}
+
+struct Q3SubFit {
+  float scale[2];  // best positive and best negative float scale
+  float gain[2];   // their error reductions
+};
+
+// The scale S of sign `sign` that best fits x ~= S*q, q = clamp(round(x/S), -4, 3):
+// trial grids putting the largest |x| at 2.0 .. 4.8 (clipping it beyond 4), and with
+// an importance vector on out to 7.3 (a large but unimportant element may be worth
+// clipping hard), each with the least-squares scale sum(w x q)/sum(w q^2) for its
+// codes; then a few alternations of re-picking codes and refitting. Returns the
+// error reduction sum(w x q)^2/sum(w q^2) and sets *scale. Near-ties go to the
+// smallest scale (a lone large element fits equally well at q = 1..4), which
+// leaves the block's super-scale the finest resolution.
+float q3_fit_sign(const float* x, const float* w, float amax, float sign, bool weighted, float* scale) {
+  constexpr int kFine = 8, kWide = 5, kRefits = 3;
+  const int ngrid = weighted ? kFine + kWide : kFine;
+  float best = 0.0f;
+  *scale = 0.0f;
+  for (int k = 0; k < ngrid + kRefits; ++k) {
+    if (k >= ngrid && *scale == 0.0f) break;
+    const float r = k < kFine ? 2.0f + 0.4f * k : 4.8f + 0.5f * (k - kFine + 1);
+    const float t = k < ngrid ? sign * r / amax : 1.0f / *scale;
+    F4 sxq = splat(0.0f), sq2 = splat(0.0f);
+    for (int i = 0; i < kSub; i += 4) {
+      const F4 xv = load4(x + i), wv = load4(w + i);
+      const F4 q = round_even(clamp4(xv * t, -4.0f, 3.0f));
+      sxq += wv * xv * q;
+      sq2 += wv * q * q;
+    }
+    const float a = hsum(sxq), b = hsum(sq2);
+    if (!(b > 0.0f) || sign * a <= 0.0f) continue;
+    const float gain = a * a / b;
+    if (gain >= best * (1.0f - 1e-4f)) {
+      best = std::max(best, gain);
+      *scale = a / b;
+    }
+  }
+  return best;
+}
+
+Q3SubFit q3_fit_sub(const float* x, const float* w, bool weighted) {
+  float amax = 0.0f;
+  for (int i = 0; i < kSub; ++i) amax = std::max(amax, std::fabs(x[i]));
+  Q3SubFit f{{0.0f, 0.0f}, {0.0f, 0.0f}};
+  if (amax == 0.0f) return f;
+  f.gain[0] = q3_fit_sign(x, w, amax, 1.0f, weighted, &f.scale[0]);
+  f.gain[1] = q3_fit_sign(x, w, amax, -1.0f, weighted, &f.scale[1]);
+  return f;
+}
+
+// For super-scale d (as decoded), each sub-block's best integer scale among the
+// `reach` neighbours on either side of its float optima (reach 1: floor and ceil);
+// returns the block's total error.
+float q3_eval(const float* x, const float* w, const Q3SubFit* fits, float d, int reach, int8_t* sc_out) {
+  float total = 0.0f;
+  for (int j = 0; j < kNumSub; ++j) {
+    const float* xs = x + kSub * j;
+    const float* ws = w + kSub * j;
+    int cand[16], nc = 0;
+    for (float s : fits[j].scale) {
+      const int r = static_cast<int>(std::floor(clampf(s / d, -32.0f, 31.0f)));
+      for (int c = std::max(r - reach + 1, -32); c <= std::min(r + reach, 31); ++c)
+        if (std::find(cand, cand + nc, c) == cand + nc) cand[nc++] = c;
+    }
+    float best = 0.0f;
+    int best_sc = 0;
+    for (int c = 0; c < nc; ++c) {
+      const float e = q3_error(xs, ws, d * static_cast<float>(cand[c]), nullptr);
+      if (c == 0 || e < best) {
+        best = e;
+        best_sc = cand[c];
+      }
+    }
+    sc_out[j] = static_cast<int8_t>(best_sc);
+    total += best;
+  }
+  return total;
+}
+
+template <class Ops>
+void quantize_block_q3_K(const float* raw, const float* importance, block_q3_K* y, Ops& ops) {
+  const Block blk(raw, importance);
+  const float* x = blk.x;
+  const float* w = blk.w;
+  std::memset(y, 0, sizeof *y);
+
+  Q3SubFit fits[kNumSub];
+  // The super-scale that lets the largest sub-block scale reach the grid's end:
+  // -32 for negative scales, +31 for positive ones.
+  float dmax = 0.0f;
+  ops.fit_q3(x, w, blk.weighted, fits);
+  for (int j = 0; j < kNumSub; ++j) {
+    const Q3SubFit& f = fits[j];
+    dmax = std::max(dmax, f.gain[0] >= f.gain[1] ? f.scale[0] / 31.0f : -f.scale[1] / 32.0f);
+  }
+  if (dmax == 0.0f) return;  // nothing to fit: all-zero bytes decode to zeros
+
+  int8_t sc[kNumSub], sc_try[kNumSub];
+  float best = INFINITY;
+  uint16_t best_d = 0;
+  auto consider = [&](float dcand, int reach) {
+    const uint16_t h = blk.half(dcand);
+    const float d = blk.unhalf(h);
+    if (!(d > 0.0f)) return;
+    const float e = ops.eval_q3(x, w, fits, d, reach, sc_try);
+    if (e < best) {
+      best = e;
+      best_d = h;
+      std::copy(sc_try, sc_try + kNumSub, sc);
+    }
+  };
+  for (int k = 0; k <= 8; ++k) consider(dmax * (1.0f - 0.03f * k), 1);
+  if (best == INFINITY) return;  // every candidate underflows fp16: decode as zeros
+
+  // From here on each sub-block looks wider around its float optima: first at the
+  // best d found, then at least-squares refits of d for the chosen scales and codes.
+  consider(blk.unhalf(best_d), 3);
+  for (int iter = 0; iter < 2 && best > 0.0f; ++iter) {
+    const float d = blk.unhalf(best_d);
+    float num = 0.0f, den = 0.0f;
+    uint8_t L[kSub];
+    for (int j = 0; j < kNumSub; ++j) {
+      q3_error(x + kSub * j, w + kSub * j, d * sc[j], L);
+      for (int i = 0; i < kSub; ++i) {
+        const float a = static_cast<float>(sc[j] * (L[i] - 4));
+        num += w[kSub * j + i] * x[kSub * j + i] * a;
+        den += w[kSub * j + i] * a * a;
+      }
+    }
+    if (!(den > 0.0f) || !(num > 0.0f)) break;
+    const uint16_t before = best_d;
+    consider(num / den, 3);
+    if (best_d == before) break;
+  }
+
+  const float d = blk.unhalf(best_d);
+  // Write: 6-bit scales (offset 32) and the codes for the decoded scales.
+  y->d = best_d;
+  uint8_t L[kBlock];
+  for (int j = 0; j < kNumSub; ++j) {
+    q3_error(x + kSub * j, w + kSub * j, d * sc[j], L + kSub * j);
+    const int l = sc[j] + 32;
+    // Low nibbles: scales[0..7] hold sub-blocks 0..7 (low) and 8..15 (high);
+    // high 2 bits: scales[8 + j%4] at bit 2*(j/4).
+    y->scales[j % 8] |= static_cast<uint8_t>((l & 0xF) << (j < 8 ? 0 : 4));
+    y->scales[8 + j % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+  }
+  // hmask bit (e / 32) of byte e % 32 is set when code e is >= 0 (no -4 offset).
+  for (int e = 0; e < kBlock; ++e)
+    if (L[e] > 3) y->hmask[e % 32] |= static_cast<uint8_t>(1u << (e / 32));
+  pack_low2(L, y->qs);
+}
+
+// ----------------------------------------------------------------------------- Q2_K
+
+// Weighted squared error of x ~= S*q - M, q = clamp(round((x+M)/S), 0, 3); codes into L.
+float q2_error(const float* x, const float* w, float S, float M, uint8_t* L) {
+  float err = 0.0f;
+  if (S == 0.0f) {
+    for (int i = 0; i < kSub; ++i) {
+      const float diff = x[i] + M;
+      err += w[i] * diff * diff;
+      if (L) L[i] = 0;
+    }
+    return err;
+  }
+  const float inv = 1.0f / S;
+  F4 acc = splat(0.0f);
+  for (int i = 0; i < kSub; i += 4) {
+    const F4 xv = load4(x + i);
+    const F4 q = round_even(clamp4((xv + M) * inv, 0.0f, 3.0f));
+    const F4 diff = xv - (S * q - M);
+    acc += load4(w + i) * diff * diff;
+    if (L)
+      for (int l = 0; l < 4; ++l) L[i + l] = static_cast<uint8_t>(q[l]);
+  }
+  return hsum(acc);
+}
+
+struct Q2SubFit {
+  float scale;  // S >= 0
+  float min;    // M >= 0 (the format subtracts it)
+};
+
+// Weighted sums of one sub-block, shared by all its trial fits.
+struct Q2Sums {
+  float sw = 0.0f, sx = 0.0f, sxx = 0.0f;
+};
+
+// One trial: codes q = clamp(round((x + M0)/S0), 0, 3), then the weighted
+// least-squares x ~= S*q - M for those codes with M >= 0 (when the free fit wants a
+// positive offset, M = 0 and S alone is fitted). Returns the fit's error, from the
+// normal-equation sums, or INFINITY when the codes cannot carry a positive scale.
+float q2_trial(const float* x, const float* w, const Q2Sums& t, float S0, float M0, float* S, float* M) {
+  const float inv = 1.0f / S0;
+  F4 vq = splat(0.0f), vq2 = splat(0.0f), vxq = splat(0.0f);
+  for (int i = 0; i < kSub; i += 4) {
+    const F4 xv = load4(x + i), wv = load4(w + i);
+    const F4 q = round_even(clamp4((xv + M0) * inv, 0.0f, 3.0f));
+    vq += wv * q;
+    vq2 += wv * q * q;
+    vxq += wv * xv * q;
+  }
+  const float sq = hsum(vq), sq2 = hsum(vq2), sxq = hsum(vxq);
+  const float D = t.sw * sq2 - sq * sq;
+  float s = 0.0f, m = 0.0f;
+  if (D > 0.0f) {
+    s = (t.sw * sxq - t.sx * sq) / D;
+    m = -(sq2 * t.sx - sq * sxq) / D;  // x ~= s*q - m
+  }
+  if (!(D > 0.0f) || m < 0.0f) {
+    if (!(sq2 > 0.0f)) return INFINITY;
+    s = sxq / sq2;
+    m = 0.0f;
+  }
+  if (!(s > 0.0f)) return INFINITY;
+  *S = s;
+  *M = m;
+  // sum w (x + m - s*q)^2, expanded.
+  return (t.sxx + 2.0f * m * t.sx + m * m * t.sw) - 2.0f * s * (sxq + m * sq) + s * s * sq2;
+}
+
+Q2SubFit q2_fit_sub(const float* x, const float* w) {
+  float mn = x[0], mx = x[0];
+  Q2Sums t;
+  for (int i = 0; i < kSub; ++i) {
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+    t.sw += w[i];
+    t.sx += w[i] * x[i];
+    t.sxx += w[i] * x[i] * x[i];
+  }
+  mn = std::min(mn, 0.0f);  // the offset can only lower values
+  Q2SubFit best{0.0f, -mn};
+  if (mx <= mn) return best;  // constant (<= 0) sub-block: the offset alone is exact
+  float best_err = q2_error(x, w, 0.0f, -mn, nullptr);
+  // Trial grids spanning [mn, mx] in 2 to 4 steps, then a few alternations of
+  // re-picking codes for the best fit and refitting.
+  constexpr int kGrid = 11, kRefits = 3;
+  for (int k = 0; k < kGrid + kRefits; ++k) {
+    if (k >= kGrid && best.scale == 0.0f) break;
+    float S, M;
+    float e = k < kGrid ? q2_trial(x, w, t, (mx - mn) / (2.0f + 0.2f * k), -mn, &S, &M)
+                        : q2_trial(x, w, t, best.scale, best.min, &S, &M);
+    if (e != INFINITY) e = q2_error(x, w, S, M, nullptr);
+    if (e < best_err) {
+      best_err = e;
+      best = {S, M};
+    } else if (k >= kGrid) {
+      break;
+    }
+  }
+  return best;
+}
+
+// The nibbles floor(v) - reach + 1 .. floor(v) + reach within 0..15 (reach 1: floor
+// and ceil); returns how many.
+int nibble_candidates(float v, int reach, int* out) {
+  const int r = static_cast<int>(std::floor(clampf(v, 0.0f, 15.0f)));
+  int n = 0;
+  for (int c = std::max(r - reach + 1, 0); c <= std::min(r + reach, 15); ++c) out[n++] = c;
+  return n;
+}
+
+// For decoded super-scales d, dmin, every sub-block's best (scale, min) nibbles among
+// the neighbours of its float fit; returns the block's total error.
+float q2_eval(const float* x, const float* w, const Q2SubFit* fits, float d, float dmin, int reach,
+              uint8_t* sc_out, uint8_t* m_out) {
+  float total = 0.0f;
+  for (int j = 0; j < kNumSub; ++j) {
+    int sc[16], mc[16];
+    const int ns = d > 0.0f ? nibble_candidates(fits[j].scale / d, reach, sc) : (sc[0] = 0, 1);
+    const int nm = dmin > 0.0f ? nibble_candidates(fits[j].min / dmin, reach, mc) : (mc[0] = 0, 1);
+    float best = INFINITY;
+    for (int a = 0; a < ns; ++a)
+      for (int b = 0; b < nm; ++b) {
+        const float e = q2_error(x + kSub * j, w + kSub * j, d * static_cast<float>(sc[a]),
+                                 dmin * static_cast<float>(mc[b]), nullptr);
+        if (e < best) {
+          best = e;
+          sc_out[j] = static_cast<uint8_t>(sc[a]);
+          m_out[j] = static_cast<uint8_t>(mc[b]);
+        }
+      }
+    total += best;
+  }
+  return total;
+}
+
+// The per-sub-block stages of the Q2_K and Q3_K searches (the fits and the
+// evaluation of every sub-block's integer candidates for a super-scale), the scalar
+// way. The SIMD variants (kernels/cpu/x86/kquants_low_lanes.hpp) supply the same
+// operations with the sub-blocks in vector lanes and the same values, so the blocks'
+// control flow, and with it every byte, is shared.
+struct ScalarLowOps {
+  void fit_q3(const float* x, const float* w, bool weighted, Q3SubFit* fits) {
+    for (int j = 0; j < kNumSub; ++j) fits[j] = q3_fit_sub(x + kSub * j, w + kSub * j, weighted);
+  }
+  float eval_q3(const float* x, const float* w, const Q3SubFit* fits, float d, int reach, int8_t* sc) {
+    return q3_eval(x, w, fits, d, reach, sc);
+  }
+  void fit_q2(const float* x, const float* w, Q2SubFit* fits) {
+    for (int j = 0; j < kNumSub; ++j) fits[j] = q2_fit_sub(x + kSub * j, w + kSub * j);
+  }
+  float eval_q2(const float* x, const float* w, const Q2SubFit* fits, float d, float dmin, int reach, uint8_t* sc,
+                uint8_t* m) {
+    return q2_eval(x, w, fits, d, dmin, reach, sc, m);
+  }
+};
+
+template <class Ops>
+void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* y, Ops& ops) {
+  const Block blk(raw, importance);
+  const float* x = blk.x;
+  const float* w = blk.w;
+  std::memset(y, 0, sizeof *y);
+
+  Q2SubFit fits[kNumSub];
+  float smax = 0.0f, mmax = 0.0f;
+  ops.fit_q2(x, w, fits);
+  for (int j = 0; j < kNumSub; ++j) {
+    smax = std::max(smax, fits[j].scale);
+    mmax = std::max(mmax, fits[j].min);
+  }
+  if (smax == 0.0f && mmax == 0.0f) return;  // nothing to fit: all-zero bytes decode to zeros
+
+  uint8_t sc[kNumSub], mn[kNumSub], sc_try[kNumSub], mn_try[kNumSub];
+  float best = INFINITY;
+  uint16_t best_d = 0, best_m = 0;
+  auto consider = [&](float dc, float mc, int reach) {
+    const uint16_t hd = blk.half(std::max(dc, 0.0f)), hm = blk.half(std::max(mc, 0.0f));
+    const float e = ops.eval_q2(x, w, fits, blk.unhalf(hd), blk.unhalf(hm), reach, sc_try, mn_try);
+    if (e < best) {
+      best = e;
+      best_d = hd;
+      best_m = hm;
+      std::copy(sc_try, sc_try + kNumSub, sc);
+      std::copy(mn_try, mn_try + kNumSub, mn);
+    }
+  };
+  // Coordinate search: d with dmin at its natural value, then dmin for the best d.
+  const float d0 = smax / 15.0f, m0 = mmax / 15.0f;
+  for (int k = 0; k <= 8; ++k) consider(d0 * (1.0f - 0.03f * k), m0, 1);
+  {
+    const float d = blk.unhalf(best_d);
+    for (int k = 1; k <= 6; ++k) consider(d, m0 * (1.0f - 0.03f * k), 1);
+  }
+  // From here on each sub-block looks wider around its float fit: first at the best
+  // super-scales found, then at least-squares refits of (d, dmin) for the chosen
+  // nibbles and codes.
+  consider(blk.unhalf(best_d), blk.unhalf(best_m), 2);
+  for (int iter = 0; iter < 2 && best > 0.0f; ++iter) {
+    const float d = blk.unhalf(best_d), dm = blk.unhalf(best_m);
+    float saa = 0, sab = 0, sbb = 0, sxa = 0, sxb = 0;
+    uint8_t L[kSub];
+    for (int j = 0; j < kNumSub; ++j) {
+      q2_error(x + kSub * j, w + kSub * j, d * sc[j], dm * mn[j], L);
+      for (int i = 0; i < kSub; ++i) {
+        const float wi = w[kSub * j + i], xi = x[kSub * j + i];
+        const float a = static_cast<float>(sc[j] * L[i]), b = static_cast<float>(mn[j]);
+        saa += wi * a * a;
+        sab += wi * a * b;
+        sbb += wi * b * b;
+        sxa += wi * xi * a;
+        sxb += wi * xi * b;
+      }
+    }
+    // x ~= d*a - dmin*b
+    const float D = saa * sbb - sab * sab;
+    float nd, nm;
+    if (D > 0.0f) {
+      nd = (sxa * sbb - sxb * sab) / D;
+      nm = (sxa * sab - sxb * saa) / D;
+    } else if (saa > 0.0f) {
+      nd = sxa / saa;
+      nm = 0.0f;
+    } else {
+      break;
+    }
+    const uint16_t bd = best_d, bm = best_m;
+    consider(nd, nm, 2);
+    if (best_d == bd && best_m == bm) break;
+  }
+
+  const float d = blk.unhalf(best_d), dm = blk.unhalf(best_m);
+  y->d = best_d;
+  y->dmin = best_m;
+  uint8_t L[kBlock];
+  for (int j = 0; j < kNumSub; ++j) {
+    q2_error(x + kSub * j, w + kSub * j, d * sc[j], dm * mn[j], L + kSub * j);
+    y->scales[j] = static_cast<uint8_t>(sc[j] | mn[j] << 4);
+  }
+  pack_low2(L, y->qs);
+}
+
+template <class Ops = ScalarLowOps>
+void quantize_q3_K_row(const float* x, void* y, int64_t n, const float* importance) {
+  Ops ops;
+  auto* blocks = static_cast<block_q3_K*>(y);
+  for (int64_t b = 0; b < n / kBlock; ++b)
+    quantize_block_q3_K(x + b * kBlock, importance ? importance + b * kBlock : nullptr, blocks + b, ops);
+}
+
+template <class Ops = ScalarLowOps>
+void quantize_q2_K_row(const float* x, void* y, int64_t n, const float* importance) {
+  Ops ops;
+  auto* blocks = static_cast<block_q2_K*>(y);
+  for (int64_t b = 0; b < n / kBlock; ++b)
+    quantize_block_q2_K(x + b * kBlock, importance ? importance + b * kBlock : nullptr, blocks + b, ops);
+}
+
+}  // namespace
+}  // namespace lowbit::kernels

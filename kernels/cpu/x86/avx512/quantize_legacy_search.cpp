@@ -1,0 +1,40 @@
+// AVX-512 variants of the Q4_0, Q5_0 and Q8_0 standard-effort search: one block per
+// vector lane, byte-identical to the scalar reference
+// (kernels/cpu/x86/legacy_search_lanes.hpp says how).
+#include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
+
+// Vectors wider than the ISA's registers change the calling convention; nothing here
+// has external linkage, so it never matters.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+#include <cstdint>
+
+namespace lowbit::kernels {
+namespace {
+typedef float V __attribute__((vector_size(32)));
+typedef int32_t Vi __attribute__((vector_size(32)));
+typedef double Vd __attribute__((vector_size(64)));
+typedef int64_t Vdi __attribute__((vector_size(64)));
+}  // namespace
+}  // namespace lowbit::kernels
+
+#include "cpu/x86/legacy_search_lanes.hpp"
+#include "lists/declarations.hpp"
+
+namespace lowbit::kernels {
+
+void quantize_row_q4_0__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  sym_row_lanes<W, block_q4_0>(x, y, n, importance, kQ4_0Search, store_q4_0);
+}
+
+void quantize_row_q5_0__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  sym_row_lanes<W, block_q5_0>(x, y, n, importance, kQ5_0Search, store_q5_0);
+}
+
+void quantize_row_q8_0__avx512(const float* x, void* y, int64_t n, const float* importance) {
+  sym_row_lanes<W, block_q8_0>(x, y, n, importance, kQ8Search, store_q8_0);
+}
+
+}  // namespace lowbit::kernels

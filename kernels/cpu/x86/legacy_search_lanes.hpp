@@ -1,0 +1,267 @@
+#pragma once
+// The standard-effort search of the symmetric 32-element formats (Q4_0, Q5_0, Q8_0;
+// kernels/cpu/reference/legacy_search.hpp) with one block per vector lane,
+// lanes_of<F> blocks at a time, byte-identical to the scalar reference. Lane b runs
+// block b's float operations in the reference's order: its eight partial sums
+// (element j into sum j % 8, then ((0+1)+(2+3))+((4+5)+(6+7))) become eight
+// accumulators per lane, its integer rounding trick is the same bit arithmetic, fp16
+// conversions are F16C's (the same round-to-nearest-even as lowbit/core/half.hpp on
+// the finite, clamped values the search stores), and where the reference branches or
+// skips a candidate the lane computes it and does not take it. The per-block steps
+// around the search (weights, ggml's scales, writing the block) are the reference's
+// own code.
+//
+// The including file defines V, Vi, Vd, Vdi as search_lanes.hpp says.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/reference/legacy_search.hpp"
+#include "cpu/x86/search_lanes.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+// fp32 -> fp16 bits (in int32 lanes) and back.
+inline Vi half_bits(const V& v) {
+  const __m128i h = _mm256_cvtps_ph(reinterpret_cast<__m256>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return reinterpret_cast<Vi>(_mm256_cvtepu16_epi32(h));
+}
+inline V half_value(const Vi& h) {
+  const __m256i b = reinterpret_cast<__m256i>(h);
+  const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+  return reinterpret_cast<V>(_mm256_cvtph_ps(packed));
+}
+#if defined(__AVX512F__)
+inline Wi half_bits(const W& v) {
+  const __m256i h = _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return reinterpret_cast<Wi>(_mm512_cvtepu16_epi32(h));
+}
+inline W half_value(const Wi& h) {
+  return reinterpret_cast<W>(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(reinterpret_cast<__m512i>(h))));
+}
+#endif
+
+template <class F>
+struct SymLanes {
+  using I = typename LaneTypes<F>::I;
+  static constexpr int kL = lanes_of<F>;
+
+  static F splat(float v) { return splat_as<F>(v); }
+  static I isplat(int v) { return splat_as<I>(v); }
+
+  // to_half of the reference: std::clamp to the finite fp16 range, then fp16.
+  static I to_half(const F& v) {
+    const F lo = splat(-kHalfMax), hi = splat(kHalfMax);
+    return half_bits(v < lo ? lo : (hi < v ? hi : v));
+  }
+  // level(): round_even_to_int's bit trick, then the integer clamp.
+  static I level(const F& v, const SymSpec& s) {
+    const F t = v + 12582912.0f;
+    I l = reinterpret_cast<I>(t) - 0x4B400000;
+    l = l < s.lo ? isplat(s.lo) : l;
+    return l > s.hi ? isplat(s.hi) : l;
+  }
+  static F copysign(const F& magnitude, const F& sign) {
+    return reinterpret_cast<F>((reinterpret_cast<I>(magnitude) & 0x7fffffff) |
+                               (reinterpret_cast<I>(sign) & static_cast<int32_t>(0x80000000u)));
+  }
+  static F safe_inverse(const F& d, const F& span) {
+    constexpr float kLimit = 2097152.0f;  // 2^21
+    const F id = splat(1.0f) / d;
+    const F limited = vabs(id) * span > kLimit ? copysign(splat(kLimit) / span, id) : id;
+    return d == splat(0.0f) ? splat(0.0f) : limited;
+  }
+  static F lane_sum(const F* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+  // sym_error of the reference, d per lane (fp16-exact).
+  static F error(const F* x, const F* w, const F& span, const F& d, const SymSpec& s) {
+    const F id = safe_inverse(d, span);
+    F acc[kLanes];
+    for (int k = 0; k < kLanes; ++k) acc[k] = splat(0.0f);
+    // Fully unrolled, so that the eight partial sums stay in registers.
+#pragma GCC unroll 32
+    for (int j = 0; j < QK; ++j) {
+      const F e = x[j] - __builtin_convertvector(level(x[j] * id, s), F) * d;
+      acc[j % kLanes] += w[j] * e * e;
+    }
+    return lane_sum(acc);
+  }
+  // sym_refit of the reference: the least-squares scale and its gain (-1 where the
+  // levels are all zero).
+  static void refit(const F* x, const F* w, const F& id, const SymSpec& s, F& d, F& gain) {
+    F lx[kLanes], l2[kLanes];
+    for (int k = 0; k < kLanes; ++k) lx[k] = l2[k] = splat(0.0f);
+#pragma GCC unroll 32
+    for (int j = 0; j < QK; ++j) {
+      const F l = __builtin_convertvector(level(x[j] * id, s), F);
+      lx[j % kLanes] += w[j] * x[j] * l;
+      l2[j % kLanes] += w[j] * l * l;
+    }
+    const F sumlx = lane_sum(lx), suml2 = lane_sum(l2);
+    const I ok = suml2 > splat(0.0f);
+    d = ok ? sumlx / suml2 : splat(0.0f);
+    gain = ok ? sumlx * sumlx / suml2 : splat(-1.0f);
+  }
+
+  // TopK<float, 4>::push of the reference in every lane (n is the same in all).
+  struct Top {
+    F item[4], gain[4];
+    int n = 0;
+    void push(const F& t, const F& g) {
+      const int start = n < 4 ? n++ : 4;
+      I moving = isplat(-1);
+      for (int p = start; p > 0; --p) {
+        const I shift = moving & (gain[p - 1] < g);
+        const I here = moving & ~shift;
+        if (p < 4) {
+          item[p] = shift ? item[p - 1] : (here ? t : item[p]);
+          gain[p] = shift ? gain[p - 1] : (here ? g : gain[p]);
+        }
+        moving = shift;
+      }
+      item[0] = moving ? t : item[0];
+      gain[0] = moving ? g : gain[0];
+    }
+  };
+
+  // ggml_search::make_qx (ggml's imatrix search, serial sums in ggml's order) for kL
+  // blocks with ggml's weights gw; max is each block's signed absmax.
+  static F make_qx(const F* x, const F* gw, const F& max, int nmax) {
+    constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS, as ggml_search's
+    auto code = [&](const F& v) LOWBIT_LANES_INLINE_LAMBDA {
+      const I l = (reinterpret_cast<I>(v + 12582912.0f) & 0x007fffff) - 0x00400000;
+      return __builtin_convertvector(l < -nmax ? isplat(-nmax) : (l > nmax - 1 ? isplat(nmax - 1) : l), F);
+    };
+    auto sums = [&](const F& iscale, F& sumlx, F& suml2) LOWBIT_LANES_INLINE_LAMBDA {
+      sumlx = suml2 = splat(0.0f);
+#pragma GCC unroll 32
+      for (int j = 0; j < QK; ++j) {
+        const F fl = code(iscale * x[j]);
+        sumlx += gw[j] * x[j] * fl;
+        suml2 += gw[j] * fl * fl;
+      }
+    };
+    F sumlx, suml2;
+    sums(splat(static_cast<float>(-nmax)) / max, sumlx, suml2);
+    F scale = suml2 != splat(0.0f) ? sumlx / suml2 : splat(0.0f);
+    F best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+      if (is == 0) continue;
+      sums(splat(-(static_cast<float>(nmax) + 0.1f * static_cast<float>(is))) / max, sumlx, suml2);
+      const I take = (suml2 > splat(0.0f)) & (sumlx * sumlx > best * suml2);
+      scale = take ? sumlx / suml2 : scale;
+      best = take ? scale * sumlx : best;
+    }
+    return vabs(max) < kGroupMaxEps ? splat(0.0f) : scale;
+  }
+
+  // The signed absmax of every lane's block (the first element of largest |x|).
+  static F signed_absmax(const F* x) {
+    F amax = splat(0.0f), max = splat(0.0f);
+    for (int j = 0; j < QK; ++j) {
+      const F ax = vabs(x[j]);
+      const I gt = ax > amax;
+      amax = gt ? ax : amax;
+      max = gt ? x[j] : max;
+    }
+    return max;
+  }
+
+  // sym_search of the reference for kL blocks: x, w in lanes, ggml's scales per lane.
+  static I search(const F* x, const F* w, const SymSpec& s, const F& ggml_d, const SymSearch& search,
+                  const F& ggml_imatrix) {
+    const F zero = splat(0.0f);
+    F amax = zero, max = zero, rmin = x[0], rmax = x[0];
+    for (int j = 0; j < QK; ++j) {
+      const F ax = vabs(x[j]);
+      const I gt = ax > amax;
+      amax = gt ? ax : amax;
+      max = gt ? x[j] : max;
+      rmin = vmin(rmin, x[j]);
+      rmax = vmax(rmax, x[j]);
+    }
+    const F span = vmax(-rmin, rmax);
+
+    I best_h = to_half(ggml_d);
+    F best_err = error(x, w, span, half_value(best_h), s);
+    auto consider = [&](const F& d, I mask, bool check_clip) {
+      const I h = to_half(d);
+      const F dh = half_value(h);
+      if (check_clip && !search.allow_clip) mask &= amax <= (static_cast<float>(-s.lo) + 0.5f) * vabs(dh);
+      if (!any(mask)) return;
+      const F e = error(x, w, span, dh, s);
+      const I take = mask & (e < best_err);
+      best_err = take ? e : best_err;
+      best_h = take ? h : best_h;
+    };
+    consider(ggml_imatrix, ggml_imatrix == ggml_imatrix, false);
+    Top top;
+    for (int k = 0; k < search.n_lo; ++k) {
+      F d, g;
+      refit(x, w, splat(static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s, d, g);
+      top.push(d, g);
+    }
+    for (int k = 0; k < search.n_hi; ++k) {
+      F d, g;
+      refit(x, w, splat(static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s, d, g);
+      top.push(d, g);
+    }
+    for (int k = 0; k < top.n; ++k) consider(top.item[k], top.gain[k] > zero, true);
+
+    // Polish: refit on the winner's own levels, then its fp16 neighbours.
+    const F bd = half_value(best_h);
+    F d, g;
+    refit(x, w, safe_inverse(bd, amax), s, d, g);
+    consider(d, bd != zero, true);
+    const I h0 = best_h, mag = h0 & 0x7fff;
+    const I inside = (mag != 0) & (mag < 0x7bff);
+    consider(half_value(h0 + 1), inside, true);
+    consider(half_value(h0 - 1), inside, true);
+    return amax == zero ? isplat(0) : best_h;
+  }
+};
+
+// A row of a symmetric format with kL blocks per search (the last group padded with
+// copies of the row's last block, whose results are dropped).
+template <class F, class Block>
+void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, const SymFormat& f,
+                   void (*store)(const float*, uint16_t, Block&)) {
+  using L = SymLanes<F>;
+  constexpr int kL = L::kL;
+  auto* out = static_cast<Block*>(y);
+  const int64_t nb = n / QK;
+  float xs[kL][QK], ws[kL][QK], gws[kL][QK], gd[kL], have_gw[kL];
+  const bool guard = f.imatrix_guard && importance != nullptr;
+  for (int64_t b0 = 0; b0 < nb; b0 += kL) {
+    for (int g = 0; g < kL; ++g) {
+      const int64_t b = std::min(b0 + g, nb - 1);
+      const float* imp = importance ? importance + b * QK : nullptr;
+      std::memcpy(xs[g], x + b * QK, sizeof xs[g]);
+      // sym_prepare's steps, with ggml's imatrix search (ggml_imatrix_d) left to
+      // the lanes below: here only its weights.
+      importance_or_ones(imp, ws[g]);
+      gd[g] = f.ggml_nmax > 0 ? ggml_sym_d(xs[g], f.ggml_nmax) : ggml_q8_d(xs[g]);
+      have_gw[g] = guard && ggml_search::imatrix_weights(xs[g], imp, ggml_search::row_sigma2(xs[g], QK), QK, gws[g])
+                       ? 1.0f
+                       : 0.0f;
+    }
+    F xt[QK], wt[QK];
+    transpose_lanes<QK>(xs[0], xt);
+    transpose_lanes<QK>(ws[0], wt);
+    F ggml_imatrix = splat_as<F>(NAN);
+    if (guard) {
+      F gwt[QK];
+      transpose_lanes<QK>(gws[0], gwt);
+      const F qx = L::make_qx(xt, gwt, L::signed_absmax(xt), f.ggml_nmax);
+      ggml_imatrix = load_vector<F>(have_gw) != splat_as<F>(0.0f) ? qx : ggml_imatrix;
+    }
+    const typename L::I h = L::search(xt, wt, f.spec, load_vector<F>(gd), *f.search, ggml_imatrix);
+    for (int g = 0; g < kL && b0 + g < nb; ++g) store(x + (b0 + g) * QK, static_cast<uint16_t>(h[g]), out[b0 + g]);
+  }
+}
+
+}  // namespace
+}  // namespace lowbit::kernels
