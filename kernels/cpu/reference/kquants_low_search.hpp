@@ -1,6 +1,6 @@
 #pragma once
 // The standard-effort searches of Q2_K and Q3_K, included by the scalar reference
-// (kquants_low.cpp) and by the SIMD variants (kernels/cpu/x86/kquants_low_lanes.hpp),
+// (kquants_low.cpp) and by the SIMD variants (kernels/cpu/lanes/kquants_low_lanes.hpp),
 // which replace the per-sub-block stages with lane versions and reuse the rest.
 // Internal linkage: each including file compiles its own copy with its own flags
 // (and -ffp-contract=off, like the whole library), so every copy rounds as the
@@ -411,7 +411,7 @@ float q2_eval(const float* x, const float* w, const Q2SubFit* fits, float d, flo
 
 // The per-sub-block stages of the Q2_K and Q3_K searches (the fits and the
 // evaluation of every sub-block's integer candidates for a super-scale), the scalar
-// way. The SIMD variants (kernels/cpu/x86/kquants_low_lanes.hpp) supply the same
+// way. The SIMD variants (kernels/cpu/lanes/kquants_low_lanes.hpp) supply the same
 // operations with the sub-blocks in vector lanes and the same values, so the blocks'
 // control flow, and with it every byte, is shared.
 struct ScalarLowOps {

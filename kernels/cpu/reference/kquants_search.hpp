@@ -1,7 +1,7 @@
 #pragma once
 // The standard-effort searches of Q4_K, Q5_K and Q6_K (and the helpers every K-quant
 // search shares), included by the scalar reference (kquants.cpp) and by the SIMD variants
-// (kernels/cpu/x86/kquants_search_lanes.hpp), which replace its per-sub-block stages
+// (kernels/cpu/lanes/kquants_search_lanes.hpp), which replace its per-sub-block stages
 // with lane versions and reuse the rest. Internal linkage: each including file gets
 // its own copy, compiled with its own flags; the library builds with
 // -ffp-contract=off, so every copy rounds exactly as the reference does.

@@ -1,7 +1,7 @@
 #pragma once
 // The standard-effort searches of the 32-element formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
 // and Q8_1, included by the scalar reference (legacy.cpp) and by the SIMD variants
-// (kernels/cpu/x86/legacy_search_lanes.hpp), which run the symmetric search with one
+// (kernels/cpu/lanes/legacy_search_lanes.hpp), which run the symmetric search with one
 // block per vector lane. Internal linkage: each including file compiles its own copy
 // with its own flags (and -ffp-contract=off, like the whole library).
 //
@@ -129,10 +129,10 @@ inline float sym_error(const float* x, const float* w, Range r, float d, SymSpec
 
 // Least-squares scale for the levels that inverse scale `id` rounds the block to,
 // and its gain sumlx^2 / suml2 (the error it removes with those levels).
-struct SymFit {
+struct ScaleFit {
   float d = 0.0f, gain = -1.0f;
 };
-inline SymFit sym_refit(const float* x, const float* w, float id, SymSpec s) {
+inline ScaleFit sym_refit(const float* x, const float* w, float id, SymSpec s) {
   float lx[kLanes] = {}, l2[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
@@ -198,11 +198,11 @@ inline uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml
   }
   TopK<float, 4> top;
   for (int k = 0; k < search.n_lo; ++k) {
-    const SymFit f = sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s);
+    const ScaleFit f = sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s);
     top.push(f.d, f.gain);
   }
   for (int k = 0; k < search.n_hi; ++k) {
-    const SymFit f = sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s);
+    const ScaleFit f = sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s);
     top.push(f.d, f.gain);
   }
   for (int k = 0; k < top.n; ++k)

@@ -1,6 +1,6 @@
 // AVX-512 variants of the K-quants' standard-effort searches (Q2_K .. Q6_K): the
 // sub-blocks of a super-block in vector lanes, byte-identical to the scalar reference
-// (kernels/cpu/x86/kquants_search_lanes.hpp says how).
+// (kernels/cpu/lanes/kquants_search_lanes.hpp says how).
 #include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
 
 // Vectors wider than the ISA's registers (Q6_K's sixteen lanes of doubles) change
@@ -21,8 +21,8 @@ typedef int64_t Vdi __attribute__((vector_size(64)));
 }  // namespace lowbit::kernels
 
 #include "cpu/reference/ggml_candidate.hpp"
-#include "cpu/x86/kquants_low_lanes.hpp"
-#include "cpu/x86/kquants_search_lanes.hpp"
+#include "cpu/lanes/kquants_low_lanes.hpp"
+#include "cpu/lanes/kquants_search_lanes.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {

@@ -1,6 +1,6 @@
 // AVX-512 variants of the Q4_0, Q5_0 and Q8_0 standard-effort search: one block per
 // vector lane, byte-identical to the scalar reference
-// (kernels/cpu/x86/legacy_search_lanes.hpp says how).
+// (kernels/cpu/lanes/legacy_search_lanes.hpp says how).
 #include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
 
 // Vectors wider than the ISA's registers change the calling convention; nothing here
@@ -20,7 +20,7 @@ typedef int64_t Vdi __attribute__((vector_size(64)));
 }  // namespace
 }  // namespace lowbit::kernels
 
-#include "cpu/x86/legacy_search_lanes.hpp"
+#include "cpu/lanes/legacy_search_lanes.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {

@@ -18,7 +18,7 @@
 #include <cstring>
 
 #include "cpu/reference/kquants_search.hpp"
-#include "cpu/x86/search_lanes.hpp"
+#include "cpu/lanes/search_lanes.hpp"
 
 namespace lowbit::kernels {
 namespace {

@@ -5,26 +5,33 @@
 // block b's float operations in the reference's order: its eight partial sums
 // (element j into sum j % 8, then ((0+1)+(2+3))+((4+5)+(6+7))) become eight
 // accumulators per lane, its integer rounding trick is the same bit arithmetic, fp16
-// conversions are F16C's (the same round-to-nearest-even as lowbit/core/half.hpp on
-// the finite, clamped values the search stores), and where the reference branches or
+// conversions are the ISA's (F16C, AArch64 FCVT: the same round-to-nearest-even as
+// lowbit/core/half.hpp on the finite, clamped values the search stores), and where the reference branches or
 // skips a candidate the lane computes it and does not take it. The per-block steps
 // around the search (weights, ggml's scales, writing the block) are the reference's
 // own code.
 //
 // The including file defines V, Vi, Vd, Vdi as search_lanes.hpp says.
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "cpu/reference/legacy_search.hpp"
-#include "cpu/x86/search_lanes.hpp"
+#include "cpu/lanes/search_lanes.hpp"
 
 namespace lowbit::kernels {
 namespace {
 
-// fp32 -> fp16 bits (in int32 lanes) and back.
+// fp32 -> fp16 bits (in int32 lanes) and back, by the ISA's conversion instructions:
+// IEEE round-to-nearest-even like fp32_to_fp16, on the finite, clamped values the
+// search converts.
+#if defined(__F16C__)
 inline Vi half_bits(const V& v) {
   const __m128i h = _mm256_cvtps_ph(reinterpret_cast<__m256>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   return reinterpret_cast<Vi>(_mm256_cvtepu16_epi32(h));
@@ -34,6 +41,33 @@ inline V half_value(const Vi& h) {
   const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
   return reinterpret_cast<V>(_mm256_cvtph_ps(packed));
 }
+#elif defined(__ARM_NEON)
+// FCVTN / FCVTL round to nearest even (the FPCR default) and handle subnormals.
+inline Vi half_bits(const V& v) {
+  float32x4_t lo, hi;
+  std::memcpy(&lo, &v, 16);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + 16, 16);
+  const uint32x4_t a = vmovl_u16(vreinterpret_u16_f16(vcvt_f16_f32(lo)));
+  const uint32x4_t b = vmovl_u16(vreinterpret_u16_f16(vcvt_f16_f32(hi)));
+  Vi r;
+  std::memcpy(&r, &a, 16);
+  std::memcpy(reinterpret_cast<char*>(&r) + 16, &b, 16);
+  return r;
+}
+inline V half_value(const Vi& h) {
+  uint32x4_t a, b;
+  std::memcpy(&a, &h, 16);
+  std::memcpy(&b, reinterpret_cast<const char*>(&h) + 16, 16);
+  const float32x4_t lo = vcvt_f32_f16(vreinterpret_f16_u16(vmovn_u32(a)));
+  const float32x4_t hi = vcvt_f32_f16(vreinterpret_f16_u16(vmovn_u32(b)));
+  V r;
+  std::memcpy(&r, &lo, 16);
+  std::memcpy(reinterpret_cast<char*>(&r) + 16, &hi, 16);
+  return r;
+}
+#else
+#error "legacy_search_lanes.hpp needs F16C (x86) or AArch64 for its fp16 conversions"
+#endif
 #if defined(__AVX512F__)
 inline Wi half_bits(const W& v) {
   const __m256i h = _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
