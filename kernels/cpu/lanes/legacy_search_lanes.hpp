@@ -1,15 +1,17 @@
 #pragma once
-// The standard-effort search of the symmetric 32-element formats (Q4_0, Q5_0, Q8_0;
-// kernels/cpu/reference/legacy_search.hpp) with one block per vector lane,
-// lanes_of<F> blocks at a time, byte-identical to the scalar reference. Lane b runs
-// block b's float operations in the reference's order: its eight partial sums
-// (element j into sum j % 8, then ((0+1)+(2+3))+((4+5)+(6+7))) become eight
-// accumulators per lane, its integer rounding trick is the same bit arithmetic, fp16
-// conversions are the ISA's (F16C, AArch64 FCVT: the same round-to-nearest-even as
-// lowbit/core/half.hpp on the finite, clamped values the search stores), and where the reference branches or
-// skips a candidate the lane computes it and does not take it. The per-block steps
-// around the search (weights, ggml's scales, writing the block) are the reference's
-// own code.
+// The standard-effort searches of the 32-element formats (Q4_0, Q5_0, Q8_0 symmetric,
+// Q4_1, Q5_1 asymmetric; kernels/cpu/reference/legacy_search.hpp) with one block per
+// vector lane, lanes_of<F> blocks at a time, byte-identical to the scalar reference.
+// Lane b runs block b's float operations in the reference's order: its eight partial
+// sums (element j into sum j % 8, then ((0+1)+(2+3))+((4+5)+(6+7))) become eight
+// accumulators per lane, ggml's serial sums stay serial, its integer rounding trick is
+// the same bit arithmetic, fp16 conversions are the ISA's (F16C, AArch64 FCVT: the
+// same round-to-nearest-even as lowbit/core/half.hpp on the finite, clamped values the
+// search stores), and where the reference branches or skips a candidate the lane
+// computes it and does not take it. The candidate rankings keep a count per lane.
+// ggml's imatrix searches (make_qx, make_qkx3), which the reference runs as
+// candidates, run in the lanes too; the other per-block steps (weights, ggml's plain
+// scales, writing the block) are the reference's own code.
 //
 // The including file defines V, Vi, Vd, Vdi as search_lanes.hpp says.
 #if defined(__x86_64__)
@@ -78,6 +80,19 @@ inline W half_value(const Wi& h) {
 }
 #endif
 
+// Lane-wise integer max / min (the reference's clamps: l < lo ? lo : l, l > hi ? hi : l).
+#if defined(__AVX2__)
+inline Vi imax(const Vi& a, const Vi& b) { return reinterpret_cast<Vi>(_mm256_max_epi32(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b))); }
+inline Vi imin(const Vi& a, const Vi& b) { return reinterpret_cast<Vi>(_mm256_min_epi32(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b))); }
+#else
+inline Vi imax(const Vi& a, const Vi& b) { return a < b ? b : a; }
+inline Vi imin(const Vi& a, const Vi& b) { return b < a ? b : a; }
+#endif
+#if defined(__AVX512F__)
+inline Wi imax(const Wi& a, const Wi& b) { return reinterpret_cast<Wi>(_mm512_max_epi32(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b))); }
+inline Wi imin(const Wi& a, const Wi& b) { return reinterpret_cast<Wi>(_mm512_min_epi32(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b))); }
+#endif
+
 template <class F>
 struct SymLanes {
   using I = typename LaneTypes<F>::I;
@@ -91,12 +106,10 @@ struct SymLanes {
     const F lo = splat(-kHalfMax), hi = splat(kHalfMax);
     return half_bits(v < lo ? lo : (hi < v ? hi : v));
   }
-  // level(): round_even_to_int's bit trick, then the integer clamp.
+  // level(): round_even_to_int's bit trick, then the integer clamp (as max, min).
   static I level(const F& v, const SymSpec& s) {
     const F t = v + 12582912.0f;
-    I l = reinterpret_cast<I>(t) - 0x4B400000;
-    l = l < s.lo ? isplat(s.lo) : l;
-    return l > s.hi ? isplat(s.hi) : l;
+    return imin(imax(reinterpret_cast<I>(t) - 0x4B400000, isplat(s.lo)), isplat(s.hi));
   }
   static F copysign(const F& magnitude, const F& sign) {
     return reinterpret_cast<F>((reinterpret_cast<I>(magnitude) & 0x7fffffff) |
@@ -125,13 +138,14 @@ struct SymLanes {
   }
   // sym_refit of the reference: the least-squares scale and its gain (-1 where the
   // levels are all zero).
-  static void refit(const F* x, const F* w, const F& id, const SymSpec& s, F& d, F& gain) {
+  // wx[j] = w[j] * x[j], the reference's first product, made once per block.
+  static void refit(const F* x, const F* w, const F* wx, const F& id, const SymSpec& s, F& d, F& gain) {
     F lx[kLanes], l2[kLanes];
     for (int k = 0; k < kLanes; ++k) lx[k] = l2[k] = splat(0.0f);
 #pragma GCC unroll 32
     for (int j = 0; j < QK; ++j) {
       const F l = __builtin_convertvector(level(x[j] * id, s), F);
-      lx[j % kLanes] += w[j] * x[j] * l;
+      lx[j % kLanes] += wx[j] * l;
       l2[j % kLanes] += w[j] * l * l;
     }
     const F sumlx = lane_sum(lx), suml2 = lane_sum(l2);
@@ -142,7 +156,7 @@ struct SymLanes {
 
   // TopK<float, 4>::push of the reference in every lane (n is the same in all).
   struct Top {
-    F item[4], gain[4];
+    F item[4] = {}, gain[4] = {};
     int n = 0;
     void push(const F& t, const F& g) {
       const int start = n < 4 ? n++ : 4;
@@ -218,6 +232,8 @@ struct SymLanes {
       rmax = vmax(rmax, x[j]);
     }
     const F span = vmax(-rmin, rmax);
+    F wx[QK];
+    for (int j = 0; j < QK; ++j) wx[j] = w[j] * x[j];
 
     I best_h = to_half(ggml_d);
     F best_err = error(x, w, span, half_value(best_h), s);
@@ -235,12 +251,12 @@ struct SymLanes {
     Top top;
     for (int k = 0; k < search.n_lo; ++k) {
       F d, g;
-      refit(x, w, splat(static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s, d, g);
+      refit(x, w, wx, splat(static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s, d, g);
       top.push(d, g);
     }
     for (int k = 0; k < search.n_hi; ++k) {
       F d, g;
-      refit(x, w, splat(static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s, d, g);
+      refit(x, w, wx, splat(static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s, d, g);
       top.push(d, g);
     }
     for (int k = 0; k < top.n; ++k) consider(top.item[k], top.gain[k] > zero, true);
@@ -248,7 +264,7 @@ struct SymLanes {
     // Polish: refit on the winner's own levels, then its fp16 neighbours.
     const F bd = half_value(best_h);
     F d, g;
-    refit(x, w, safe_inverse(bd, amax), s, d, g);
+    refit(x, w, wx, safe_inverse(bd, amax), s, d, g);
     consider(d, bd != zero, true);
     const I h0 = best_h, mag = h0 & 0x7fff;
     const I inside = (mag != 0) & (mag < 0x7bff);
@@ -257,6 +273,252 @@ struct SymLanes {
     return amax == zero ? isplat(0) : best_h;
   }
 };
+
+// asym_search of the reference (Q4_1, Q5_1) for lanes_of<F> blocks.
+template <class F>
+struct AsymLanes {
+  using S = SymLanes<F>;
+  using I = typename S::I;
+  static constexpr int kL = S::kL;
+
+  static F splat(float v) { return splat_as<F>(v); }
+  static I level(const F& v, int nmax) {
+    const F t = v + 12582912.0f;
+    return imin(imax(reinterpret_cast<I>(t) - 0x4B400000, S::isplat(0)), S::isplat(nmax));
+  }
+
+  // asym_error of the reference: stored (fp16-exact) d and m per lane.
+  static F error(const F* x, const F* w, const F& rmin, const F& rmax, const F& d, const F& m, int nmax) {
+    const F id = S::safe_inverse(d, vmax(vabs(rmax - m), vabs(rmin - m)));
+    F acc[kLanes];
+    for (int k = 0; k < kLanes; ++k) acc[k] = splat(0.0f);
+#pragma GCC unroll 32
+    for (int j = 0; j < QK; ++j) {
+      const F e = x[j] - (__builtin_convertvector(level((x[j] - m) * id, nmax), F) * d + m);
+      acc[j % kLanes] += w[j] * e * e;
+    }
+    return S::lane_sum(acc);
+  }
+
+  // asym_refit of the reference: the least-squares (d, m) and gain; ok where it
+  // returns true.
+  static I refit(const F* x, const F* w, const F* wx, const F& sw, const F& sx, const F& origin, const F& id,
+                 int nmax, F& d, F& m, F& gain) {
+    F a_l[kLanes], a_ll[kLanes], a_xl[kLanes];
+    for (int k = 0; k < kLanes; ++k) a_l[k] = a_ll[k] = a_xl[k] = splat(0.0f);
+#pragma GCC unroll 32
+    for (int j = 0; j < QK; ++j) {
+      const F l = __builtin_convertvector(level((x[j] - origin) * id, nmax), F);
+      a_l[j % kLanes] += w[j] * l;
+      a_ll[j % kLanes] += w[j] * l * l;
+      a_xl[j % kLanes] += wx[j] * l;
+    }
+    const F sl = S::lane_sum(a_l), sll = S::lane_sum(a_ll), sxl = S::lane_sum(a_xl);
+    const F det = sw * sll - sl * sl;
+    d = (sw * sxl - sx * sl) / det;
+    m = (sll * sx - sl * sxl) / det;
+    gain = d * sxl + m * sx;
+    return (det > splat(0.0f)) & (d > splat(0.0f));
+  }
+
+  // TopK<Affine, 4> with asym_search's push (one copy per stored (d, m)), every lane
+  // with its own count.
+  struct Top {
+    // Slots a lane has not filled yet are never read for it (n counts them), but
+    // start from zeros rather than indeterminate values.
+    F d[4] = {}, m[4] = {}, gain[4] = {};
+    I hd[4] = {}, hm[4] = {};  // the stored (fp16) form of each item, for the duplicate check
+    I n = splat_as<I>(0);
+    void push(const F& cd, const F& cm, const F& g, I mask) {
+      const I h_d = S::to_half(cd), h_m = S::to_half(cm);
+      for (int k = 0; k < 4; ++k) mask &= ~((n > k) & (hd[k] == h_d) & (hm[k] == h_m));
+      if (!any(mask)) return;
+      const I start = n < 4 ? n : S::isplat(4);
+      n = mask & (n < 4) ? n + 1 : n;
+      I moving = mask;
+      for (int p = 4; p > 0; --p) {
+        const I act = moving & (start >= p);
+        const I shift = act & (gain[p - 1] < g);
+        const I here = act & ~shift;
+        if (p < 4) {
+          d[p] = shift ? d[p - 1] : (here ? cd : d[p]);
+          m[p] = shift ? m[p - 1] : (here ? cm : m[p]);
+          gain[p] = shift ? gain[p - 1] : (here ? g : gain[p]);
+          hd[p] = shift ? hd[p - 1] : (here ? h_d : hd[p]);
+          hm[p] = shift ? hm[p - 1] : (here ? h_m : hm[p]);
+        }
+        moving &= ~here;
+      }
+      d[0] = moving ? cd : d[0];
+      m[0] = moving ? cm : m[0];
+      gain[0] = moving ? g : gain[0];
+      hd[0] = moving ? h_d : hd[0];
+      hm[0] = moving ? h_m : hm[0];
+    }
+  };
+
+  // ggml_search::make_qkx3 (ggml's imatrix search for Q4_1/Q5_1, serial sums in
+  // ggml's order, its minimum moving with each winning trial) with ggml's weights gw:
+  // the scale and the minimum per lane.
+  static void make_qkx3(const F* x, const F* gw, int nmax, F& scale_out, F& min_out) {
+    constexpr float rmin = -0.9f, rdelta = 0.05f;
+    constexpr int nstep = 36;
+    const F zero = splat(0.0f);
+    auto code = [&](const F& v) LOWBIT_LANES_INLINE_LAMBDA {
+      const I l = (reinterpret_cast<I>(v + 12582912.0f) & 0x007fffff) - 0x00400000;
+      return __builtin_convertvector(imin(imax(l, S::isplat(0)), S::isplat(nmax)), F);
+    };
+    F min = x[0], max = x[0], sum_w = gw[0], sum_x = sum_w * x[0];
+    for (int j = 1; j < QK; ++j) {
+      min = x[j] < min ? x[j] : min;
+      max = x[j] > max ? x[j] : max;
+      sum_w += gw[j];
+      sum_x += gw[j] * x[j];
+    }
+    min = min > zero ? zero : min;
+    const I flat = max <= min;
+    F iscale = splat(static_cast<float>(nmax)) / (max - min);
+    F scale = splat(1.0f) / iscale;
+    F best_mad = zero;
+    for (int j = 0; j < QK; ++j) {
+      F diff = scale * code(iscale * (x[j] - min)) + min - x[j];
+      diff = diff * diff;
+      best_mad += gw[j] * diff;
+    }
+    for (int is = 0; is <= nstep; ++is) {
+      iscale = splat(rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
+      F laux[QK], sum_l = zero, sum_l2 = zero, sum_xl = zero;
+      for (int j = 0; j < QK; ++j) {
+        laux[j] = code(iscale * (x[j] - min));
+        sum_l += gw[j] * laux[j];
+        sum_l2 += gw[j] * laux[j] * laux[j];
+        sum_xl += gw[j] * laux[j] * x[j];
+      }
+      const F D = sum_w * sum_l2 - sum_l * sum_l;
+      F this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      F this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      const I positive = this_min > zero;
+      this_min = positive ? zero : this_min;
+      this_scale = positive ? sum_xl / sum_l2 : this_scale;
+      F mad = zero;
+      for (int j = 0; j < QK; ++j) {
+        F diff = this_scale * laux[j] + this_min - x[j];
+        diff = diff * diff;
+        mad += gw[j] * diff;
+      }
+      const I take = (D > zero) & (mad < best_mad);
+      best_mad = take ? mad : best_mad;
+      scale = take ? this_scale : scale;
+      min = take ? this_min : min;
+    }
+    scale_out = flat ? zero : scale;
+    min_out = min;
+  }
+
+  // The chosen (d, m) fp16 bits per lane.
+  static void search(const F* x, const F* w, int nmax, const I& g_d, const I& g_m, const I& have_g, I& out_d,
+                     I& out_m) {
+    const F zero = splat(0.0f);
+    F rmin = x[0], rmax = x[0];
+    for (int j = 1; j < QK; ++j) {
+      rmin = vmin(rmin, x[j]);
+      rmax = vmax(rmax, x[j]);
+    }
+    I best_d = S::to_half((rmax - rmin) / static_cast<float>(nmax)), best_m = S::to_half(rmin);
+    F best_err = error(x, w, rmin, rmax, half_value(best_d), half_value(best_m), nmax);
+    auto consider_half = [&](const I& hd, const I& hm, const I& mask) {
+      if (!any(mask)) return;
+      const F e = error(x, w, rmin, rmax, half_value(hd), half_value(hm), nmax);
+      const I take = mask & (e < best_err);
+      best_err = take ? e : best_err;
+      best_d = take ? hd : best_d;
+      best_m = take ? hm : best_m;
+    };
+    consider_half(g_d, g_m, have_g);
+    const I flat = rmax == rmin;
+    const I flat_d = best_d, flat_m = best_m;
+    auto consider = [&](const F& d, const F& m, const I& mask) { consider_half(S::to_half(d), S::to_half(m), mask); };
+
+    const F range = rmax - rmin;
+    F sw = zero, sx = zero, wx[QK];
+    for (int j = 0; j < QK; ++j) {
+      wx[j] = w[j] * x[j];
+      sw += w[j];
+      sx += wx[j];
+    }
+    Top top;
+    const I all = ~flat;
+    F d, m, g;
+    for (int k = -10; k <= 10; ++k) {
+      const F id = splat(static_cast<float>(nmax) + 0.2f * static_cast<float>(k)) / range;
+      I ok = refit(x, w, wx, sw, sx, rmin, id, nmax, d, m, g);
+      top.push(d, m, g, all & ok);
+      ok = refit(x, w, wx, sw, sx, rmax - splat(static_cast<float>(nmax)) / id, id, nmax, d, m, g);
+      top.push(d, m, g, all & ok);
+    }
+    for (int levels = (nmax + 1) / 2; levels < nmax - 2; ++levels) {
+      const I ok = refit(x, w, wx, sw, sx, rmin, splat(static_cast<float>(levels)) / range, nmax, d, m, g);
+      top.push(d, m, g, all & ok);
+    }
+    for (int k = 0; k < 4; ++k) consider(top.d[k], top.m[k], all & (top.n > k));
+    // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
+    for (int iter = 0; iter < 2; ++iter) {
+      const F bd = half_value(best_d), bm = half_value(best_m);
+      const I ok = refit(x, w, wx, sw, sx, bm, S::safe_inverse(bd, vmax(rmax - bm, bm - rmin)), nmax, d, m, g);
+      consider(d, m, all & (bd > zero) & ok);
+    }
+    const I cd = best_d, cm = best_m;
+    const I md = cd & 0x7fff, mm = cm & 0x7fff;
+    const I inside = all & (md != 0) & (md < 0x7bff) & (mm != 0) & (mm < 0x7bff);
+    for (int dd = -1; dd <= 1; ++dd)
+      for (int dm = -1; dm <= 1; ++dm)
+        if (dd != 0 || dm != 0) consider_half(cd + dd, cm + dm, inside);
+    out_d = flat ? flat_d : best_d;
+    out_m = flat ? flat_m : best_m;
+  }
+};
+
+// A row of an asymmetric format with kL blocks per search (padded as sym_row_lanes).
+template <class F, class Block>
+void asym_row_lanes(const float* x, void* y, int64_t n, const float* importance, int nmax,
+                    void (*store)(const float*, AffineHalf, Block&)) {
+  using L = AsymLanes<F>;
+  using I = typename L::I;
+  constexpr int kL = L::kL;
+  auto* out = static_cast<Block*>(y);
+  const int64_t nb = n / QK;
+  float xs[kL][QK], ws[kL][QK], gws[kL][QK];
+  int32_t have[kL];
+  for (int64_t b0 = 0; b0 < nb; b0 += kL) {
+    for (int g = 0; g < kL; ++g) {
+      const int64_t b = std::min(b0 + g, nb - 1);
+      const float* imp = importance ? importance + b * QK : nullptr;
+      std::memcpy(xs[g], x + b * QK, sizeof xs[g]);
+      // asym_prepare's steps, with ggml's imatrix search (ggml_imatrix_affine) left
+      // to the lanes below: here only its weights.
+      importance_or_ones(imp, ws[g]);
+      have[g] = imp && ggml_search::imatrix_weights(xs[g], imp, ggml_search::row_sigma2(xs[g], QK), QK, gws[g])
+                    ? -1
+                    : 0;
+    }
+    F xt[QK], wt[QK];
+    transpose_lanes<QK>(xs[0], xt);
+    transpose_lanes<QK>(ws[0], wt);
+    const I have_g = load_vector<I>(have);
+    I g_d = splat_as<I>(0), g_m = splat_as<I>(0);
+    if (any(have_g)) {
+      F gwt[QK], scale, min;
+      transpose_lanes<QK>(gws[0], gwt);
+      L::make_qkx3(xt, gwt, nmax, scale, min);
+      g_d = SymLanes<F>::to_half(scale);
+      g_m = SymLanes<F>::to_half(min);
+    }
+    I hd, hm;
+    L::search(xt, wt, nmax, g_d, g_m, have_g, hd, hm);
+    for (int g = 0; g < kL && b0 + g < nb; ++g)
+      store(x + (b0 + g) * QK, AffineHalf{static_cast<uint16_t>(hd[g]), static_cast<uint16_t>(hm[g])}, out[b0 + g]);
+  }
+}
 
 // A row of a symmetric format with kL blocks per search (the last group padded with
 // copies of the row's last block, whose results are dropped).

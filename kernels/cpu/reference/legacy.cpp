@@ -49,20 +49,7 @@ void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q4_1
 
 void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  auto* out = blocks<block_q4_1>(y);
-  float w[QK];
-  int q[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    AffineHalf g;
-    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, 15, &g);
-    const AffineHalf h = asym_search(xb, w, 15, have_g ? &g : nullptr);
-    asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 15, q);
-    out[i].d = h.d;
-    out[i].m = h.m;
-    pack_nibbles32(q, out[i].qs);
-  }
+  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1);
 }
 
 void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
@@ -100,21 +87,7 @@ void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q5_1
 
 void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  auto* out = blocks<block_q5_1>(y);
-  float w[QK];
-  int q[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    importance_or_ones(importance ? importance + i * QK : nullptr, w);
-    AffineHalf g;
-    const bool have_g = importance && ggml_imatrix_affine(xb, importance + i * QK, 31, &g);
-    const AffineHalf h = asym_search(xb, w, 31, have_g ? &g : nullptr);
-    asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 31, q);
-    out[i].d = h.d;
-    out[i].m = h.m;
-    pack_high_bits(q, out[i].qh);
-    pack_nibbles32(q, out[i].qs);
-  }
+  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1);
 }
 
 void dequantize_row_q5_1__scalar(const void* x, float* y, int64_t n) {

@@ -1,8 +1,8 @@
 #pragma once
 // The standard-effort searches of the 32-element formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
 // and Q8_1, included by the scalar reference (legacy.cpp) and by the SIMD variants
-// (kernels/cpu/lanes/legacy_search_lanes.hpp), which run the symmetric search with one
-// block per vector lane. Internal linkage: each including file compiles its own copy
+// (kernels/cpu/lanes/legacy_search_lanes.hpp), which run the searches of Q4_0, Q4_1,
+// Q5_0, Q5_1 and Q8_0 with one block per vector lane. Internal linkage: each including file compiles its own copy
 // with its own flags (and -ffp-contract=off, like the whole library).
 //
 // Quantizers. ggml's reference rounds against a scale fixed by the block's extreme
@@ -508,6 +508,47 @@ inline void sym_row(const float* x, void* y, int64_t n, const float* importance,
     float ggml_d, ggml_imatrix;
     sym_prepare(xb, importance ? importance + i * QK : nullptr, f, w, ggml_d, ggml_imatrix);
     store(xb, sym_search(xb, w, f.spec, ggml_d, *f.search, ggml_imatrix), out[i]);
+  }
+}
+
+// ---------------------------------------------------------------- asymmetric rows
+// The per-block steps around asym_search that the scalar rows and the SIMD rows share.
+
+// The block's objective weights and ggml's imatrix choice (have_g false where none).
+inline void asym_prepare(const float* xb, const float* importance, int nmax, float* w, AffineHalf& g,
+                         bool& have_g) {
+  importance_or_ones(importance, w);
+  have_g = importance && ggml_imatrix_affine(xb, importance, nmax, &g);
+}
+
+inline void store_q4_1(const float* xb, AffineHalf h, block_q4_1& out) {
+  int q[QK];
+  asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 15, q);
+  out.d = h.d;
+  out.m = h.m;
+  pack_nibbles32(q, out.qs);
+}
+inline void store_q5_1(const float* xb, AffineHalf h, block_q5_1& out) {
+  int q[QK];
+  asym_levels(xb, fp16_to_fp32(h.d), fp16_to_fp32(h.m), 31, q);
+  out.d = h.d;
+  out.m = h.m;
+  pack_high_bits(q, out.qh);
+  pack_nibbles32(q, out.qs);
+}
+
+// A row of an asymmetric format, one block at a time (the scalar reference's way).
+template <class Block>
+void asym_row(const float* x, void* y, int64_t n, const float* importance, int nmax,
+              void (*store)(const float*, AffineHalf, Block&)) {
+  auto* out = static_cast<Block*>(y);
+  float w[QK];
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    AffineHalf g;
+    bool have_g;
+    asym_prepare(xb, importance ? importance + i * QK : nullptr, nmax, w, g, have_g);
+    store(xb, asym_search(xb, w, nmax, have_g ? &g : nullptr), out[i]);
   }
 }
 

@@ -1,5 +1,5 @@
 // NEON variants of the standard-effort searches of Q2_K..Q6_K (sub-blocks in lanes)
-// and Q4_0, Q5_0, Q8_0 (blocks in lanes), byte-identical to the scalar references.
+// and Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (blocks in lanes), byte-identical to the scalar references.
 // The lane code is the x86 variants' (kernels/cpu/lanes/), written with GCC vector
 // types: eight float lanes, which the compiler keeps in pairs of 128-bit registers.
 #include "cpu/arm/neon/target.hpp"  // first: checks this file's compile flags
@@ -50,6 +50,14 @@ void quantize_row_q6_K__neon(const float* x, void* y, int64_t n, const float* im
 
 void quantize_row_q4_0__neon(const float* x, void* y, int64_t n, const float* importance) {
   sym_row_lanes<V, block_q4_0>(x, y, n, importance, kQ4_0Search, store_q4_0);
+}
+
+void quantize_row_q4_1__neon(const float* x, void* y, int64_t n, const float* importance) {
+  asym_row_lanes<V, block_q4_1>(x, y, n, importance, 15, store_q4_1);
+}
+
+void quantize_row_q5_1__neon(const float* x, void* y, int64_t n, const float* importance) {
+  asym_row_lanes<V, block_q5_1>(x, y, n, importance, 31, store_q5_1);
 }
 
 void quantize_row_q5_0__neon(const float* x, void* y, int64_t n, const float* importance) {

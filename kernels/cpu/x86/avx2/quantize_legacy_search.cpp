@@ -1,5 +1,5 @@
-// AVX2 variants of the Q4_0, Q5_0 and Q8_0 standard-effort search: one block per
-// vector lane, byte-identical to the scalar reference
+// AVX2 variants of the Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 standard-effort search: one
+// block per vector lane, byte-identical to the scalar reference
 // (kernels/cpu/lanes/legacy_search_lanes.hpp says how).
 #include "cpu/x86/avx2/target.hpp"  // first: checks this file's compile flags
 
@@ -27,6 +27,14 @@ namespace lowbit::kernels {
 
 void quantize_row_q4_0__avx2(const float* x, void* y, int64_t n, const float* importance) {
   sym_row_lanes<V, block_q4_0>(x, y, n, importance, kQ4_0Search, store_q4_0);
+}
+
+void quantize_row_q4_1__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  asym_row_lanes<V, block_q4_1>(x, y, n, importance, 15, store_q4_1);
+}
+
+void quantize_row_q5_1__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  asym_row_lanes<V, block_q5_1>(x, y, n, importance, 31, store_q5_1);
 }
 
 void quantize_row_q5_0__avx2(const float* x, void* y, int64_t n, const float* importance) {
