@@ -1,0 +1,67 @@
+#pragma once
+// The exported quantize kernels of one ISA's lane searches: every `standard`/`best`
+// row function that kernels/lists/quantize.inc registers for the ISA, written once.
+// The including file (kernels/cpu/<arch>/<isa>/quantize_search.cpp) defines, before
+// including this header:
+//   V, Vi, Vd, Vdi       as search_lanes.hpp says
+//   LOWBIT_SEARCH_ISA    the ISA suffix of the function names (avx2, avx512, neon)
+//   LOWBIT_SEARCH_WIDE   the lane type of the sixteen-lane searches (Q2_K, Q3_K, Q6_K
+//                        sub-blocks; the 32-element formats' blocks): W where the ISA
+//                        has 512-bit registers, else V
+#include <cstdint>
+
+#include "cpu/lanes/kquants_low_lanes.hpp"
+#include "cpu/lanes/kquants_search_lanes.hpp"
+#include "cpu/lanes/legacy_search_lanes.hpp"
+#include "cpu/reference/ggml_candidate.hpp"
+#include "lists/declarations.hpp"
+
+#define LOWBIT_SEARCH_NAME_(name, isa) name##__##isa
+#define LOWBIT_SEARCH_NAME(name, isa) LOWBIT_SEARCH_NAME_(name, isa)
+#define LOWBIT_SEARCH_FN(name) \
+  void LOWBIT_SEARCH_NAME(name, LOWBIT_SEARCH_ISA)(const float* x, void* y, int64_t n, const float* importance)
+
+namespace lowbit::kernels {
+
+LOWBIT_SEARCH_FN(quantize_row_q2_K) {
+  quantize_q2_K_row<LaneLowOps<LOWBIT_SEARCH_WIDE>>(x, y, n, importance);
+  keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
+}
+LOWBIT_SEARCH_FN(quantize_row_q3_K) {
+  quantize_q3_K_row<LaneLowOps<LOWBIT_SEARCH_WIDE>>(x, y, n, importance);
+  keep_ggml_where_better(Format::Q3_K, x, y, n, importance, sizeof(block_q3_K));
+}
+LOWBIT_SEARCH_FN(quantize_row_q4_K) {
+  quantize_affine_row<15, LaneAffineOps<15>>(x, n, importance, store_q4_K, y, sizeof(block_q4_K));
+  keep_ggml_where_better(Format::Q4_K, x, y, n, importance, sizeof(block_q4_K));
+}
+LOWBIT_SEARCH_FN(quantize_row_q5_K) {
+  quantize_affine_row<31, LaneAffineOps<31>>(x, n, importance, store_q5_K, y, sizeof(block_q5_K));
+  keep_ggml_where_better(Format::Q5_K, x, y, n, importance, sizeof(block_q5_K));
+}
+LOWBIT_SEARCH_FN(quantize_row_q6_K) {
+  quantize_q6_K_row<LaneSymOps<LOWBIT_SEARCH_WIDE>>(x, y, n, importance);
+  keep_ggml_where_better(Format::Q6_K, x, y, n, importance, sizeof(block_q6_K));
+}
+
+LOWBIT_SEARCH_FN(quantize_row_q4_0) {
+  sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_0>(x, y, n, importance, kQ4_0Search, store_q4_0);
+}
+LOWBIT_SEARCH_FN(quantize_row_q5_0) {
+  sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_0>(x, y, n, importance, kQ5_0Search, store_q5_0);
+}
+LOWBIT_SEARCH_FN(quantize_row_q8_0) {
+  sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q8_0>(x, y, n, importance, kQ8Search, store_q8_0);
+}
+LOWBIT_SEARCH_FN(quantize_row_q4_1) {
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1);
+}
+LOWBIT_SEARCH_FN(quantize_row_q5_1) {
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1);
+}
+
+}  // namespace lowbit::kernels
+
+#undef LOWBIT_SEARCH_FN
+#undef LOWBIT_SEARCH_NAME
+#undef LOWBIT_SEARCH_NAME_
