@@ -250,8 +250,6 @@ namespace {
 namespace gs = ggml_search;
 constexpr int QK = QK_LEGACY;
 
-inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax)); }
-
 // 1/d as ggml computes it, but finite: a subnormal d gives the largest float.
 inline float inverse(float d) {
   if (d == 0.0f) return 0.0f;

@@ -67,12 +67,6 @@ inline float lane_sum(const float* a) {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-// fp16 bits of v, saturated to the largest finite half so that a huge block gets
-// a usable (if clipped) scale instead of an infinite one.
-inline uint16_t to_half(float v) {
-  return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax));
-}
-
 // The K candidates with the largest least-squares gain (how much their refit lowers
 // the error with the levels held fixed). Ranking costs one pass per trial; only the
 // survivors are then measured exactly after fp16 rounding and re-rounding.

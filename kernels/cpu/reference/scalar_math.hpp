@@ -6,11 +6,17 @@
 #include <cstdint>
 #include <cstring>
 
+#include "lowbit/core/half.hpp"
+
 namespace lowbit::kernels {
 namespace {
 
 // The largest finite fp16: block scales saturate here instead of overflowing to Inf.
 constexpr float kHalfMax = 65504.0f;
+
+// fp16 bits of v, saturated to the largest finite half so that a huge block gets
+// a usable (if clipped) scale instead of an infinite one.
+inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax)); }
 
 // Round to nearest, ties to even, for |v| < 2^22 under the default rounding mode:
 // adding 1.5 * 2^23 pushes the fraction out of the mantissa. Unlike nearbyintf it is
