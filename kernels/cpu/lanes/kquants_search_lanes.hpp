@@ -1,7 +1,8 @@
 #pragma once
-// The standard-effort search of Q4_K and Q5_K (kernels/cpu/reference/
-// kquants_search.hpp) with the eight sub-blocks of a super-block in the eight lanes
-// of a vector, byte-identical to the scalar reference. Lane j runs sub-block j's
+// The standard-effort searches of Q4_K, Q5_K and Q6_K (kernels/cpu/reference/
+// kquants_search.hpp) with the sub-blocks of a super-block in vector lanes (Q4_K/Q5_K:
+// its eight in the eight lanes of V; Q6_K: its sixteen, lanes_of<F> at a time),
+// byte-identical to the scalar reference. Lane j runs sub-block j's
 // scalar float and double operations in the reference's order: the same halving
 // sums over its elements (tree_sum on vectors adds the same pairs lane by lane),
 // the same roundings, no FMA (the library builds with -ffp-contract=off), and
