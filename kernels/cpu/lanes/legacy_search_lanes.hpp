@@ -334,7 +334,7 @@ struct AsymLanes {
       for (int k = 0; k < 4; ++k) mask &= ~((n > k) & (hd[k] == h_d) & (hm[k] == h_m));
       if (!any(mask)) return;
       const I start = n < 4 ? n : S::isplat(4);
-      n = mask & (n < 4) ? n + 1 : n;
+      n = (mask & (n < 4)) ? n + 1 : n;
       I moving = mask;
       for (int p = 4; p > 0; --p) {
         const I act = moving & (start >= p);
