@@ -189,7 +189,7 @@ void iq4_nl_row_lanes(const float* x, void* y, int64_t n, const float* importanc
       const float* imp = importance ? importance + b * QB : nullptr;
       std::memcpy(xs[g], x + b * QB, sizeof xs[g]);
       objective_weights(imp, QB, ws[g]);
-      maxs[g] = signed_max(xs[g], QB);
+      maxs[g] = ggml_search::signed_absmax(xs[g], QB);
       ggml_search::iq4_weights(xs[g], imp, QB, gws[g]);
     }
     F xt[QB], wt[QB], gwt[QB];

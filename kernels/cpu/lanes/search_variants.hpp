@@ -1,14 +1,34 @@
 #pragma once
 // The exported quantize kernels of one ISA's lane searches: every `standard`/`best`
 // row function that kernels/lists/quantize.inc registers for the ISA, written once.
-// The including file (kernels/cpu/<arch>/<isa>/quantize_search.cpp) defines, before
-// including this header:
-//   V, Vi, Vd, Vdi       as search_lanes.hpp says
+// The including file (kernels/cpu/<arch>/<isa>/quantize_search.cpp) includes its
+// folder's target.hpp first and defines, before including this header:
 //   LOWBIT_SEARCH_ISA    the ISA suffix of the function names (avx2, avx512, neon)
 //   LOWBIT_SEARCH_WIDE   the lane type of the sixteen-lane searches (Q2_K, Q3_K, Q6_K
 //                        sub-blocks; the 32-element formats' blocks): W where the ISA
 //                        has 512-bit registers, else V
 #include <cstdint>
+
+// Vectors wider than the ISA's registers change the calling convention; nothing here
+// but the row functions has external linkage, so it never matters. The reference
+// headers' helpers that the lane code replaces go unused here (clang says so).
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wunneeded-internal-declaration"
+#endif
+
+// The lane types of search_lanes.hpp: eight float lanes and their int32, double and
+// int64 companions, the same GCC vector types on every ISA.
+namespace lowbit::kernels {
+namespace {
+typedef float V __attribute__((vector_size(32)));
+typedef int32_t Vi __attribute__((vector_size(32)));
+typedef double Vd __attribute__((vector_size(64)));
+typedef int64_t Vdi __attribute__((vector_size(64)));
+}  // namespace
+}  // namespace lowbit::kernels
 
 #include "cpu/lanes/iq4_search_lanes.hpp"
 #include "cpu/lanes/kquants_low_lanes.hpp"

@@ -34,7 +34,7 @@ void quantize_row_iq4_nl__scalar(const float* x, void* y, int64_t n, const float
   for (int64_t i = 0; i < n / QB; ++i) {
     const float* xb = x + i * QB;
     objective_weights(importance ? importance + i * QB : nullptr, QB, w);
-    const float max = signed_max(xb, QB);
+    const float max = ggml_search::signed_absmax(xb, QB);
     float d = 0.0f;
     if (max != 0.0f) {
       ggml_search::iq4_weights(xb, importance ? importance + i * QB : nullptr, QB, gw);

@@ -98,17 +98,6 @@ inline void nl_indices(const float* x, float d, uint8_t* L) {
   for (int j = 0; j < QB; ++j) L[j] = static_cast<uint8_t>(nearest_index(x[j] * id));
 }
 
-// Signed value of the element with the largest magnitude (0 for an all-zero block).
-inline float signed_max(const float* x, int n) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < n; ++j)
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  return max;
-}
-
 // The objective's weights for n elements: the importance when given and not all
 // zero (scaled by a power of two, unit_scaled_weights), else ones. Returns false when it fell back to ones.
 inline bool objective_weights(const float* importance, int n, float* w) {
@@ -225,7 +214,7 @@ struct ScalarXsOps {
   void sub_scales(const float* xs, const float* w, float* scales) {
     for (int ib = 0; ib < kXsSubs; ++ib) {
       const float* xb = xs + ib * QB;
-      const float max = signed_max(xb, QB);
+      const float max = ggml_search::signed_absmax(xb, QB);
       scales[ib] = max != 0.0f ? nl_search(xb, w + ib * QB, max, [](float v) { return v; }) : 0.0f;
     }
   }

@@ -5,27 +5,6 @@
 // 128-bit registers.
 #include "cpu/arm/neon/target.hpp"  // first: checks this file's compile flags
 
-// Vectors wider than the ISA's registers change the calling convention; nothing here
-// but the row functions has external linkage, so it never matters. The reference
-// headers' helpers that this file's lane code replaces go unused here (clang says so).
-#if defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wunneeded-internal-declaration"
-#endif
-
-#include <cstdint>
-
-namespace lowbit::kernels {
-namespace {
-typedef float V __attribute__((vector_size(32)));
-typedef int32_t Vi __attribute__((vector_size(32)));
-typedef double Vd __attribute__((vector_size(64)));
-typedef int64_t Vdi __attribute__((vector_size(64)));
-}  // namespace
-}  // namespace lowbit::kernels
-
 #define LOWBIT_SEARCH_ISA neon
 #define LOWBIT_SEARCH_WIDE V
 #include "cpu/lanes/search_variants.hpp"
