@@ -24,6 +24,8 @@ function(lowbit_add_arm_kernels target)
           ${_k}/neon/gsq_dequantize.cpp
           ${_k}/neon/gsq_gemv.cpp
           ${_k}/neon/gsq_gemv_q8.cpp
+          ${_k}/neon/quantize_kquants.cpp
+          ${_k}/neon/quantize_legacy.cpp
           ${_k}/neon/quantize_search.cpp)
   lowbit_add_isa_sources(${target} dotprod
     FLAGS -march=armv8.2-a+dotprod

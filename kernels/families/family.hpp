@@ -9,6 +9,7 @@
 //                         or a message naming the first mismatch (case and index)
 // tests/kernels/test_kernel_variants.cpp makes one GoogleTest per table entry from
 // these structs, so a new variant is tested by adding its list line alone.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -35,6 +36,7 @@ struct InputPattern {
   float scale = 1.0f;   // 1e-6 gives fp16-subnormal block scales, 3e4 the largest ones
   int64_t blocks = 4;   // blocks per row: 1 and odd counts catch tail handling
   bool zero = false;    // all-zero input
+  bool signed_zeros = false;  // zero blocks of both signs, then non-negative blocks with zeros
   bool unaligned = false;  // input and output pointers off SIMD alignment (kUnalignedShift)
 };
 
@@ -61,6 +63,11 @@ inline std::vector<InputPattern> standard_patterns() {
   zero.name = "all_zero";
   zero.zero = true;
   p.push_back(zero);
+  InputPattern zeros;
+  zeros.name = "signed_zeros";
+  zeros.blocks = 17;
+  zeros.signed_zeros = true;
+  p.push_back(zeros);
   InputPattern unaligned;
   unaligned.name = "unaligned";
   unaligned.blocks = 5;
@@ -74,6 +81,21 @@ inline std::vector<float> pattern_values(const InputPattern& p, int64_t rows, in
   if (p.zero) return std::vector<float>(static_cast<size_t>(rows * n), 0.0f);
   std::vector<float> v = synthetic_weights(rows, n, seed, p.dist);
   for (float& x : v) x *= p.scale;
+  if (p.signed_zeros) {
+    // The first 256 elements of a row and every other 32 after them are zeros of
+    // mixed sign (a whole all-zero block of every format); the rest are non-negative
+    // with a signed zero in every fifth place. Where the references keep the first of
+    // several equal extremes, the sign of the zero they keep reaches the bytes.
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < n; ++i) {
+        float& x = v[static_cast<size_t>(r * n + i)];
+        const bool negative = (i * 7 + r * 3) % 5 < 2;
+        if (i < 256 || (i / 32) % 2 == 0 || i % 5 == 0)
+          x = negative ? -0.0f : 0.0f;
+        else
+          x = std::fabs(x);
+      }
+  }
   return v;
 }
 

@@ -250,12 +250,6 @@ namespace {
 namespace gs = ggml_search;
 constexpr int QK = QK_LEGACY;
 
-// 1/d as ggml computes it, but finite: a subnormal d gives the largest float.
-inline float inverse(float d) {
-  if (d == 0.0f) return 0.0f;
-  const float id = 1.0f / d;
-  return std::fabs(id) <= FLT_MAX ? id : std::copysign(FLT_MAX, id);
-}
 
 // ggml's truncating conversion (uint8_t)(t) for t = scaled value + offset, clamped to
 // [0, hi] first (the same result wherever ggml's is defined; NaN cannot occur).
@@ -274,7 +268,7 @@ void pack_high_bits(const int* q, uint8_t* qh) {
 // quantize_row_q4_0_ref / q5_0_ref for one block: d = signed absmax / -nmax.
 uint16_t sym_ref_block(const float* x, int nmax, int* q) {
   const float d = gs::signed_absmax(x, QK) / static_cast<float>(-nmax);
-  const float id = inverse(d);
+  const float id = finite_inverse(d);
   const float off = static_cast<float>(nmax) + 0.5f, hi = static_cast<float>(2 * nmax - 1);
   for (int j = 0; j < QK; ++j) q[j] = trunc_code(x[j] * id + off, hi);
   return to_half(d);
@@ -288,7 +282,7 @@ void asym_ref_block(const float* x, int nmax, int* q, uint16_t* hd, uint16_t* hm
     if (x[j] > max) max = x[j];
   }
   const float d = (max - min) / static_cast<float>(nmax);
-  const float id = inverse(d);
+  const float id = finite_inverse(d);
   for (int j = 0; j < QK; ++j) q[j] = trunc_code((x[j] - min) * id + 0.5f, static_cast<float>(nmax));
   *hd = to_half(d);
   *hm = to_half(min);
@@ -366,7 +360,7 @@ void quantize_row_q8_0_fast__scalar(const float* x, void* y, int64_t n, const fl
     float amax = 0.0f;
     for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(xb[j]));
     const float d = amax / 127.0f;
-    const float id = inverse(d);
+    const float id = finite_inverse(d);
     out[i].d = to_half(d);
     for (int j = 0; j < QK; ++j) {
       float t = xb[j] * id;

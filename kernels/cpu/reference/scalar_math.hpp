@@ -2,6 +2,7 @@
 // Small float helpers the scalar reference quantizers share. Internal linkage: these
 // files are the ground truth and must not pick up a copy compiled with SIMD flags.
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,14 @@ constexpr float kHalfMax = 65504.0f;
 // fp16 bits of v, saturated to the largest finite half so that a huge block gets
 // a usable (if clipped) scale instead of an infinite one.
 inline uint16_t to_half(float v) { return fp32_to_fp16(std::clamp(v, -kHalfMax, kHalfMax)); }
+
+// 1/d as ggml computes a block's inverse scale, but finite: a subnormal d gives the
+// largest float instead of Inf, so no NaN reaches a float-to-integer conversion.
+inline float finite_inverse(float d) {
+  if (d == 0.0f) return 0.0f;
+  const float id = 1.0f / d;
+  return std::fabs(id) <= FLT_MAX ? id : std::copysign(FLT_MAX, id);
+}
 
 // Round to nearest, ties to even, for |v| < 2^22 under the default rounding mode:
 // adding 1.5 * 2^23 pushes the fraction out of the mantissa. Unlike nearbyintf it is

@@ -1,6 +1,6 @@
 // AVX2 variants of the K-quants' `fast` quantizers (ggml's algorithm): eight
 // sub-blocks in the eight lanes of a __m256, byte-identical to the scalar reference
-// (kernels/cpu/x86/kquants_fast_lanes.hpp says how).
+// (kernels/cpu/lanes/kquants_fast_lanes.hpp says how).
 #include "cpu/x86/avx2/target.hpp"  // first: checks this file's compile flags
 
 #include <immintrin.h>
@@ -16,7 +16,7 @@ inline V vsqrt(V a) { return reinterpret_cast<V>(_mm256_sqrt_ps(reinterpret_cast
 }  // namespace
 }  // namespace lowbit::kernels
 
-#include "cpu/x86/kquants_fast_lanes.hpp"
+#include "cpu/lanes/kquants_fast_lanes.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {

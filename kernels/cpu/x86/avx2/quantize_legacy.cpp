@@ -1,5 +1,6 @@
-// AVX2 `fast` quantizers for Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 without importance:
-// ggml's reference rounding (kernels/cpu/reference/legacy_fast.cpp), byte for byte.
+// AVX2 `fast` quantizers for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and IQ4_XS without
+// importance: ggml's algorithm (kernels/cpu/reference/legacy_fast.cpp), byte for byte.
+// IQ4's 16 trial scales per block run in lanes (kernels/cpu/lanes/iq4_fast_lanes.hpp).
 // The extremes are order-independent (the first element of largest magnitude is found
 // by a mask, as the reference's strict '>' keeps the first), the scale and its inverse
 // are the same scalar operations, and each element is the same multiply, add, clamp
@@ -12,6 +13,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/iq4_buckets.hpp"
+#include "cpu/lanes/iq4_fast_lanes.hpp"
+#include "cpu/reference/scalar_math.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -20,16 +24,6 @@ namespace lowbit::kernels {
 namespace {
 
 constexpr int QK = QK_LEGACY;
-constexpr float kHalfMax = 65504.0f;
-
-inline uint16_t to_half(float v) { return fp32_to_fp16(std::fmin(std::fmax(v, -kHalfMax), kHalfMax)); }
-
-inline float inverse(float d) {
-  if (d == 0.0f) return 0.0f;
-  const float id = 1.0f / d;
-  return std::fabs(id) <= FLT_MAX ? id : std::copysign(FLT_MAX, id);
-}
-
 inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 inline float hmax(__m256 v) {
@@ -91,7 +85,7 @@ void sym_row(const float* x, Block* out, int64_t n, int nmax) {
     const float amax = hmax(_mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3])));
     const float max = amax == 0.0f ? 0.0f : x[__builtin_ctz(equal_mask(a, amax))];
     const float d = max / static_cast<float>(-nmax);
-    const __m256 id = _mm256_set1_ps(inverse(d));
+    const __m256 id = _mm256_set1_ps(finite_inverse(d));
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = trunc_codes(v[k], id, off, hi);
     const __m256i b = pack_bytes(q);
@@ -108,10 +102,13 @@ void asym_row(const float* x, Block* out, int64_t n, int nmax) {
     __m256 v[4];
     for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
     float min = hmin(_mm256_min_ps(_mm256_min_ps(v[0], v[1]), _mm256_min_ps(v[2], v[3])));
-    const float max = hmax(_mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3])));
+    float max = hmax(_mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3])));
     if (min == 0.0f) min = x[__builtin_ctz(equal_mask(v, 0.0f))];  // the first zero, with its sign
+    // A zero maximum only matters in an all-zero block, whose d the reference gets as
+    // x0 - x0 = +0, as +0 - min does.
+    if (max == 0.0f) max = 0.0f;
     const float d = (max - min) / static_cast<float>(nmax);
-    const __m256 id = _mm256_set1_ps(inverse(d)), mv = _mm256_set1_ps(min);
+    const __m256 id = _mm256_set1_ps(finite_inverse(d)), mv = _mm256_set1_ps(min);
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = trunc_codes(_mm256_sub_ps(v[k], mv), id, half, hi);
     const __m256i b = pack_bytes(q);
@@ -129,6 +126,65 @@ inline __m256i round_away(__m256 v) {
                                     _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, _mm256_set1_ps(-0.0f))));
   return _mm256_cvttps_epi32(_mm256_add_ps(t, step));
 }
+
+
+// ---------------------------------------------------------------- IQ4 code look-up
+
+// The nearest code (ggml's best_index_int8) by bucket (kernels/common/iq4_buckets.hpp)
+// with in-register permutes: the bucket's lower code from four 8-entry tables, then
+// the threshold above it and the code's value from two each. Gathers (one per table)
+// measured ten times slower on Zen 4.
+class Iq4Lookup {
+ public:
+  typedef float Trials __attribute__((vector_size(32)));  // two passes of eight trials
+
+  Iq4Lookup() {
+    for (int k = 0; k < 4; ++k)
+      lo_code_[k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIq4Buckets.lo_index + 8 * k));
+    for (int k = 0; k < 2; ++k) {
+      thr_[k] = _mm256_load_ps(kIq4Buckets.code_thr + 8 * k);
+      value_[k] = _mm256_load_ps(kIq4Buckets.code_value + 8 * k);
+    }
+  }
+
+  __attribute__((always_inline)) Trials splat(float v) const { return reinterpret_cast<Trials>(_mm256_set1_ps(v)); }
+  __attribute__((always_inline)) Trials value(Trials t) const {
+    const __m256i c = codes(reinterpret_cast<__m256>(t));
+    return reinterpret_cast<Trials>(
+        _mm256_blendv_ps(_mm256_permutevar8x32_ps(value_[0], c), _mm256_permutevar8x32_ps(value_[1], c), bit(c, 3)));
+  }
+  void pack(const float* x, float id, uint8_t* qs) const {
+    const __m256 idv = _mm256_set1_ps(id), lim = _mm256_set1_ps(kIq4BucketLimit);
+    const __m256 nlim = _mm256_set1_ps(-kIq4BucketLimit);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k)
+      q[k] = codes(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(idv, _mm256_loadu_ps(x + 8 * k)), nlim), lim));
+    store_nibbles(pack_bytes(q), qs);
+  }
+
+ private:
+  // Bit k of every lane as a blendv mask (in the sign bit).
+  static __m256 bit(__m256i v, int k) { return _mm256_castsi256_ps(_mm256_sll_epi32(v, _mm_cvtsi32_si128(31 - k))); }
+  // The codes of 8 values with |v| <= kIq4BucketLimit.
+  __m256i codes(__m256 v) const {
+    const __m256i b = _mm256_cvttps_epi32(_mm256_fmadd_ps(v, _mm256_set1_ps(1.0f / kIq4BucketWidth),
+                                                          _mm256_set1_ps(-kIq4BucketStart / kIq4BucketWidth)));
+    const __m256 b3 = bit(b, 3);
+    const __m256 lo01 = _mm256_blendv_ps(permute(lo_code_[0], b), permute(lo_code_[1], b), b3);
+    const __m256 lo23 = _mm256_blendv_ps(permute(lo_code_[2], b), permute(lo_code_[3], b), b3);
+    const __m256i lo = _mm256_castps_si256(_mm256_blendv_ps(lo01, lo23, bit(b, 4)));
+    const __m256 thr =
+        _mm256_blendv_ps(_mm256_permutevar8x32_ps(thr_[0], lo), _mm256_permutevar8x32_ps(thr_[1], lo), bit(lo, 3));
+    return _mm256_sub_epi32(lo, _mm256_castps_si256(_mm256_cmp_ps(v, thr, _CMP_GE_OQ)));  // true: -1
+  }
+  static __m256 permute(__m256i table, __m256i index) {
+    return _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(table, index));
+  }
+
+  __m256i lo_code_[4];
+  __m256 thr_[2], value_[2];
+};
+
 
 }  // namespace
 
@@ -163,12 +219,22 @@ void quantize_row_q8_0_fast__avx2(const float* x, void* y, int64_t n, const floa
       m = _mm256_max_ps(m, abs_ps(v[k]));
     }
     const float d = hmax(m) / 127.0f;
-    const __m256 id = _mm256_set1_ps(inverse(d));
+    const __m256 id = _mm256_set1_ps(finite_inverse(d));
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = round_away(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[k], id), lim), nlim));
     out[i].d = to_half(d);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), pack_bytes(q));
   }
+}
+
+void quantize_row_iq4_nl_fast__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  if (importance) return quantize_row_iq4_nl_fast__scalar(x, y, n, importance);
+  iq4_nl_fast_row<Iq4Lookup>(x, y, n);
+}
+
+void quantize_row_iq4_xs_fast__avx2(const float* x, void* y, int64_t n, const float* importance) {
+  if (importance) return quantize_row_iq4_xs_fast__scalar(x, y, n, importance);
+  iq4_xs_fast_row<Iq4Lookup>(x, y, n);
 }
 
 }  // namespace lowbit::kernels

@@ -1,7 +1,7 @@
 // AVX-512 variants of the K-quants' `fast` quantizers (ggml's algorithm): sixteen
 // sub-blocks (one Q2_K/Q3_K/Q6_K super-block, two of Q4_K/Q5_K) in the lanes of a
 // __m512, byte-identical to the scalar reference
-// (kernels/cpu/x86/kquants_fast_lanes.hpp says how).
+// (kernels/cpu/lanes/kquants_fast_lanes.hpp says how).
 #include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
 
 #include <immintrin.h>
@@ -17,7 +17,7 @@ inline V vsqrt(V a) { return reinterpret_cast<V>(_mm512_sqrt_ps(reinterpret_cast
 }  // namespace
 }  // namespace lowbit::kernels
 
-#include "cpu/x86/kquants_fast_lanes.hpp"
+#include "cpu/lanes/kquants_fast_lanes.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {

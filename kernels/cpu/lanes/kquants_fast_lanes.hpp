@@ -9,8 +9,10 @@
 //
 // The including file (one per ISA) defines, before including this header:
 //   V, Vi     float and int32 GCC vector types of kLanes lanes
-//   kLanes    8 (AVX2) or 16 (AVX-512)
+//   kLanes    8 (AVX2, NEON: two 128-bit registers per vector) or 16 (AVX-512)
 //   vsqrt(V)  the lane-wise IEEE square root
+// Vectors are filled from memory as a whole, never lane by lane (GCC 12's SLP
+// vectorizer miscompiled lane stores into 8-lane vectors; search_lanes.hpp).
 #include <cmath>
 #include <cstring>
 
@@ -42,8 +44,10 @@ inline V round_in(V v, float lo, float hi) { return round_even(vmin(vmax(v, spla
 // out[i][k] = base[n*k + i]: element i of sub-block k.
 template <int N>
 void load_lanes(const float* base, V* out) {
+  float t[N][kLanes];
   for (int i = 0; i < N; ++i)
-    for (int k = 0; k < kLanes; ++k) out[i][k] = base[N * k + i];
+    for (int k = 0; k < kLanes; ++k) t[i][k] = base[N * k + i];
+  std::memcpy(out, t, sizeof t);
 }
 
 // fit_affine of the reference in every lane. L receives the winning trial's codes.
@@ -312,10 +316,12 @@ void affine_k_group(const float* const* xs, const float* const* qws, bool weight
     fit_affine_lanes<32, NMAX>(xt, wt, NMAX == 15 ? -1.0f : -0.5f, 0.1f, NMAX == 15 ? 20 : 15, false, vs, vm, Lt);
   } else {
     V sigma2, qt[32];
+    float s2[kLanes];
     for (int g = 0; g < kGroup; ++g) {
-      const float s2 = 2 * sum_squares(xs[g], QK_K) / QK_K;
-      for (int k = 0; k < 8; ++k) sigma2[8 * g + k] = s2;
+      const float s = 2 * sum_squares(xs[g], QK_K) / QK_K;
+      for (int k = 0; k < 8; ++k) s2[8 * g + k] = s;
     }
+    std::memcpy(&sigma2, s2, sizeof sigma2);
     load_lanes<32>(qb, qt);
     blend_weights_lanes<32>(qt, xt, sigma2, wt, sw);
     fit_affine_lanes<32, NMAX>(xt, wt, -0.9f, 0.05f, 36, false, vs, vm, Lt);
