@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "cpu/reference/block_codec.hpp"
 #include "common/checks.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/formats/blocks.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -127,16 +130,36 @@ void GgmlTarget::fit_group(int64_t group, std::span<const int32_t> columns, int6
   const QuantizeRowFn quantize = select_quantize_kernel(format_, effort_).fn;
   const float* imp = importance_.empty() ? nullptr : importance_.data() + blk * block_;
   const int subs = codec_->block_elems / codec_->sub_elems;
-  std::vector<float> x(static_cast<size_t>(block_));
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t k = 0; k < block_; ++k) x[k] = values[k * ld + (r - r0)];
-    std::byte* b = block_ptr(r, blk);
-    quantize(x.data(), b, block_, imp);
-    for (int s = 0; s < subs; ++s) {
-      const SubBlockMap sm = codec_->sub_map(b, s);
-      const size_t i = static_cast<size_t>((blk * subs + s) * rows_ + r);
-      map_scale_[i] = sm.scale;
-      map_offset_[i] = sm.offset;
+  // A K-quant row is its super-blocks quantized one by one (tests/formats/
+  // test_kquants_effort.cpp, RowIsItsBlocksQuantizedAlone), so several rows' blocks
+  // go through one call as one long row: the lane kernels then fill their vectors
+  // with different blocks (AVX-512's ggml candidate holds two super-blocks), and the
+  // per-call work (dispatch, the candidate's buffers) is shared. The 32-element
+  // formats and IQ4 are not batched: ggml's imatrix weights there use the whole
+  // row's mean square, and GPTQ fits one block as a row of its own.
+  const bool batch = block_ == QK_K && format_ != Format::IQ4_XS;
+  const int64_t per_call = batch ? 16 : 1;
+  std::vector<float> x(static_cast<size_t>(per_call * block_));
+  std::vector<float> imps;
+  if (imp != nullptr && per_call > 1) {
+    imps.resize(x.size());
+    for (int64_t i = 0; i < per_call; ++i) std::copy(imp, imp + block_, imps.begin() + i * block_);
+  }
+  std::vector<std::byte> out(static_cast<size_t>(per_call * block_bytes_));
+  for (int64_t r = r0; r < r1; r += per_call) {
+    const int64_t rows = std::min(per_call, r1 - r);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t k = 0; k < block_; ++k) x[i * block_ + k] = values[k * ld + (r + i - r0)];
+    quantize(x.data(), out.data(), rows * block_, imps.empty() ? imp : imps.data());
+    for (int64_t i = 0; i < rows; ++i) {
+      std::byte* b = block_ptr(r + i, blk);
+      std::memcpy(b, out.data() + i * block_bytes_, static_cast<size_t>(block_bytes_));
+      for (int s = 0; s < subs; ++s) {
+        const SubBlockMap sm = codec_->sub_map(b, s);
+        const size_t j = static_cast<size_t>((blk * subs + s) * rows_ + r + i);
+        map_scale_[j] = sm.scale;
+        map_offset_[j] = sm.offset;
+      }
     }
   }
 }

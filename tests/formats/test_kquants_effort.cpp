@@ -161,6 +161,37 @@ TEST_P(KQuantEfforts, FastVariantsMatchTheReferenceWithPartlyZeroImportance) {
   }
 }
 
+// A K-quant row is its super-blocks quantized one by one: nothing in any effort's
+// search (ggml's sigma^2, the never-worse candidate) looks beyond its own 256 values
+// and importance. GPTQ's GgmlTarget relies on it to fit many rows' blocks in one call
+// (src/gptq/ggml_target.cpp), so every runnable variant is checked, with and without
+// importance, against blocks quantized alone by the scalar reference.
+TEST_P(KQuantEfforts, RowIsItsBlocksQuantizedAlone) {
+  const Format f = GetParam();
+  constexpr int64_t kBlocks = 5, n = kBlocks * kQK;
+  const auto x = lowbit::synthetic_weights(1, n, 23);
+  const auto imp = lowbit::synthetic_importance(n, 23);
+  const auto& table = lowbit::quantize_kernels();
+  const size_t bb = lowbit::traits(f).block_bytes;
+  for (QuantizeEffort e : {QuantizeEffort::fast, QuantizeEffort::standard, QuantizeEffort::best}) {
+    const lowbit::QuantizeKey key{f, e};
+    for (const float* importance : {static_cast<const float*>(imp.data()), static_cast<const float*>(nullptr)}) {
+      std::vector<std::byte> alone(kBlocks * bb), row(kBlocks * bb);
+      for (int64_t b = 0; b < kBlocks; ++b)
+        table.reference(key).fn(x.data() + b * kQK, alone.data() + b * bb, kQK,
+                                importance ? importance + b * kQK : nullptr);
+      int checked = 0;
+      for (const auto& v : table.variants()) {
+        if (!(v.key == key) || !v.runnable()) continue;
+        v.fn(x.data(), row.data(), n, importance);
+        EXPECT_EQ(row, alone) << v.name << (importance ? " with importance" : "");
+        ++checked;
+      }
+      EXPECT_GE(checked, 1);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(KQuants, KQuantEfforts,
                          ::testing::Values(Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K),
                          [](const auto& info) { return std::string(lowbit::traits(info.param).name); });

@@ -85,22 +85,10 @@ void iq4_xs_fast_row(const float* x, void* y, int64_t n) {
   constexpr int kSub = QK_K / QK_LEGACY;
   const Lookup t;
   float scales[kSub];
-  int ls[kSub];
   for (int64_t ibl = 0; ibl < n / QK_K; ++ibl, x += QK_K) {
     for (int ib = 0; ib < kSub; ++ib) scales[ib] = iq4_scale_trials(t, x + ib * QK_LEGACY);
-    const float d = ggml_search::iq4_xs_super(scales, ls);
-    block_iq4_xs& b = out[ibl];
-    std::memset(&b, 0, sizeof b);
-    b.d = to_half(d);
-    uint16_t scales_h = 0;
-    for (int ib = 0; ib < kSub; ++ib) {
-      const float dl = d * static_cast<float>(ls[ib]);
-      t.pack(x + ib * QK_LEGACY, dl != 0.0f ? 1.0f / dl : 0.0f, b.qs + ib * (QK_LEGACY / 2));
-      const int l = ls[ib] + 32;
-      b.scales_l[ib / 2] |= static_cast<uint8_t>((l & 0x0f) << (4 * (ib % 2)));
-      scales_h |= static_cast<uint16_t>(((l >> 4) & 3) << (2 * ib));
-    }
-    b.scales_h = scales_h;
+    ggml_search::write_iq4_xs_block(x, scales, out[ibl],
+                                    [&t](const float* xb, float id, uint8_t* qs) { t.pack(xb, id, qs); });
   }
 }
 

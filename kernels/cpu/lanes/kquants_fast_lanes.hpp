@@ -11,6 +11,7 @@
 //   V, Vi     float and int32 GCC vector types of kLanes lanes
 //   kLanes    8 (AVX2, NEON: two 128-bit registers per vector) or 16 (AVX-512)
 //   vsqrt(V)  the lane-wise IEEE square root
+//   LOWBIT_FAST_ISA  the ISA suffix of the exported row functions (avx2, avx512, neon)
 // Vectors are filled from memory as a whole, never lane by lane (GCC 12's SLP
 // vectorizer miscompiled lane stores into 8-lane vectors; search_lanes.hpp).
 #include <cmath>
@@ -19,6 +20,7 @@
 #include "common/kquant_scales.hpp"
 #include "cpu/reference/kquants_ggml.hpp"
 #include "lowbit/core/half.hpp"
+#include "lists/declarations.hpp"
 #include "lowbit/formats/blocks.hpp"
 
 namespace lowbit::kernels {
@@ -444,3 +446,23 @@ void row_by_block(const float* x, void* y, int64_t n, const float* importance, F
 
 }  // namespace
 }  // namespace lowbit::kernels
+
+// The exported `fast` row functions of the K-quants, written once for every ISA.
+#define LOWBIT_FAST_NAME_(name, isa) name##__##isa
+#define LOWBIT_FAST_NAME(name, isa) LOWBIT_FAST_NAME_(name, isa)
+#define LOWBIT_FAST_FN(name) \
+  void LOWBIT_FAST_NAME(name, LOWBIT_FAST_ISA)(const float* x, void* y, int64_t n, const float* importance)
+
+namespace lowbit::kernels {
+
+LOWBIT_FAST_FN(quantize_row_q2_K_fast) { row_by_block<block_q2_K>(x, y, n, importance, q2_K_block_lanes); }
+LOWBIT_FAST_FN(quantize_row_q3_K_fast) { row_by_block<block_q3_K>(x, y, n, importance, q3_K_block_lanes); }
+LOWBIT_FAST_FN(quantize_row_q4_K_fast) { q4_K_row_lanes(x, y, n, importance); }
+LOWBIT_FAST_FN(quantize_row_q5_K_fast) { q5_K_row_lanes(x, y, n, importance); }
+LOWBIT_FAST_FN(quantize_row_q6_K_fast) { row_by_block<block_q6_K>(x, y, n, importance, q6_K_block_lanes); }
+
+}  // namespace lowbit::kernels
+
+#undef LOWBIT_FAST_FN
+#undef LOWBIT_FAST_NAME
+#undef LOWBIT_FAST_NAME_

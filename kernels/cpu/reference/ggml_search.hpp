@@ -10,6 +10,10 @@
 // bytes ggml's, and a SIMD version keeps it by putting trial scales, not elements, in
 // its lanes. Compiled once (legacy_fast.cpp), without FMA contraction.
 #include <cstdint>
+#include <cstring>
+
+#include "cpu/reference/scalar_math.hpp"
+#include "lowbit/formats/blocks.hpp"
 
 namespace lowbit::kernels::ggml_search {
 
@@ -52,5 +56,29 @@ void iq4_weights(const float* x, const float* importance, int n, float* w);
 // ggml's IQ4_XS super-block choice from the eight sub-block scales: d (as a float,
 // before its fp16 rounding) and the signed 6-bit sub-block scales ls[ib] in [-32, 31].
 float iq4_xs_super(const float* scales, int* ls);
+
+namespace {
+// One IQ4_XS block as ggml writes it from its eight sub-block scales: the super-block
+// scale, the 6-bit sub-block scales, and each sub-block's codes, which
+// pack(sub-block values, inverse scale, 16 bytes) packs as nibbles (the scalar table
+// or a SIMD look-up: the same codes).
+template <class Pack>
+void write_iq4_xs_block(const float* x, const float* scales, block_iq4_xs& b, const Pack& pack) {
+  constexpr int kSub = QK_K / QK_LEGACY;
+  int ls[kSub];
+  const float d = iq4_xs_super(scales, ls);
+  std::memset(&b, 0, sizeof b);
+  b.d = to_half(d);
+  uint16_t scales_h = 0;
+  for (int ib = 0; ib < kSub; ++ib) {
+    const float dl = d * static_cast<float>(ls[ib]);
+    pack(x + ib * QK_LEGACY, dl != 0.0f ? 1.0f / dl : 0.0f, b.qs + ib * (QK_LEGACY / 2));
+    const int l = ls[ib] + 32;
+    b.scales_l[ib / 2] |= static_cast<uint8_t>((l & 0x0f) << (4 * (ib % 2)));
+    scales_h |= static_cast<uint16_t>(((l >> 4) & 3) << (2 * ib));
+  }
+  b.scales_h = scales_h;
+}
+}  // namespace
 
 }  // namespace lowbit::kernels::ggml_search

@@ -389,26 +389,15 @@ void quantize_row_iq4_xs_fast__scalar(const float* x, void* y, int64_t n, const 
   auto* out = static_cast<block_iq4_xs*>(y);
   constexpr int kSub = QK_K / QK;
   float w[QK_K], scales[kSub];
-  int ls[kSub];
-  uint8_t L[QK];
   for (int64_t ibl = 0; ibl < n / QK_K; ++ibl) {
     const float* xs = x + ibl * QK_K;
     gs::iq4_weights(xs, importance ? importance + ibl * QK_K : nullptr, QK_K, w);
     for (int ib = 0; ib < kSub; ++ib) scales[ib] = gs::iq4_scale(xs + ib * QK, w + ib * QK);
-    const float d = gs::iq4_xs_super(scales, ls);
-    block_iq4_xs& b = out[ibl];
-    std::memset(&b, 0, sizeof b);
-    b.d = to_half(d);
-    uint16_t scales_h = 0;
-    for (int ib = 0; ib < kSub; ++ib) {
-      const float dl = d * static_cast<float>(ls[ib]);
-      iq4_codes(xs + ib * QK, dl != 0.0f ? 1.0f / dl : 0.0f, L);
-      pack_nibbles32(L, b.qs + ib * (QK / 2));
-      const int l = ls[ib] + 32;
-      b.scales_l[ib / 2] |= static_cast<uint8_t>((l & 0x0f) << (4 * (ib % 2)));
-      scales_h |= static_cast<uint16_t>(((l >> 4) & 3) << (2 * ib));
-    }
-    b.scales_h = scales_h;
+    gs::write_iq4_xs_block(xs, scales, out[ibl], [](const float* xb, float id, uint8_t* qs) {
+      uint8_t L[QK];
+      iq4_codes(xb, id, L);
+      pack_nibbles32(L, qs);
+    });
   }
 }
 

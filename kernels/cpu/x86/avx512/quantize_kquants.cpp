@@ -17,25 +17,5 @@ inline V vsqrt(V a) { return reinterpret_cast<V>(_mm512_sqrt_ps(reinterpret_cast
 }  // namespace
 }  // namespace lowbit::kernels
 
+#define LOWBIT_FAST_ISA avx512
 #include "cpu/lanes/kquants_fast_lanes.hpp"
-#include "lists/declarations.hpp"
-
-namespace lowbit::kernels {
-
-void quantize_row_q2_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
-  row_by_block<block_q2_K>(x, y, n, importance, q2_K_block_lanes);
-}
-void quantize_row_q3_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
-  row_by_block<block_q3_K>(x, y, n, importance, q3_K_block_lanes);
-}
-void quantize_row_q4_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
-  q4_K_row_lanes(x, y, n, importance);
-}
-void quantize_row_q5_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
-  q5_K_row_lanes(x, y, n, importance);
-}
-void quantize_row_q6_K_fast__avx512(const float* x, void* y, int64_t n, const float* importance) {
-  row_by_block<block_q6_K>(x, y, n, importance, q6_K_block_lanes);
-}
-
-}  // namespace lowbit::kernels
