@@ -29,5 +29,6 @@ function(lowbit_add_arm_kernels target)
           ${_k}/neon/quantize_search.cpp)
   lowbit_add_isa_sources(${target} dotprod
     FLAGS -march=armv8.2-a+dotprod
-    FILES ${_k}/dotprod/dot.cpp)
+    FILES ${_k}/dotprod/dot.cpp
+          ${_k}/dotprod/gsq_gemv_q8.cpp)
 endfunction()

@@ -101,6 +101,9 @@ TEST(ArmDispatch, DotprodVariantsAreSelectedWhereSdotExists) {
     const bool float_format = t.format == Format::F32 || t.format == Format::F16 || t.format == Format::BF16;
     EXPECT_EQ(chosen.needs.contains(isa::dotprod), cpu.contains(isa::dotprod) && !float_format) << chosen.name;
   }
+  // The GSQ x Q8_0 GEMV likewise (its integer block sums are SDOTs).
+  const GsqGemvQ8Kernel& gemv = gsq_gemv_q8_kernels().select(GsqPackedLayout{});
+  EXPECT_EQ(gemv.needs.contains(isa::dotprod), cpu.contains(isa::dotprod)) << gemv.name;
 }
 
 }  // namespace
