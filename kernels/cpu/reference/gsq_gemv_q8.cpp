@@ -5,6 +5,7 @@
 // summed over blocks in float64. Act-order layouts (g_idx) change group inside a
 // block, so they sum decoded weights times d_b * xq in float64.
 #include "common/packed_codes.hpp"
+#include "common/gsq_q8_term.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -35,8 +36,7 @@ void gsq_gemv_q8__scalar(const GsqMatrixRef& m, const void* xq, float* y, int64_
         xs += x[b].qs[j];
       }
       const int64_t g = r * groups + 32 * b / m.group;
-      acc += m.mins ? d * (static_cast<double>(m.scales[g]) * qx + static_cast<double>(m.mins[g]) * xs)
-                    : static_cast<double>(m.scales[g]) * d * static_cast<double>(qx - m.zeros[g] * xs);
+      acc += gsq_q8_block_term(m, g, d, qx, xs);
     }
     y[r] = static_cast<float>(acc);
   }

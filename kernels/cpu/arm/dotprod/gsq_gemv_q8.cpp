@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/arm/neon/gsq_codes.hpp"
+#include "common/gsq_q8_term.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -57,8 +58,7 @@ double row_grouped(const GsqMatrixRef& m, const std::vector<BlockX>& xb, int64_t
     p = vdotq_s32(p, offset_codes16<B>(chunk, 1), x.q[1]);
     const int64_t qx = vaddvq_s32(p) + 128 * x.sum;
     const int64_t g = r * groups + 32 * static_cast<int64_t>(b) / m.group;
-    acc += m.mins ? x.d * (static_cast<double>(m.scales[g]) * qx + static_cast<double>(m.mins[g]) * x.sum)
-                  : static_cast<double>(m.scales[g]) * x.d * static_cast<double>(qx - m.zeros[g] * x.sum);
+    acc += gsq_q8_block_term(m, g, x.d, qx, x.sum);
   }
   return acc;
 }

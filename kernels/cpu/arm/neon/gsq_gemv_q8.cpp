@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cpu/arm/neon/gsq_codes.hpp"
+#include "common/gsq_q8_term.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -60,8 +61,7 @@ double row_grouped(const GsqMatrixRef& m, const std::vector<BlockX>& xb, int64_t
     for (int v = 0; v < 8; ++v) p = vmlaq_s32(p, vreinterpretq_s32_u32(gsq_codes4<B>(chunk, v)), x.q[v]);
     const int64_t qx = vaddvq_s32(p);
     const int64_t g = r * groups + 32 * static_cast<int64_t>(b) / m.group;
-    acc += m.mins ? x.d * (static_cast<double>(m.scales[g]) * qx + static_cast<double>(m.mins[g]) * x.sum)
-                  : static_cast<double>(m.scales[g]) * x.d * static_cast<double>(qx - m.zeros[g] * x.sum);
+    acc += gsq_q8_block_term(m, g, x.d, qx, x.sum);
   }
   return acc;
 }

@@ -20,6 +20,7 @@
 
 #include <vector>
 
+#include "common/gsq_q8_term.hpp"
 #include "common/gsq_width.hpp"
 #include "cpu/x86/avx2/gsq_codes.hpp"
 #include "lists/declarations.hpp"
@@ -97,8 +98,7 @@ double row_grouped(const GsqMatrixRef& m, const std::vector<BlockX>& xb, int64_t
     }
     const int64_t qx = hsum(p);
     const int64_t g = r * groups + 32 * static_cast<int64_t>(b) / m.group;
-    acc += m.mins ? x.d * (static_cast<double>(m.scales[g]) * qx + static_cast<double>(m.mins[g]) * x.sum)
-                  : static_cast<double>(m.scales[g]) * x.d * static_cast<double>(qx - m.zeros[g] * x.sum);
+    acc += gsq_q8_block_term(m, g, x.d, qx, x.sum);
   }
   return acc;
 }
