@@ -15,7 +15,11 @@ namespace lowbit {
 
 std::string kernel_key_name(Format f) { return std::string(traits(f).name); }
 std::string kernel_key_name(QuantizeKey k) {
-  return std::string(traits(k.format).name) + (k.effort == QuantizeEffort::standard ? "" : " " + std::string(to_string(k.effort)));
+  std::string name(traits(k.format).name);
+  // Appended rather than `" " + std::string(...)`, on which GCC 12 reports a false
+  // -Wrestrict (its inlined std::string::insert).
+  if (k.effort != QuantizeEffort::standard) name.append(" ").append(to_string(k.effort));
+  return name;
 }
 std::string kernel_key_name(GsqPackedLayout) { return "GSQ packed"; }
 std::string kernel_key_name(PackedGemmKey) { return "packed 16-row panels"; }

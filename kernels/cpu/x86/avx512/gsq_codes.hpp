@@ -11,8 +11,10 @@
 // folder's flags can stand in for the other's.
 // GCC 12 reports the masked intrinsics' own undefined pass-through operand
 // (_mm512_undefined_* inside avx512fintrin.h) as (maybe-)uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
