@@ -529,7 +529,7 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
   constexpr int kL = L::kL;
   auto* out = static_cast<Block*>(y);
   const int64_t nb = n / QK;
-  float xs[kL][QK], ws[kL][QK], gws[kL][QK], gd[kL], have_gw[kL];
+  float xs[kL][QK], ws[kL][QK], gws[kL][QK], have_gw[kL];
   const bool guard = f.imatrix_guard && importance != nullptr;
   for (int64_t b0 = 0; b0 < nb; b0 += kL) {
     for (int g = 0; g < kL; ++g) {
@@ -539,7 +539,6 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
       // sym_prepare's steps, with ggml's imatrix search (ggml_imatrix_d) left to
       // the lanes below: here only its weights.
       importance_or_ones(imp, ws[g]);
-      gd[g] = f.ggml_nmax > 0 ? ggml_sym_d(xs[g], f.ggml_nmax) : ggml_q8_d(xs[g]);
       have_gw[g] = guard && ggml_search::imatrix_weights(xs[g], imp, ggml_search::row_sigma2(xs[g], QK), QK, gws[g])
                        ? 1.0f
                        : 0.0f;
@@ -547,6 +546,16 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
     F xt[QK], wt[QK];
     transpose_lanes<QK>(xs[0], xt);
     transpose_lanes<QK>(ws[0], wt);
+    // ggml's scale (ggml_sym_d / ggml_q8_d) per lane: the same serial comparisons in
+    // element order, for kL blocks at once instead of one dependent chain per block.
+    F gd;
+    if (f.ggml_nmax > 0) {
+      gd = L::signed_absmax(xt) / static_cast<float>(-f.ggml_nmax);
+    } else {
+      F amax = splat_as<F>(0.0f);
+      for (int j = 0; j < QK; ++j) amax = vmax(amax, vabs(xt[j]));
+      gd = amax / 127.0f;
+    }
     F ggml_imatrix = splat_as<F>(NAN);
     if (guard) {
       F gwt[QK];
@@ -554,7 +563,7 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
       const F qx = L::make_qx(xt, gwt, L::signed_absmax(xt), f.ggml_nmax);
       ggml_imatrix = load_vector<F>(have_gw) != splat_as<F>(0.0f) ? qx : ggml_imatrix;
     }
-    const typename L::I h = L::search(xt, wt, f.spec, load_vector<F>(gd), *f.search, ggml_imatrix);
+    const typename L::I h = L::search(xt, wt, f.spec, gd, *f.search, ggml_imatrix);
     for (int g = 0; g < kL && b0 + g < nb; ++g) store(x + (b0 + g) * QK, static_cast<uint16_t>(h[g]), out[b0 + g]);
   }
 }
