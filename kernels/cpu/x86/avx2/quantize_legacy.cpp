@@ -132,8 +132,8 @@ inline __m256i round_away(__m256 v) {
 
 // The nearest code (ggml's best_index_int8) by bucket (kernels/common/iq4_buckets.hpp)
 // with in-register permutes: the bucket's lower code from four 8-entry tables, then
-// the threshold above it and the code's value from two each. Gathers (one per table)
-// measured ten times slower on Zen 4.
+// the threshold above it and the code's value from two each. A discarded version with
+// gathers (one per table) ran ten times slower on Zen 4 (docs/benchmarks.md).
 class Iq4Lookup {
  public:
   typedef float Trials __attribute__((vector_size(32)));  // two passes of eight trials
