@@ -8,7 +8,8 @@
 #   dotprod  + SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP); GCC 12 offers vdotq_s32 only with
 #            armv8.2-a, whose other additions (LSE atomics, SQRDMLAH) these kernels do
 #            not use
-#   i8mm     + SMMLA/USMMLA/USDOT (FEAT_I8MM, HWCAP2_I8MM); every i8mm core has dotprod
+#   i8mm     + SMMLA/USMMLA/USDOT (FEAT_I8MM, HWCAP2_I8MM); every i8mm core has dotprod,
+#            which the flags enable too (isa::i8mm includes isa::dotprod)
 include(LowbitIsaSources)
 set(_lowbit_arm_root ${CMAKE_CURRENT_LIST_DIR}/..)
 
@@ -24,11 +25,16 @@ function(lowbit_add_arm_kernels target)
           ${_k}/neon/gsq_dequantize.cpp
           ${_k}/neon/gsq_gemv.cpp
           ${_k}/neon/gsq_gemv_q8.cpp
+          ${_k}/neon/packed_gemm.cpp
           ${_k}/neon/quantize_kquants.cpp
           ${_k}/neon/quantize_legacy.cpp
           ${_k}/neon/quantize_search.cpp)
   lowbit_add_isa_sources(${target} dotprod
     FLAGS -march=armv8.2-a+dotprod
     FILES ${_k}/dotprod/dot.cpp
-          ${_k}/dotprod/gsq_gemv_q8.cpp)
+          ${_k}/dotprod/gsq_gemv_q8.cpp
+          ${_k}/dotprod/packed_gemm.cpp)
+  lowbit_add_isa_sources(${target} i8mm
+    FLAGS -march=armv8.2-a+dotprod+i8mm
+    FILES ${_k}/i8mm/packed_gemm.cpp)
 endfunction()

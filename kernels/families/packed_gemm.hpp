@@ -6,9 +6,11 @@
 //               operations (exact integer block sums, then two fused multiply-adds
 //               per block in block order), so outputs are equal bit for bit
 //   inputs      random panels (levels over the full int8 range, scales and offsets
-//               of both signs, consistent biases), random activation blocks; batch
-//               sizes 1..17 (every remainder of the 8- and 4-row steps), full and
-//               partial panels, outputs poisoned around the written tile.
+//               of both signs, zero offsets in whole blocks and in single rows,
+//               consistent biases), random activation blocks (codes over the full
+//               byte range); batch sizes 1..17 (every remainder of the 8-, 4- and
+//               2-row steps), full panels and partial ones of 12 and 7 rows, outputs
+//               poisoned around the written tile.
 // The scalar reference is checked against a float64 sum of (scale * level + offset)
 // * (d * code) within 1e-6 of the terms' magnitude.
 #include <cmath>
@@ -32,16 +34,19 @@ struct PackedGemmFamily {
     std::uniform_int_distribution<int> level(-128, 127), code(0, 255);
     std::uniform_real_distribution<float> real(-2.0f, 2.0f);
     const int64_t blocks = 5;
-    for (int rows : {16, 7})
+    for (int rows : {16, 12, 7})
       for (int64_t batch = 1; batch <= 17; ++batch) {
         std::vector<PackedPanelBlock> panel(static_cast<size_t>(blocks));
-        for (PackedPanelBlock& p : panel)
+        for (int64_t k = 0; k < blocks; ++k)
           for (int r = 0; r < 16; ++r) {
+            PackedPanelBlock& p = panel[static_cast<size_t>(k)];
             int32_t sum = 0;
             for (int j = 0; j < 32; ++j) sum += p.codes[j / 4][r][j % 4] = static_cast<int8_t>(level(rng));
             p.bias[r] = 128 * sum;
             p.scale[r] = real(rng) * 1e-2f;
-            p.offset[r] = real(rng);
+            // Blocks without offsets (Q4_0's kind), and blocks where some rows have none:
+            // both of the variants' offset paths.
+            p.offset[r] = k % 2 == 0 || r % 4 == 1 ? 0.0f : real(rng);
           }
         std::vector<PackedActivationBlock> acts(static_cast<size_t>(batch * blocks));
         for (PackedActivationBlock& a : acts) {

@@ -14,6 +14,7 @@
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/gsq_gemv_q8.hpp"
+#include "lowbit/kernels/packed_matrix.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -51,6 +52,7 @@ TEST(ArmDispatch, VariantsRunWhereTheirFeaturesAre) {
   expect_runnable_as_detected(gsq_dequantize_kernels(), cpu);
   expect_runnable_as_detected(gsq_gemv_kernels(), cpu);
   expect_runnable_as_detected(gsq_gemv_q8_kernels(), cpu);
+  expect_runnable_as_detected(packed_gemm_kernels(), cpu);
 }
 
 // Dispatch picks a NEON-family variant for every key that has one the CPU can run,
@@ -89,6 +91,8 @@ TEST(ArmDispatch, NeonVariantsAreSelected) {
   EXPECT_EQ(expect_simd_selected(gsq_dequantize_kernels(), cpu), 1);
   EXPECT_EQ(expect_simd_selected(gsq_gemv_kernels(), cpu), 1);
   EXPECT_EQ(expect_simd_selected(gsq_gemv_q8_kernels(), cpu), 1);
+  // The packed GEMM (one layout).
+  EXPECT_EQ(expect_simd_selected(packed_gemm_kernels(), cpu), 1);
 }
 
 // With SDOT, the integer formats' dot products use it; the float formats (nothing
@@ -104,6 +108,17 @@ TEST(ArmDispatch, DotprodVariantsAreSelectedWhereSdotExists) {
   // The GSQ x Q8_0 GEMV likewise (its integer block sums are SDOTs).
   const GsqGemvQ8Kernel& gemv = gsq_gemv_q8_kernels().select(GsqPackedLayout{});
   EXPECT_EQ(gemv.needs.contains(isa::dotprod), cpu.contains(isa::dotprod)) << gemv.name;
+}
+
+// The packed GEMM takes the widest integer product the CPU has: SMMLA (two panel rows
+// by two activation rows), else SDOT, else plain NEON.
+TEST(ArmDispatch, PackedGemmUsesTheWidestIntegerProduct) {
+  const CpuFeatures cpu = expected_features();
+  const PackedGemmKernel& chosen = packed_gemm_kernels().select(PackedGemmKey{});
+  const std::string want = cpu.contains(isa::i8mm) ? "packed_gemm__i8mm"
+                           : cpu.contains(isa::dotprod) ? "packed_gemm__dotprod"
+                                                        : "packed_gemm__neon";
+  EXPECT_EQ(chosen.name, want);
 }
 
 }  // namespace
