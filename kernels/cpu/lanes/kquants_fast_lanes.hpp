@@ -411,8 +411,7 @@ void q4_K_row_lanes(const float* x, void* y, int64_t n, const float* importance)
     b.d = d;
     b.dmin = dmin;
     std::memcpy(b.scales, packed, 12);
-    for (int j = 0; j < QK_K; j += 64)
-      for (int l = 0; l < 32; ++l) b.qs[j / 2 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+    pack_q4_K_codes(L, b.qs);
   });
 }
 
@@ -424,15 +423,7 @@ void q5_K_row_lanes(const float* x, void* y, int64_t n, const float* importance)
     b.d = d;
     b.dmin = dmin;
     std::memcpy(b.scales, packed, 12);
-    std::memset(b.qh, 0, sizeof b.qh);
-    for (int j = 0; j < QK_K; j += 64) {
-      const int bit = j / 32;
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t lo = L[j + l], hi = L[j + l + 32];
-        b.qs[j / 2 + l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
-        b.qh[l] = static_cast<uint8_t>(b.qh[l] | ((lo >> 4) << bit) | ((hi >> 4) << (bit + 1)));
-      }
-    }
+    pack_q5_K_codes(L, b.qs, b.qh);
   });
 }
 

@@ -282,8 +282,7 @@ void quantize_row_q4_K_fast__scalar(const float* x, void* y, int64_t n, const fl
     block_q4_K& b = out[i];
     affine_k_block<15>(x + i * QK_K, block_weights(importance ? importance + i * QK_K : nullptr, w), b.d, b.dmin,
                        b.scales, L);
-    for (int j = 0; j < QK_K; j += 64)
-      for (int l = 0; l < 32; ++l) b.qs[j / 2 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+    pack_q4_K_codes(L, b.qs);
   }
 }
 
@@ -295,17 +294,7 @@ void quantize_row_q5_K_fast__scalar(const float* x, void* y, int64_t n, const fl
     block_q5_K& b = out[i];
     affine_k_block<31>(x + i * QK_K, block_weights(importance ? importance + i * QK_K : nullptr, w), b.d, b.dmin,
                        b.scales, L);
-    // Low nibbles as Q4_K; the fifth bit of element 64k + l is bit 2k of qh[l], of
-    // element 64k + 32 + l bit 2k + 1.
-    std::memset(b.qh, 0, sizeof b.qh);
-    for (int j = 0; j < QK_K; j += 64) {
-      const int bit = j / 32;
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t lo = L[j + l], hi = L[j + l + 32];
-        b.qs[j / 2 + l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
-        b.qh[l] = static_cast<uint8_t>(b.qh[l] | ((lo >> 4) << bit) | ((hi >> 4) << (bit + 1)));
-      }
-    }
+    pack_q5_K_codes(L, b.qs, b.qh);
   }
 }
 

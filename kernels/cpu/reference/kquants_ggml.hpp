@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/kquant_codes.hpp"
 #include "common/kquant_scales.hpp"
 #include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"

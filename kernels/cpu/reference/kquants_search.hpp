@@ -29,6 +29,7 @@
 #include <iterator>
 #include <limits>
 
+#include "common/kquant_codes.hpp"
 #include "common/kquant_scales.hpp"
 #include "cpu/reference/scalar_math.hpp"
 #include "lowbit/core/half.hpp"
@@ -464,10 +465,7 @@ void store_q4_K(const AffineChoice& c, void* dst) {
   b.d = c.d_bits;
   b.dmin = c.dmin_bits;
   put_scale_min_k4(c.sc, c.mm, b.scales);
-  // Each 64 elements share 32 bytes: the first 32 in the low nibbles, the next 32 high.
-  for (int j = 0; j < QK_K; j += 64)
-    for (int l = 0; l < 32; ++l)
-      b.qs[j / 2 + l] = static_cast<uint8_t>(c.L[j + l] | (c.L[j + l + 32] << 4));
+  pack_q4_K_codes(c.L, b.qs);
 }
 
 void store_q5_K(const AffineChoice& c, void* dst) {
@@ -475,17 +473,7 @@ void store_q5_K(const AffineChoice& c, void* dst) {
   b.d = c.d_bits;
   b.dmin = c.dmin_bits;
   put_scale_min_k4(c.sc, c.mm, b.scales);
-  // Low four bits as in Q4_K; the fifth bit of element j+l (j = 64k) is bit 2k of
-  // qh[l], of element j+l+32 bit 2k+1.
-  std::memset(b.qh, 0, sizeof b.qh);
-  for (int j = 0; j < QK_K; j += 64) {
-    const int bit = j / 32;
-    for (int l = 0; l < 32; ++l) {
-      const uint8_t lo = c.L[j + l], hi = c.L[j + l + 32];
-      b.qs[j / 2 + l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
-      b.qh[l] |= static_cast<uint8_t>(((lo >> 4) << bit) | ((hi >> 4) << (bit + 1)));
-    }
-  }
+  pack_q5_K_codes(c.L, b.qs, b.qh);
 }
 // ---------------------------------------------------------------- Q6_K
 // Sub-block j (16 elements) decodes as (d*sc_j)*(q-32), q in [0, 63], sc_j int8.

@@ -13,6 +13,7 @@
 
 #include "cpu/arm/neon/gsq_codes.hpp"
 #include "common/gsq_q8_term.hpp"
+#include "cpu/gsq_q8_rows.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -67,13 +68,9 @@ double row_grouped(const GsqMatrixRef& m, const std::vector<BlockX>& xb, int64_t
 
 void gsq_gemv_q8__dotprod(const GsqMatrixRef& m, const void* xq, float* y, int64_t r0, int64_t r1) {
   if (m.g_idx) return gsq_gemv_q8__neon(m, xq, y, r0, r1);
-  thread_local std::vector<BlockX> xb;
-  load_blocks(static_cast<const block_q8_0*>(xq), m.cols / 32, xb);
-  const bool done = with_gsq_width(m.bits, [&](auto width) {
-    constexpr int B = decltype(width)::value;
-    for (int64_t r = r0; r < r1; ++r) y[r] = static_cast<float>(row_grouped<B>(m, xb, r));
+  gsq_q8_rows<BlockX>(m, xq, y, r0, r1, load_blocks, [&](auto width, const std::vector<BlockX>& xb, int64_t r) {
+    return row_grouped<decltype(width)::value>(m, xb, r);
   });
-  if (!done) gsq_gemv_q8__scalar(m, xq, y, r0, r1);  // widths GsqConfig does not produce
 }
 
 }  // namespace lowbit::kernels

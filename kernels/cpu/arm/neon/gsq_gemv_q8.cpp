@@ -18,6 +18,7 @@
 
 #include "cpu/arm/neon/gsq_codes.hpp"
 #include "common/gsq_q8_term.hpp"
+#include "cpu/gsq_q8_rows.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -93,14 +94,10 @@ double row_gidx(const GsqMatrixRef& m, const std::vector<BlockX>& xb, int64_t r)
 }  // namespace
 
 void gsq_gemv_q8__neon(const GsqMatrixRef& m, const void* xq, float* y, int64_t r0, int64_t r1) {
-  thread_local std::vector<BlockX> xb;
-  widen(static_cast<const block_q8_0*>(xq), m.cols / 32, xb);
-  const bool done = with_gsq_width(m.bits, [&](auto width) {
+  gsq_q8_rows<BlockX>(m, xq, y, r0, r1, widen, [&](auto width, const std::vector<BlockX>& xb, int64_t r) {
     constexpr int B = decltype(width)::value;
-    for (int64_t r = r0; r < r1; ++r)
-      y[r] = static_cast<float>(m.g_idx ? row_gidx<B>(m, xb, r) : row_grouped<B>(m, xb, r));
+    return m.g_idx ? row_gidx<B>(m, xb, r) : row_grouped<B>(m, xb, r);
   });
-  if (!done) gsq_gemv_q8__scalar(m, xq, y, r0, r1);  // widths GsqConfig does not produce
 }
 
 }  // namespace lowbit::kernels

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "common/gsq_q8_term.hpp"
-#include "common/gsq_width.hpp"
+#include "cpu/gsq_q8_rows.hpp"
 #include "cpu/x86/avx2/gsq_codes.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
@@ -107,13 +107,9 @@ double row_grouped(const GsqMatrixRef& m, const std::vector<BlockX>& xb, int64_t
 
 void gsq_gemv_q8__avx2(const GsqMatrixRef& m, const void* xq, float* y, int64_t r0, int64_t r1) {
   if (m.g_idx) return gsq_gemv_q8__scalar(m, xq, y, r0, r1);
-  thread_local std::vector<BlockX> xb;
-  widen(static_cast<const block_q8_0*>(xq), m.cols / 32, xb);
-  const bool done = with_gsq_width(m.bits, [&](auto width) {
-    constexpr int B = decltype(width)::value;
-    for (int64_t r = r0; r < r1; ++r) y[r] = static_cast<float>(row_grouped<B>(m, xb, r));
+  gsq_q8_rows<BlockX>(m, xq, y, r0, r1, widen, [&](auto width, const std::vector<BlockX>& xb, int64_t r) {
+    return row_grouped<decltype(width)::value>(m, xb, r);
   });
-  if (!done) gsq_gemv_q8__scalar(m, xq, y, r0, r1);  // widths GsqConfig does not produce
 }
 
 }  // namespace lowbit::kernels
