@@ -5,7 +5,9 @@
 //   comparison  exact_bytes: every variant writes the scalar reference's bytes, which
 //               are ggml's quantize_row_q8_*_ref bytes (tests/interop checks those
 //               against libggml itself).
-//   inputs      standard_patterns().
+//   inputs      standard_patterns(), and each of them again 16x wider plus three
+//               blocks, so variants that take sixteen blocks at a time meet every
+//               distribution and scale there and in the tail.
 // The scalar references are checked against properties derived from the format, not
 // from their own output: codes within +-127, every element within half a step of its
 // code (|x - d q| <= d/2, d = amax/127), Q8_1's s = d * sum(q) to fp16 rounding,
@@ -77,11 +79,23 @@ struct ActivationsFamily {
     return {};
   }
 
+  static std::vector<InputPattern> patterns() {
+    std::vector<InputPattern> p = standard_patterns();
+    const size_t n = p.size();
+    for (size_t i = 0; i < n; ++i) {
+      InputPattern wide = p[i];
+      wide.name += "_x16";
+      wide.blocks = 16 * wide.blocks + 3;
+      p.push_back(wide);
+    }
+    return p;
+  }
+
   static std::string check(const Variant& v) {
     const Variant& ref = table().reference(v.key);
     const int block = traits(v.key).block_elems;
     const size_t block_bytes = traits(v.key).block_bytes;
-    for (const InputPattern& p : standard_patterns()) {
+    for (const InputPattern& p : patterns()) {
       const int64_t n = pattern_row_elems(v.key, p);
       const std::vector<float> x = pattern_values(p, 1, n, 3);
       const size_t bytes = row_bytes(v.key, n);
