@@ -6,9 +6,12 @@
 #include <string>
 
 #include "common/checks.hpp"
+#include "common/kquant_scales.hpp"
 #include "cpu/reference/block_codec.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/half.hpp"
 #include "lowbit/core/parallel.hpp"
+#include "lowbit/formats/blocks.hpp"
 #include "lowbit/formats/quantize.hpp"
 
 namespace lowbit {
@@ -17,12 +20,50 @@ namespace {
 constexpr int kPanelRows = 16, kBlock = 32;
 
 // The codec of a format whose sub-blocks are 32 elements with levels (or code-book
-// values) that fit int8, else null.
+// values) that fit int8, or Q3_K (below), else null.
 const kernels::BlockCodec* packable_codec(Format f) {
   const kernels::BlockCodec* c = kernels::block_codec(f);
-  if (c == nullptr || c->sub_elems != kBlock || traits(f).activation_only) return nullptr;
+  if (c == nullptr || traits(f).activation_only) return nullptr;
+  if (f == Format::Q3_K) return c;
+  if (c->sub_elems != kBlock) return nullptr;
   if (c->table == nullptr && (c->level_min < -127 || c->level_max > 127)) return nullptr;
   return c;
+}
+
+// Row r of one packed block from 32 elements of a 32-element-sub-block format.
+void pack_sub_block(const kernels::BlockCodec& codec, const std::byte* block, int sub, PackedPanelBlock& out, int r) {
+  const kernels::SubBlockMap m = codec.sub_map(block, sub);
+  out.scale[r] = m.scale;
+  out.offset[r] = codec.has_offset ? m.offset : 0.0f;
+  int32_t sum = 0;
+  for (int j = 0; j < kBlock; ++j) {
+    const int level = codec.get_level(block, sub * kBlock + j);
+    const int value = codec.table != nullptr ? codec.table[level] : level;
+    out.codes[j / 4][r][j % 4] = static_cast<int8_t>(value);
+    sum += value;
+  }
+  out.bias[r] = 128 * sum;
+}
+
+// Q3_K's 16-element sub-blocks decode as d * sc_j * l (sc_j in -32..31, l in -4..3) with
+// one d per 256 elements, so two sub-blocks fit one packed block exactly: levels
+// -sc_j * l (-128..124, int8) under the scale -d. (Without the sign flip -32 * -4 = 128
+// would not fit.) The values are d * sc_j * l exactly, as real numbers; the decoder
+// rounds d * sc_j to float first, a difference of at most half an ulp.
+void pack_q3_K(const kernels::BlockCodec& codec, const std::byte* block, int half, PackedPanelBlock& out, int r) {
+  const auto& b = *reinterpret_cast<const block_q3_K*>(block);
+  int8_t sc[16];
+  kernels::unpack_scales_q3_K(b.scales, sc);
+  out.scale[r] = -fp16_to_fp32(b.d);
+  out.offset[r] = 0.0f;
+  int32_t sum = 0;
+  for (int j = 0; j < kBlock; ++j) {
+    const int e = half * kBlock + j;
+    const int value = -sc[e / 16] * codec.get_level(block, e);
+    out.codes[j / 4][r][j % 4] = static_cast<int8_t>(value);
+    sum += value;
+  }
+  out.bias[r] = 128 * sum;
 }
 
 }  // namespace
@@ -34,7 +75,7 @@ PackedMatrix::PackedMatrix(Format f, std::span<const std::byte> weights, int64_t
   const std::string what = std::string(traits(f).name) + " PackedMatrix: ";
   const kernels::BlockCodec* codec = packable_codec(f);
   if (codec == nullptr)
-    throw Error(what + "this format does not repack (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, IQ4_XS do)");
+    throw Error(what + "this format does not repack (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q3_K, Q4_K, Q5_K, IQ4_XS do)");
   if (rows < 0 || cols < 0) throw Error(what + "negative shape " + detail::dims(rows, cols));
   const size_t need = quantized_size(f, rows, cols);
   if (weights.size() < need)
@@ -53,17 +94,10 @@ PackedMatrix::PackedMatrix(Format f, std::span<const std::byte> weights, int64_t
           const int64_t e0 = k * kBlock;
           const std::byte* block = row + (e0 / codec->block_elems) * codec->block_bytes;
           const int sub = static_cast<int>((e0 % codec->block_elems) / kBlock);
-          const kernels::SubBlockMap m = codec->sub_map(block, sub);
-          out.scale[r] = m.scale;
-          out.offset[r] = codec->has_offset ? m.offset : 0.0f;
-          int32_t sum = 0;
-          for (int j = 0; j < kBlock; ++j) {
-            const int level = codec->get_level(block, sub * kBlock + j);
-            const int value = codec->table != nullptr ? codec->table[level] : level;
-            out.codes[j / 4][r][j % 4] = static_cast<int8_t>(value);
-            sum += value;
-          }
-          out.bias[r] = 128 * sum;
+          if (f == Format::Q3_K)
+            pack_q3_K(*codec, block, sub, out, r);
+          else
+            pack_sub_block(*codec, block, sub, out, r);
         }
       }
   });

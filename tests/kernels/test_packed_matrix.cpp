@@ -8,6 +8,7 @@
 
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/core/synthetic.hpp"
+#include "lowbit/formats/blocks.hpp"
 #include "lowbit/formats/quantize.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
 #include "test_util.hpp"
@@ -15,8 +16,8 @@
 namespace lowbit {
 namespace {
 
-const Format kPackable[] = {Format::Q4_0, Format::Q4_1, Format::Q5_0,  Format::Q5_1,  Format::Q8_0,
-                            Format::IQ4_NL, Format::Q4_K, Format::Q5_K, Format::IQ4_XS};
+const Format kPackable[] = {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1,  Format::Q8_0,
+                            Format::IQ4_NL, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::IQ4_XS};
 
 class Packable : public ::testing::TestWithParam<Format> {};
 
@@ -83,8 +84,29 @@ TEST(PackedMatrix, ActivationBlocksKeepEveryElementWithinHalfAStep) {
   }
 }
 
+// Q3_K's extreme product: every 6-bit scale stored 0 (sc = -32) and every code 0
+// (level -4), d = 1.0 (fp16 0x3C00), so every weight is -32 * -4 = +128, which int8
+// cannot hold: the repacked level is -128 under the scale -1. Against all-ones
+// activations (codes 127, d = 1/127) each row sums 256 * 128 * 127 * d.
+TEST(PackedMatrix, Q3KScaleTimesLevelOf128RepacksWithItsSign) {
+  block_q3_K block{};  // hmask, qs and scales all zero
+  block.d = 0x3C00;
+  std::vector<std::byte> q(sizeof block);
+  std::memcpy(q.data(), &block, sizeof block);
+  std::vector<float> decoded(256);
+  dequantize(Format::Q3_K, q, MatrixView<float>(decoded.data(), 1, 256));
+  ASSERT_EQ(decoded[0], 128.0f);  // the hand-built block is what this test says it is
+  ASSERT_EQ(decoded[255], 128.0f);
+  const PackedMatrix packed(Format::Q3_K, q, 1, 256);
+  const std::vector<float> x(256, 1.0f);
+  float y = 0;
+  packed.multiply({x.data(), 1, 256}, {&y, 1, 1});
+  const double want = 256.0 * 128 * 127 * double(1.0f / 127.0f);
+  EXPECT_NEAR(y, want, 1e-6 * want);
+}
+
 TEST(PackedMatrix, UnsupportedFormatsAndBadShapesAreErrors) {
-  for (Format f : {Format::F16, Format::Q6_K, Format::Q2_K, Format::Q3_K, Format::Q8_K}) {
+  for (Format f : {Format::F16, Format::Q6_K, Format::Q2_K, Format::Q8_K}) {
     EXPECT_FALSE(PackedMatrix::supports(f)) << traits(f).name;
     EXPECT_NE(test::error_of([&] { PackedMatrix(f, {}, 1, 256); }).find("does not repack"), std::string::npos);
   }

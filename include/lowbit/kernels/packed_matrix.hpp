@@ -3,7 +3,8 @@
 // panels whose codes are interleaved four columns at a time, the layout VNNI's
 // dpbusd multiplies 64 at a time. Formats whose values are scale * level + offset
 // over 32-element sub-blocks with 8-bit levels repack exactly: Q4_0, Q4_1, Q5_0,
-// Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, IQ4_XS. Activations are quantized per 32 elements
+// Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, IQ4_XS; so does Q3_K (its 16-element sub-blocks
+// share d: levels -sc * l under the scale -d). Activations are quantized per 32 elements
 // (d = amax / 127, round half away from zero), so the product is the dot path's kind
 // of result (integer sums exact per block), not the f32 dequant path's.
 //
