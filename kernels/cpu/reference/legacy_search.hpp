@@ -213,7 +213,6 @@ inline uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml
   return best_h;
 }
 
-// Signed levels for the stored scale: the nearest for each element.
 // The largest |x| of a block: the span safe_inverse needs for a symmetric grid. The
 // same value as max(-min, max) of block_range (only a zero's sign can differ, which
 // safe_inverse ignores), taken over eight independent partial maxima instead of one
@@ -226,6 +225,7 @@ inline float block_amax(const float* x) {
                   std::max(std::max(m[4], m[5]), std::max(m[6], m[7])));
 }
 
+// Signed levels for the stored scale: the nearest for each element.
 inline void sym_levels(const float* x, float d, SymSpec s, int* q) {
   const float id = safe_inverse(d, block_amax(x));
   for (int j = 0; j < QK; ++j) q[j] = level(x[j] * id, s.lo, s.hi);
