@@ -1,4 +1,5 @@
-// Dot products (every entry of the dispatch table) with the weights in cache: 64 rows
+// Dot products (every entry of the dot and multi-row dot tables) with the weights in
+// cache: 64 rows
 // of 4096 elements (at most 147 KB, inside the 1 MB L2) against one activation row,
 // so what is timed is the kernel's own work, the speed it could stream at if memory
 // were never the limit. A GEMV from memory (lowbit bench --family gemv) can only
@@ -10,6 +11,7 @@
 
 #include "bench_common.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 
 namespace lowbit::bench {
 namespace {
@@ -57,9 +59,28 @@ void BM_dot(benchmark::State& state, const DotKernel* k) {
       benchmark::Counter(double(o.weights.size()) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
+// The 64 rows in one call: what a GEMV hands the multi-row kernels.
+void BM_dot_rows(benchmark::State& state, const DotRowsKernel* k) {
+  if (!k->supported_by_cpu()) {
+    state.SkipWithError(("this CPU lacks " + k->needs.to_string()).c_str());
+    return;
+  }
+  const Operands& o = operands(k->key);
+  std::vector<float> y(kRows);
+  for (auto _ : state) {
+    k->fn(o.weights.data(), row_bytes(k->key, kCols), o.activations.data(), kCols, kRows, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["in_bytes/s"] =
+      benchmark::Counter(double(o.weights.size()) * state.iterations(), benchmark::Counter::kIsRate);
+}
+
 int register_all() {
   for (const DotKernel& k : dot_kernels().variants())
     benchmark::RegisterBenchmark(k.name, BM_dot, &k)->Unit(benchmark::kMicrosecond);
+  for (const DotRowsKernel& k : dot_rows_kernels().variants())
+    benchmark::RegisterBenchmark(k.name, BM_dot_rows, &k)->Unit(benchmark::kMicrosecond);
   return 0;
 }
 const int registered = register_all();

@@ -4,6 +4,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
@@ -55,6 +56,7 @@ template class KernelTable<DequantizeRowFn, Format>;
 template class KernelTable<QuantizeActivationsFn, Format>;
 template class KernelTable<GsqGemvFn, GsqPackedLayout>;
 template class KernelTable<DotFn, Format>;
+template class KernelTable<DotRowsFn, Format>;
 template class KernelTable<PackedGemmFn, PackedGemmKey>;
 template class KernelTable<GsqDequantizeFn, GsqPackedLayout>;
 template class KernelTable<GsqGemvQ8Fn, GsqPackedLayout>;

@@ -12,6 +12,7 @@
 #include "lowbit/formats/quantize.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -20,6 +21,9 @@ namespace {
 // Weight rows one dequant-path task decodes and multiplies: 64 rows of 4096 f32 are
 // 1 MiB, about what an L2 holds next to the activations.
 constexpr int64_t kPanelRows = 64;
+// Weight rows the dot path hands a multi-row kernel at a time: 16 rows of 4096
+// Q4_0 weights are 36 KiB, which stay in L2 while a small batch passes over them.
+constexpr int64_t kDotRowTile = 16;
 
 void check_arguments(Format f, std::span<const std::byte> weights, int64_t rows, int64_t cols,
                      ConstMatrixView<float> x, MatrixView<float> y, const std::string& what) {
@@ -45,7 +49,7 @@ void check_arguments(Format f, std::span<const std::byte> weights, int64_t rows,
 void matmul_dot(Format f, const std::byte* w, int64_t rows, int64_t cols, ConstMatrixView<float> x,
                 MatrixView<float> y) {
   const Format af = dot_activation_format(f);
-  const DotFn dot = dot_kernels().select(f).fn;
+  const GemvKernel kernel = select_gemv_kernel(f);
   const size_t wrow = row_bytes(f, cols);
   std::vector<std::byte> quantized;
   const std::byte* a = nullptr;
@@ -60,10 +64,17 @@ void matmul_dot(Format f, const std::byte* w, int64_t rows, int64_t cols, ConstM
     quantize_activations(af, x, quantized);
     a = quantized.data();
   }
-  // Each task owns whole weight rows; every output is one dot of fixed operands.
+  // Each task owns whole weight rows; every output is one dot of fixed operands (a
+  // multi-row kernel returns each row's dot bit for bit, however rows are grouped).
   parallel_for(rows, detail::row_grain(cols * x.rows), [&](int64_t r0, int64_t r1) {
+    if (kernel.rows != nullptr) {
+      for (int64_t t = r0; t < r1; t += kDotRowTile)
+        for (int64_t b = 0; b < x.rows; ++b)
+          kernel.rows(w + t * wrow, wrow, a + b * arow, cols, std::min(kDotRowTile, r1 - t), &y(b, t));
+      return;
+    }
     for (int64_t r = r0; r < r1; ++r)
-      for (int64_t b = 0; b < x.rows; ++b) y(b, r) = dot(w + r * wrow, a + b * arow, cols);
+      for (int64_t b = 0; b < x.rows; ++b) y(b, r) = kernel.dot(w + r * wrow, a + b * arow, cols);
   });
 }
 

@@ -5,6 +5,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
@@ -45,6 +46,12 @@ constexpr DotKernel kDot[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr DotRowsKernel kDotRows[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {Format::key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/dot_rows.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr PackedGemmKernel kPackedGemm[] = {
 #define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
 #include "lists/packed_gemm.inc"
@@ -68,6 +75,7 @@ constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kD
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
 constexpr KernelTable<GsqGemvFn, GsqPackedLayout> kGsqGemvTable{"gsq_gemv", kGsqGemv};
 constexpr KernelTable<DotFn, Format> kDotTable{"dot", kDot};
+constexpr KernelTable<DotRowsFn, Format> kDotRowsTable{"dot_rows", kDotRows};
 constexpr KernelTable<PackedGemmFn, PackedGemmKey> kPackedGemmTable{"packed_gemm", kPackedGemm};
 constexpr KernelTable<GsqDequantizeFn, GsqPackedLayout> kGsqDequantizeTable{"gsq_dequantize", kGsqDequantize};
 constexpr KernelTable<GsqGemvQ8Fn, GsqPackedLayout> kGsqGemvQ8Table{"gsq_gemv_q8", kGsqGemvQ8};
@@ -79,6 +87,21 @@ const KernelTable<DequantizeRowFn, Format>& dequantize_kernels() { return kDequa
 const KernelTable<QuantizeActivationsFn, Format>& activation_kernels() { return kActivationTable; }
 const KernelTable<GsqGemvFn, GsqPackedLayout>& gsq_gemv_kernels() { return kGsqGemvTable; }
 const KernelTable<DotFn, Format>& dot_kernels() { return kDotTable; }
+const KernelTable<DotRowsFn, Format>& dot_rows_kernels() { return kDotRowsTable; }
+
+GemvKernel select_gemv_kernel(Format f) {
+  const DotKernel& dot = kDotTable.select(f);
+  GemvKernel k{nullptr, dot.fn, dot.name};
+  // A multi-row kernel below the dot's ISA level (the scalar one under a SIMD dot)
+  // would be slower than the dot it repeats.
+  int best = dot.priority - 1;
+  for (const DotRowsKernel& v : kDotRowsTable.variants())
+    if (v.key == f && v.runnable() && v.priority > best) {
+      best = v.priority;
+      k = {v.fn, dot.fn, v.name};
+    }
+  return k;
+}
 const KernelTable<PackedGemmFn, PackedGemmKey>& packed_gemm_kernels() { return kPackedGemmTable; }
 
 Format dot_activation_format(Format weights) {

@@ -83,33 +83,51 @@ struct DotFamily {
     return slack;
   }
 
+  // "" when `got` is within the tolerance of the float64 dot of n elements at w and a;
+  // else a message starting with `what`. `skip` is set for rows with no finite answer
+  // (F16 weights beyond fp16's range).
+  static std::string judge(Format wf, const std::byte* w, const std::byte* a, int64_t n, float got,
+                           const std::string& what, bool& skip) {
+    const Format af = dot_activation_format(wf);
+    double want = 0, magnitude = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double ai = DequantizeFamily::decode_element(af, a, i);
+      want += double(DequantizeFamily::decode_element(wf, w, i)) * ai;
+      magnitude += term_size(wf, w, i) * std::fabs(ai);
+    }
+    skip = false;
+    if (!std::isfinite(want) || !std::isfinite(magnitude)) {
+      skip = wf == Format::F16;
+      return skip ? std::string() : what + ": the inputs decode to non-finite values";
+    }
+    const double allowed = kTolerance * magnitude + q8_1_sum_slack(wf, w, a, n);
+    if (!(std::fabs(double(got) - want) <= allowed))
+      return what + ", " + std::to_string(n) + " elements: float64 " + std::to_string(want) + ", variant " +
+             std::to_string(got) + ", allowed error " + std::to_string(allowed);
+    return {};
+  }
+
+  // A pattern's activation row (another seed, other values than the weights), scaled
+  // to at most 1: the huge patterns stress the weights' scales.
+  static std::vector<std::byte> pattern_activations(Format wf, const InputPattern& p, int64_t n) {
+    InputPattern ap = p;
+    ap.scale = std::min(p.scale, 1.0f);
+    return activations(dot_activation_format(wf), pattern_values(ap, 1, n, 11));
+  }
+
   static std::string check(const Variant& v) {
-    const Format wf = v.key, af = dot_activation_format(wf);
+    const Format wf = v.key;
     for (const InputPattern& p : standard_patterns()) {
       const int64_t n = pattern_row_elems(wf, p);
       const std::vector<std::byte> wq = DequantizeFamily::encode(wf, p, n);
-      InputPattern ap = p;
-      ap.scale = std::min(p.scale, 1.0f);
-      const std::vector<std::byte> aq = activations(af, pattern_values(ap, 1, n, 11));
+      const std::vector<std::byte> aq = pattern_activations(wf, p, n);
       const size_t shift = p.unaligned ? kUnalignedShift : 0;
       OffsetBuffer w(wq.size(), shift), a(aq.size(), shift);
       std::memcpy(w.data(), wq.data(), wq.size());
       std::memcpy(a.data(), aq.data(), aq.size());
-      double want = 0, magnitude = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const double ai = DequantizeFamily::decode_element(af, a.data(), i);
-        want += double(DequantizeFamily::decode_element(wf, w.data(), i)) * ai;
-        magnitude += term_size(wf, w.data(), i) * std::fabs(ai);
-      }
-      if (!std::isfinite(want) || !std::isfinite(magnitude)) {
-        if (wf == Format::F16) continue;
-        return "pattern " + p.name + ": the inputs decode to non-finite values";
-      }
-      const double allowed = kTolerance * magnitude + q8_1_sum_slack(wf, w.data(), a.data(), n);
-      const float got = v.fn(w.data(), a.data(), n);
-      if (!(std::fabs(double(got) - want) <= allowed))
-        return "pattern " + p.name + ", " + std::to_string(n) + " elements: float64 " + std::to_string(want) +
-               ", variant " + std::to_string(got) + ", allowed error " + std::to_string(allowed);
+      bool skip = false;
+      const std::string bad = judge(wf, w.data(), a.data(), n, v.fn(w.data(), a.data(), n), "pattern " + p.name, skip);
+      if (!bad.empty()) return bad;
     }
     return {};
   }

@@ -5,6 +5,7 @@
 
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
@@ -32,6 +33,10 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DotFn> fn;
 #include "lists/dot.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<DotRowsFn> fn;
+#include "lists/dot_rows.inc"
 #undef LOWBIT_KERNEL
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<PackedGemmFn> fn;

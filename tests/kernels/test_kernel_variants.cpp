@@ -13,6 +13,7 @@
 #include "families/activations.hpp"
 #include "families/dequantize.hpp"
 #include "families/dot.hpp"
+#include "families/dot_rows.hpp"
 #include "families/packed_gemm.hpp"
 #include "families/quantize.hpp"
 #include "lowbit/kernels/gsq_dequantize.hpp"
@@ -71,6 +72,11 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemv, ::testing::ValuesIn(variants<GsqGemvF
 class Dot : public ::testing::TestWithParam<const DotFamily::Variant*> {};
 TEST_P(Dot, MatchesFloat64Reference) { run_variant<DotFamily>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, Dot, ::testing::ValuesIn(variants<DotFamily>()), variant_name<DotFamily>);
+
+class DotRows : public ::testing::TestWithParam<const DotRowsFamily::Variant*> {};
+TEST_P(DotRows, MatchesSameIsaDotRowByRow) { run_variant<DotRowsFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, DotRows, ::testing::ValuesIn(variants<DotRowsFamily>()),
+                         variant_name<DotRowsFamily>);
 
 class PackedGemm : public ::testing::TestWithParam<const PackedGemmFamily::Variant*> {};
 TEST_P(PackedGemm, MatchesReference) { run_variant<PackedGemmFamily>(*GetParam()); }

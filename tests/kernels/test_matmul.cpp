@@ -54,7 +54,7 @@ class EveryWeightFormat : public ::testing::TestWithParam<Format> {};
 
 TEST_P(EveryWeightFormat, DotPathIsTheDotOfEveryPair) {
   const Format f = GetParam();
-  const Problem p = make_problem(f, 37, 3, 5, 21);
+  const Problem p = make_problem(f, 37, 11, 5, 21);  // 37 rows: two 16-row tiles and a part; 11 blocks: 8 + a tail
   const int64_t y_stride = p.rows + 2;
   const std::vector<float> y = run(p, MatmulPath::dot, y_stride);
   // The same activation bytes the path makes (ggml's), then one dot per output.
@@ -101,7 +101,7 @@ TEST_P(EveryWeightFormat, DequantPathMatchesFloat64) {
 TEST_P(EveryWeightFormat, AutomaticPathFollowsTheBatchAndTheThreadCountChangesNothing) {
   const Format f = GetParam();
   for (int64_t batch : {int64_t{1}, kMatmulDotMaxBatch, kMatmulDotMaxBatch + 1}) {
-    const Problem p = make_problem(f, 130, 4, batch, 5);
+    const Problem p = make_problem(f, 130, 9, batch, 5);
     const MatmulPath expected = batch <= kMatmulDotMaxBatch ? MatmulPath::dot : MatmulPath::dequant;
     set_num_threads(1);
     const std::vector<float> one = run(p, MatmulPath::automatic, p.rows);

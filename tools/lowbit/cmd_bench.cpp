@@ -19,6 +19,7 @@
 #include "lowbit/lowbit.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 #include "lowbit/kernels/matmul.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
 
@@ -305,7 +306,7 @@ void bench_gemv(const BenchOptions& o, Report& report, const GgmlPeer* ggml) {
         for (const auto& m : mats) matmul(f, m, o.rows, o.cols, xv, MatrixView<float>(y.data(), batch, o.rows),
                                           {MatmulPath::dot});
       });
-      Row r{"gemv", std::string(traits(f).name), dot_kernels().select(f).name, "GB/s", o.rows, o.cols, batch,
+      Row r{"gemv", std::string(traits(f).name), select_gemv_kernel(f).name, "GB/s", o.rows, o.cols, batch,
             static_cast<int64_t>(bytes), bytes / t / 1e9, ceiling, {}, {}, {}};
       if (ggml && ggml->has_cpu()) {
         const GgmlPeer::CpuTraits* wt = ggml->cpu_traits(static_cast<int>(f));
@@ -406,7 +407,7 @@ void bench_gemm(const BenchOptions& o, Report& report, const GgmlPeer* ggml) {
                     x.data(), static_cast<int>(o.cols), wf.data(), static_cast<int>(o.cols), 0.0f, y.data(),
                     static_cast<int>(o.rows));
       });
-      const std::string variant = path == MatmulPath::dot ? dot_kernels().select(f).name
+      const std::string variant = path == MatmulPath::dot ? select_gemv_kernel(f).name
                                                           : std::string("dequant+sgemm/") +
                                                                 dequantize_kernels().select(f).name;
       Row r{"gemm", std::string(traits(f).name), variant, "GFLOP/s", o.rows, o.cols, batch,

@@ -10,6 +10,7 @@
 
 #include "cli.hpp"
 #include "lowbit/kernels/dot.hpp"
+#include "lowbit/kernels/dot_rows.hpp"
 #include "lowbit/kernels/matmul.hpp"
 #include "timing.hpp"
 #include "lowbit/gptq/ggml_target.hpp"
@@ -128,7 +129,7 @@ Row measure_format(const FormatTraits& t, const std::vector<float>& w, const std
     const double read_s = stream_read_seconds({q}, 0.2);
     row.gemv_gbs = q.size() / gemv_s / 1e9;
     row.gemv_of_read = read_s / gemv_s;
-    row.gemv_variant = dot_kernels().select(t.format).name;
+    row.gemv_variant = select_gemv_kernel(t.format).name;
   }
 
   quantize(t.format, src, q, imp);

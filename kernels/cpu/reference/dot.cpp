@@ -7,6 +7,7 @@
 //   Q2_K/Q4_K/Q5_K         sum += (d_a * d_w) * isum - (d_a * dmin_w) * sum_j m_j * bsum_j
 //   Q3_K/Q6_K/IQ4_XS       sum += (d_a * d_w) * isum
 // where isum weights each sub-block's code sum by its integer scale.
+#include <cstddef>
 #include <cstring>
 
 #include "common/kquant_scales.hpp"
@@ -280,6 +281,34 @@ float dot_bf16_f32__scalar(const void* vw, const void* va, int64_t n) {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += double(bf16_to_fp32(w[i])) * a[i];
   return static_cast<float>(sum);
+}
+
+// ---------------------------------------------------------------- multi-row references
+// The multi-row family's definition: the scalar dot once per row.
+namespace {
+template <DotFn kDot>
+void rows_by_dot(const void* w, size_t row_bytes, const void* a, int64_t n, int64_t rows, float* y) {
+  for (int64_t r = 0; r < rows; ++r) y[r] = kDot(static_cast<const std::byte*>(w) + r * row_bytes, a, n);
+}
+}  // namespace
+
+void dot_rows_q4_0_q8_0__scalar(const void* w, size_t rb, const void* a, int64_t n, int64_t rows, float* y) {
+  rows_by_dot<dot_q4_0_q8_0__scalar>(w, rb, a, n, rows, y);
+}
+void dot_rows_q4_1_q8_1__scalar(const void* w, size_t rb, const void* a, int64_t n, int64_t rows, float* y) {
+  rows_by_dot<dot_q4_1_q8_1__scalar>(w, rb, a, n, rows, y);
+}
+void dot_rows_q5_0_q8_0__scalar(const void* w, size_t rb, const void* a, int64_t n, int64_t rows, float* y) {
+  rows_by_dot<dot_q5_0_q8_0__scalar>(w, rb, a, n, rows, y);
+}
+void dot_rows_q5_1_q8_1__scalar(const void* w, size_t rb, const void* a, int64_t n, int64_t rows, float* y) {
+  rows_by_dot<dot_q5_1_q8_1__scalar>(w, rb, a, n, rows, y);
+}
+void dot_rows_q8_0_q8_0__scalar(const void* w, size_t rb, const void* a, int64_t n, int64_t rows, float* y) {
+  rows_by_dot<dot_q8_0_q8_0__scalar>(w, rb, a, n, rows, y);
+}
+void dot_rows_iq4_nl_q8_0__scalar(const void* w, size_t rb, const void* a, int64_t n, int64_t rows, float* y) {
+  rows_by_dot<dot_iq4_nl_q8_0__scalar>(w, rb, a, n, rows, y);
 }
 
 }  // namespace lowbit::kernels
