@@ -127,6 +127,13 @@ struct ChunkCodes {
   }
 };
 
+// Each row's codes are prefetched this far ahead into L2. Without it the kernel read
+// memory at 0.35 of the single-core ceiling while computing at 31 GB/s in L2: four
+// interleaved row streams kept too few lines in flight (int4 g128, one thread, Zen 4:
+// 1 KiB and 4 KiB ahead 0.41-0.43, 16 KiB 0.73-0.85, 32 and 64 KiB 0.66-0.75;
+// docs/benchmarks.md).
+constexpr int64_t kPrefetchBytes = 16384;
+
 // Rows r .. r+R-1, contiguous groups. Uniform: every chunk lies in one group
 // (group a multiple of 128, or one group per row), so its parameters are broadcasts.
 template <int B, bool FloatMin, bool Uniform, int R>
@@ -143,6 +150,9 @@ void rows_grouped(const GsqMatrixRef& m, const std::vector<Chunk>& xc, const Chu
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int64_t base = (r + i) * groups + c.first_group;
+      const char* ahead = reinterpret_cast<const char*>(m.qweight + (r + i) * m.words_per_row + B * 4 * static_cast<int64_t>(k)) +
+                          kPrefetchBytes;
+      for (int o = 0; o < B * 16; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T1);  // the chunk's B * 16 bytes
       __m512i ua, ub;
       codes(m.qweight + (r + i) * m.words_per_row, m.words_per_row, m.cols, static_cast<int64_t>(k), ua, ub);
       __m512 s;
