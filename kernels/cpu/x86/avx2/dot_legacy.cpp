@@ -1,9 +1,14 @@
 // AVX2 dot products of the 32-element formats with Q8_0 / Q8_1 activations. Each
-// block's integer sum is exact (as in the scalar reference); the per-block float
-// terms accumulate in eight lanes.
+// block's integer sum is exact (as in the scalar reference). Q4_0, Q4_1, Q5_0 and Q5_1
+// (unsigned codes up to 31) take the shared x86 scheme of kernels/cpu/x86/dot32.hpp with
+// vpmaddubsw + vpmaddwd for the products, one row or a group of rows at a time (the
+// multi-row family); Q8_0 and IQ4_NL, whose unsigned codes would reach 255 and saturate
+// vpmaddubsw, move the codes' sign onto the activations and accumulate each block's
+// float term in eight lanes.
 #include "target.hpp"
 // (target.hpp first: it checks the compile flags.)
 #include "codes.hpp"
+#include "cpu/x86/dot32.hpp"
 #include "dot_common.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -28,29 +33,52 @@ float dot_signed(const Block* w, const block_q8_0* a, int64_t blocks, Codes code
   return hsum(acc);
 }
 
-// The formats with a min (Q4_1, Q5_1): sum += (d_w d_a) * isum + m_w * s_a.
-template <class Block, class Codes>
-float dot_with_min(const Block* w, const block_q8_1* a, int64_t blocks, Codes codes) {
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int64_t i = 0; i < blocks; ++i) {
-    const __m256i isum = dot_u8_i8(codes(w[i]), load256(a[i].qs));
-    acc = _mm256_fmadd_ps(block_scale(w[i].d, a[i].d), _mm256_cvtepi32_ps(isum), acc);
-    mins += h2f(w[i].m) * h2f(a[i].s);
+// The products for x86_dot32: vpmaddubsw sums two u * a products into a 16-bit lane
+// (at most 2 * 31 * 128), vpmaddwd by ones two of those into an int32 lane; a pair adds
+// two 16-bit sums first (at most 4 * 31 * 128 < 2^15).
+struct Avx2Products {
+  static __m256i dot4(__m256i acc, __m256i u, __m256i a) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1)));
   }
-  return hsum(acc) + mins;
+  static __m256i dot4_pair(__m256i lo, __m256i alo, __m256i hi, __m256i ahi) {
+    const __m256i sums = _mm256_add_epi16(_mm256_maddubs_epi16(lo, alo), _mm256_maddubs_epi16(hi, ahi));
+    return _mm256_madd_epi16(sums, _mm256_set1_epi16(1));
+  }
+};
+
+// v + 16 in the bytes whose bit is set in `mask` (byte e <-> bit e).
+inline __m256i add_sixteen_where(__m256i v, uint32_t mask) {
+  // Byte e gets byte e / 8 of the mask, then keeps bit e % 8 of it.
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(mask)),
+                                             _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                                               0x0101010101010101LL, 0x0000000000000000LL));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
+// Q5_0 / Q5_1 in the pair layout: the nibbles of two blocks plus their fifth bits.
+inline void five_bit_pair(const uint8_t* qs0, const uint8_t* qh0, const uint8_t* qs1, const uint8_t* qh1,
+                          __m256i& lo, __m256i& hi) {
+  uint32_t mlo, mhi;
+  x86_dot32::pair_masks(qh0, qh1, mlo, mhi);
+  x86_dot32::nibble_pair(qs0, qs1, lo, hi);
+  lo = add_sixteen_where(lo, mlo);
+  hi = add_sixteen_where(hi, mhi);
 }
 
 }  // namespace
 
 float dot_q4_0_q8_0__avx2(const void* w, const void* a, int64_t n) {
-  return dot_signed(static_cast<const block_q4_0*>(w), static_cast<const block_q8_0*>(a), n / QK_LEGACY,
-                    [](const block_q4_0& b) { return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8)); });
+  return x86_dot32::dot32<Avx2Products, 8, false>(
+      static_cast<const block_q4_0*>(w), static_cast<const block_q8_0*>(a), n / QK_LEGACY,
+      [](const block_q4_0& b) { return nibbles32(b.qs); });
 }
 
 float dot_q5_0_q8_0__avx2(const void* w, const void* a, int64_t n) {
-  return dot_signed(static_cast<const block_q5_0*>(w), static_cast<const block_q8_0*>(a), n / QK_LEGACY,
-                    [](const block_q5_0& b) { return _mm256_sub_epi8(five_bit_codes(b.qs, b.qh), _mm256_set1_epi8(16)); });
+  return x86_dot32::dot32<Avx2Products, 16, false>(
+      static_cast<const block_q5_0*>(w), static_cast<const block_q8_0*>(a), n / QK_LEGACY,
+      [](const block_q5_0& b) { return five_bit_codes(b.qs, b.qh); });
 }
 
 float dot_q8_0_q8_0__avx2(const void* w, const void* a, int64_t n) {
@@ -65,13 +93,52 @@ float dot_iq4_nl_q8_0__avx2(const void* w, const void* a, int64_t n) {
 }
 
 float dot_q4_1_q8_1__avx2(const void* w, const void* a, int64_t n) {
-  return dot_with_min(static_cast<const block_q4_1*>(w), static_cast<const block_q8_1*>(a), n / QK_LEGACY,
-                      [](const block_q4_1& b) { return nibbles32(b.qs); });
+  return x86_dot32::dot32<Avx2Products, 0, true>(
+      static_cast<const block_q4_1*>(w), static_cast<const block_q8_1*>(a), n / QK_LEGACY,
+      [](const block_q4_1& b) { return nibbles32(b.qs); });
 }
 
 float dot_q5_1_q8_1__avx2(const void* w, const void* a, int64_t n) {
-  return dot_with_min(static_cast<const block_q5_1*>(w), static_cast<const block_q8_1*>(a), n / QK_LEGACY,
-                      [](const block_q5_1& b) { return five_bit_codes(b.qs, b.qh); });
+  return x86_dot32::dot32<Avx2Products, 0, true>(
+      static_cast<const block_q5_1*>(w), static_cast<const block_q8_1*>(a), n / QK_LEGACY,
+      [](const block_q5_1& b) { return five_bit_codes(b.qs, b.qh); });
+}
+
+// ---------------------------------------------------------------- multi-row entry points
+void dot_rows_q4_0_q8_0__avx2(const void* w, size_t row_bytes, const void* a, int64_t n, int64_t rows, float* y) {
+  x86_dot32::dot32_rows<Avx2Products, 8, false, block_q4_0>(
+      w, row_bytes, static_cast<const block_q8_0*>(a), n / QK_LEGACY, rows, y,
+      [](const block_q4_0& b) { return nibbles32(b.qs); },
+      [](const block_q4_0& b0, const block_q4_0& b1, __m256i& lo, __m256i& hi) {
+        x86_dot32::nibble_pair(b0.qs, b1.qs, lo, hi);
+      });
+}
+
+void dot_rows_q4_1_q8_1__avx2(const void* w, size_t row_bytes, const void* a, int64_t n, int64_t rows, float* y) {
+  x86_dot32::dot32_rows<Avx2Products, 0, true, block_q4_1>(
+      w, row_bytes, static_cast<const block_q8_1*>(a), n / QK_LEGACY, rows, y,
+      [](const block_q4_1& b) { return nibbles32(b.qs); },
+      [](const block_q4_1& b0, const block_q4_1& b1, __m256i& lo, __m256i& hi) {
+        x86_dot32::nibble_pair(b0.qs, b1.qs, lo, hi);
+      });
+}
+
+void dot_rows_q5_0_q8_0__avx2(const void* w, size_t row_bytes, const void* a, int64_t n, int64_t rows, float* y) {
+  x86_dot32::dot32_rows<Avx2Products, 16, false, block_q5_0>(
+      w, row_bytes, static_cast<const block_q8_0*>(a), n / QK_LEGACY, rows, y,
+      [](const block_q5_0& b) { return five_bit_codes(b.qs, b.qh); },
+      [](const block_q5_0& b0, const block_q5_0& b1, __m256i& lo, __m256i& hi) {
+        five_bit_pair(b0.qs, b0.qh, b1.qs, b1.qh, lo, hi);
+      });
+}
+
+void dot_rows_q5_1_q8_1__avx2(const void* w, size_t row_bytes, const void* a, int64_t n, int64_t rows, float* y) {
+  x86_dot32::dot32_rows<Avx2Products, 0, true, block_q5_1>(
+      w, row_bytes, static_cast<const block_q8_1*>(a), n / QK_LEGACY, rows, y,
+      [](const block_q5_1& b) { return five_bit_codes(b.qs, b.qh); },
+      [](const block_q5_1& b0, const block_q5_1& b1, __m256i& lo, __m256i& hi) {
+        five_bit_pair(b0.qs, b0.qh, b1.qs, b1.qh, lo, hi);
+      });
 }
 
 }  // namespace lowbit::kernels
