@@ -40,6 +40,15 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // measurements.
 constexpr size_t kPrefetchBytes = 16384;
 
+// Only rows of at least this many bytes are prefetched. On shorter rows the same
+// prefetch made things worse, measured from memory on Zen 4 (one thread): the
+// multi-row Q4_1 kernel at 576 columns (360-byte rows, SmolLM2's width) 17 -> 9 GB/s,
+// Q8_0 at 576 columns (612 bytes) 18 -> 10.5; at 1536 columns (960 bytes) it was
+// neutral, from 2304-byte rows (4096 columns) up it gained 25-40%. Why short rows
+// suffer was not diagnosed (this VM exposes no hardware counters).
+constexpr size_t kPrefetchMinRowBytes = 2048;
+inline bool worth_prefetching(size_t row_bytes) { return row_bytes >= kPrefetchMinRowBytes; }
+
 // Prefetches the cache lines of `bytes` bytes at p + kPrefetchBytes.
 template <size_t bytes>
 inline void prefetch_ahead(const void* p) {
@@ -212,6 +221,7 @@ void dot32_rows(const void* vw, size_t row_bytes, const ABlock* a, int64_t block
   };
   PreparedChunk p;
   const int64_t whole = blocks / 8 * 8;
+  const bool prefetch = worth_prefetching(row_bytes);
   const __m256i block_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes the pair order
   for (int64_t r0 = 0; r0 < rows; r0 += kRowsGroup) {
     const int64_t group = std::min(kRowsGroup, rows - r0);
@@ -224,7 +234,7 @@ void dot32_rows(const void* vw, size_t row_bytes, const ABlock* a, int64_t block
         const WBlock* w = row(r0 + r) + c0;
         __m256 ac = acc[r], mn = mins[r];
         for (int64_t i = 0; i < count; i += 8) {
-          prefetch_ahead<8 * sizeof(WBlock)>(w + i);
+          if (prefetch) prefetch_ahead<8 * sizeof(WBlock)>(w + i);
           __m256i pr[4];
           for (int q = 0; q < 4; ++q) {
             __m256i lo, hi;

@@ -32,6 +32,18 @@ inline void low_2bit_codes(const uint8_t* qs, int8_t* out) {
   }
 }
 
+// v + 16 in the bytes whose bit is set in `mask` (byte e <-> bit e): the fifth bits of
+// Q5_0 / Q5_1 codes.
+inline __m256i add_sixteen_where(__m256i v, uint32_t mask) {
+  // Byte e gets byte e / 8 of the mask, then keeps bit e % 8 of it.
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(mask)),
+                                             _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                                               0x0101010101010101LL, 0x0000000000000000LL));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
 // The 32 five-bit codes of a Q5_0 / Q5_1 block: low nibbles of qs are elements
 // 0..15, high nibbles 16..31, and bit e of the little-endian u32 qh is element e's
 // fifth bit.
@@ -41,13 +53,7 @@ inline __m256i five_bit_codes(const uint8_t* qs, const uint8_t* qh) {
   const __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), m4), _mm_and_si128(bytes, m4));
   uint32_t h;
   std::memcpy(&h, qh, 4);
-  // Byte e gets byte e / 8 of h, then keeps bit e % 8 of it.
-  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(h)),
-                                             _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
-                                                               0x0101010101010101LL, 0x0000000000000000LL));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+  return add_sixteen_where(nib, h);
 }
 
 // The 32 four-bit codes of a 32-element block (low nibbles are elements 0..15, high

@@ -37,25 +37,12 @@ float dot_signed(const Block* w, const block_q8_0* a, int64_t blocks, Codes code
 // (at most 2 * 31 * 128), vpmaddwd by ones two of those into an int32 lane; a pair adds
 // two 16-bit sums first (at most 4 * 31 * 128 < 2^15).
 struct Avx2Products {
-  static __m256i dot4(__m256i acc, __m256i u, __m256i a) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1)));
-  }
+  static __m256i dot4(__m256i acc, __m256i u, __m256i a) { return _mm256_add_epi32(acc, dot_u8_i8(u, a)); }
   static __m256i dot4_pair(__m256i lo, __m256i alo, __m256i hi, __m256i ahi) {
     const __m256i sums = _mm256_add_epi16(_mm256_maddubs_epi16(lo, alo), _mm256_maddubs_epi16(hi, ahi));
     return _mm256_madd_epi16(sums, _mm256_set1_epi16(1));
   }
 };
-
-// v + 16 in the bytes whose bit is set in `mask` (byte e <-> bit e).
-inline __m256i add_sixteen_where(__m256i v, uint32_t mask) {
-  // Byte e gets byte e / 8 of the mask, then keeps bit e % 8 of it.
-  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(mask)),
-                                             _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
-                                                               0x0101010101010101LL, 0x0000000000000000LL));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(16)));
-}
 
 // Q5_0 / Q5_1 in the pair layout: the nibbles of two blocks plus their fifth bits.
 inline void five_bit_pair(const uint8_t* qs0, const uint8_t* qh0, const uint8_t* qs1, const uint8_t* qh1,
