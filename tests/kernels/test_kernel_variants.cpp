@@ -94,6 +94,27 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemvQ8, ::testing::ValuesIn(variants<GsqGem
 
 // Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
 // and signalling NaNs), bit for bit as their scalar reference decodes them.
+// kernels/cpu/x86/dot32.hpp promises that its AVX2 and AVX-512 VNNI instances differ
+// only in how they reach the same exact int32 lanes, so their dots agree bit for bit
+// (the same model output on either CPU). Every standard pattern, every shared format.
+TEST(KernelTables, X86Dot32VariantsAgreeBitForBit) {
+  const DotKernel* any = dot_kernels().find("dot_q4_0_q8_0__avx512vnni");
+  if (any == nullptr || !any->supported_by_cpu() || !dot_kernels().find("dot_q4_0_q8_0__avx2"))
+    GTEST_SKIP() << "needs the AVX2 and AVX-512 VNNI dot variants and a CPU that runs both";
+  for (const char* f : {"q4_0_q8_0", "q4_1_q8_1", "q5_0_q8_0", "q5_1_q8_1"}) {
+    const DotKernel* avx2 = dot_kernels().find(std::string("dot_") + f + "__avx2");
+    const DotKernel* vnni = dot_kernels().find(std::string("dot_") + f + "__avx512vnni");
+    ASSERT_TRUE(avx2 != nullptr && vnni != nullptr) << f;
+    for (const InputPattern& p : standard_patterns()) {
+      const int64_t n = pattern_row_elems(avx2->key, p);
+      const std::vector<std::byte> w = DequantizeFamily::encode(avx2->key, p, n);
+      const std::vector<std::byte> a = DotFamily::pattern_activations(avx2->key, p, n);
+      const float x = avx2->fn(w.data(), a.data(), n), y = vnni->fn(w.data(), a.data(), n);
+      EXPECT_EQ(std::memcmp(&x, &y, sizeof x), 0) << f << ", pattern " << p.name << ": " << x << " against " << y;
+    }
+  }
+}
+
 TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
   std::vector<uint16_t> codes(65536);
   for (uint32_t i = 0; i < 65536; ++i) codes[i] = static_cast<uint16_t>(i);

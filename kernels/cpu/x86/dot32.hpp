@@ -22,39 +22,18 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/x86/prefetch.hpp"
 #include "lowbit/formats/blocks.hpp"
 
 namespace lowbit::kernels {
 namespace {
 namespace x86_dot32 {
 
+using x86_prefetch::prefetch_ahead;
+using x86_prefetch::worth_prefetching;
+
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-// Kernels that compute faster than one core reads memory prefetch their weights this
-// far ahead into L2: the hardware prefetcher alone kept too few lines in flight
-// (multi-row Q4_0 from memory on Zen 4, one thread: 14-17 GB/s without, 20-24 with
-// 16 KiB into L2; 8 KiB, 32 KiB or into L1 were slower). Compute-bound kernels (Q2_K,
-// Q3_K, IQ4_XS, below the read ceiling even in cache) do not: the prefetches only cost
-// them issue slots (Q2_K 13.2-13.7 -> 9.7-11.8 GB/s). docs/benchmarks.md has the
-// measurements.
-constexpr size_t kPrefetchBytes = 16384;
-
-// Only rows of at least this many bytes are prefetched. On shorter rows the same
-// prefetch made things worse, measured from memory on Zen 4 (one thread): the
-// multi-row Q4_1 kernel at 576 columns (360-byte rows, SmolLM2's width) 17 -> 9 GB/s,
-// Q8_0 at 576 columns (612 bytes) 18 -> 10.5; at 1536 columns (960 bytes) it was
-// neutral, from 2304-byte rows (4096 columns) up it gained 25-40%. Why short rows
-// suffer was not diagnosed (this VM exposes no hardware counters).
-constexpr size_t kPrefetchMinRowBytes = 2048;
-inline bool worth_prefetching(size_t row_bytes) { return row_bytes >= kPrefetchMinRowBytes; }
-
-// Prefetches the cache lines of `bytes` bytes at p + kPrefetchBytes.
-template <size_t bytes>
-inline void prefetch_ahead(const void* p) {
-  const char* c = static_cast<const char*>(p) + kPrefetchBytes;
-  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T1);
-}
 
 // The 32 four-bit codes of a block (low nibbles elements 0..15, high 16..31).
 inline __m256i nibbles(const uint8_t* qs) {
@@ -166,7 +145,7 @@ float dot32(const WBlock* w, const ABlock* a, int64_t blocks, Codes codes) {
 //    instead of reduce8's 21; the sums come out in the order 0, 2, 4, 6, 1, 3, 5, 7,
 //    which the scales follow and the final sum undoes.
 //  - Each block's offset term kOffset * sum(a), d_a (and Q8_1's s) are computed once.
-//  - The weights are prefetched kPrefetchBytes ahead.
+//  - Long rows are prefetched ahead (cpu/x86/prefetch.hpp).
 // Measured in cache on Zen 4 (docs/benchmarks.md): VNNI Q4_0 123 -> ~75 ns per
 // 4096-element row.
 constexpr int64_t kRowsChunk = 256;  // activation blocks prepared at a time: 8 KiB of codes

@@ -10,7 +10,7 @@
 
 #include "cpu/x86/avx2/codes.hpp"  // 256-bit code extraction (internal linkage, compiled here with these flags)
 #include "common/kquant_scales.hpp"
-#include "cpu/x86/dot32.hpp"
+#include "cpu/x86/prefetch.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
@@ -316,7 +316,7 @@ float dot_iq4_xs_q8_K__avx512(const void* vw, const void* va, int64_t n) {
 namespace {
 
 // The float weights are prefetched 16 KiB ahead into L2, rows of 2 KiB and more only
-// (x86_dot32::worth_prefetching, which says why): these loops compute at two to three
+// (x86_prefetch::worth_prefetching, which says why): these loops compute at two to three
 // times a core's read rate and the hardware prefetcher alone left them at 0.63-0.92 of
 // it (F32 0.74-0.78; with the prefetch 0.80-0.93; BF16 0.63-0.90 -> 0.86-1.01: three
 // alternating runs of both builds, docs/benchmarks.md).
@@ -326,9 +326,9 @@ template <int kWeightBytes, class Load16, class Scalar>
 float dot_floats(const void* w, const float* a, int64_t n, Load16 load16, Scalar scalar) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;
-  const bool prefetch = x86_dot32::worth_prefetching(static_cast<size_t>(n) * kWeightBytes);
+  const bool prefetch = x86_prefetch::worth_prefetching(static_cast<size_t>(n) * kWeightBytes);
   for (; i + 64 <= n; i += 64) {
-    if (prefetch) x86_dot32::prefetch_ahead<64 * kWeightBytes>(static_cast<const char*>(w) + i * kWeightBytes);
+    if (prefetch) x86_prefetch::prefetch_ahead<64 * kWeightBytes>(static_cast<const char*>(w) + i * kWeightBytes);
     for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(load16(i + 16 * k), _mm512_loadu_ps(a + i + 16 * k), acc[k]);
   }
   float tail = 0;

@@ -172,9 +172,9 @@ float dot_k4(const Block* w, const block_q8_K* a, int64_t blocks) {
   const K4Pickers pick;
   __m512 acc = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0f);
-  const bool prefetch = x86_dot32::worth_prefetching(static_cast<size_t>(blocks) * sizeof(Block));
+  const bool prefetch = x86_prefetch::worth_prefetching(static_cast<size_t>(blocks) * sizeof(Block));
   for (int64_t i = 0; i < blocks; ++i) {
-    if (prefetch) x86_dot32::prefetch_ahead<sizeof(Block)>(w + i);
+    if (prefetch) x86_prefetch::prefetch_ahead<sizeof(Block)>(w + i);
     alignas(8) uint8_t sc[8], mins[8];
     unpack_scales_mins_k4(w[i].scales, sc, mins);
     const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc))));
@@ -232,9 +232,9 @@ float dot_q6_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
   // and 2, k = 2 | 3 right by 0 and 2.
   const __m512i left01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
   const __m512i right23 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-  const bool prefetch = x86_dot32::worth_prefetching(static_cast<size_t>(n / QK_K) * sizeof(block_q6_K));
+  const bool prefetch = x86_prefetch::worth_prefetching(static_cast<size_t>(n / QK_K) * sizeof(block_q6_K));
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    if (prefetch) x86_dot32::prefetch_ahead<sizeof(block_q6_K)>(w + i);
+    if (prefetch) x86_prefetch::prefetch_ahead<sizeof(block_q6_K)>(w + i);
     const __m256i sc16 = _mm256_cvtepi8_epi16(load128(w[i].scales));
     const __m512i sc = _mm512_castsi256_si512(sc16);
     // Codes are q + 32 (0..63); start from -32 * sum_j s_j bsum_j.

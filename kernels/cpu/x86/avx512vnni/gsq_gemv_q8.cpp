@@ -23,6 +23,7 @@
 #include "lowbit/core/half.hpp"
 #include "lowbit/formats/blocks.hpp"
 #include "common/gsq_width.hpp"
+#include "cpu/x86/prefetch.hpp"
 
 #include <vector>
 
@@ -127,21 +128,18 @@ struct ChunkCodes {
   }
 };
 
-// Each row's codes are prefetched this far ahead into L2. Without it the kernel read
-// memory at 0.35 of the single-core ceiling while computing at 31 GB/s in L2: four
-// interleaved row streams kept too few lines in flight (int4 g128, one thread, Zen 4:
-// 1 KiB and 4 KiB ahead 0.41-0.43, 16 KiB 0.73-0.85, 32 and 64 KiB 0.66-0.75;
-// docs/benchmarks.md). Only rows of at least kPrefetchMinRowBytes are prefetched: on
-// short rows the same prefetch slowed the 32-element dots down (kernels/cpu/x86/dot32.hpp).
-constexpr int64_t kPrefetchBytes = 16384;
-constexpr int64_t kPrefetchMinRowBytes = 2048;
+// Each row's codes (rows of 2 KiB and more) are prefetched ahead into L2
+// (cpu/x86/prefetch.hpp). Without it the kernel read memory at 0.35 of the single-core
+// ceiling while computing at 31 GB/s in L2: four interleaved row streams kept too few
+// lines in flight (int4 g128, one thread, Zen 4: 1 KiB and 4 KiB ahead 0.41-0.43,
+// 16 KiB 0.73-0.85, 32 and 64 KiB 0.66-0.75; docs/benchmarks.md).
 
 // Rows r .. r+R-1, contiguous groups. Uniform: every chunk lies in one group
 // (group a multiple of 128, or one group per row), so its parameters are broadcasts.
 template <int B, bool FloatMin, bool Uniform, int R>
 void rows_grouped(const GsqMatrixRef& m, const std::vector<Chunk>& xc, const ChunkCodes<B>& codes, float* y, int64_t r) {
   const int64_t groups = m.cols / m.group;
-  const bool prefetch = m.words_per_row * 4 >= kPrefetchMinRowBytes;
+  const bool prefetch = x86_prefetch::worth_prefetching(static_cast<size_t>(m.words_per_row) * 4);
   __m512 total[R];
   for (int i = 0; i < R; ++i) total[i] = _mm512_setzero_ps();
   for (size_t k = 0; k < xc.size(); ++k) {
@@ -153,11 +151,8 @@ void rows_grouped(const GsqMatrixRef& m, const std::vector<Chunk>& xc, const Chu
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int64_t base = (r + i) * groups + c.first_group;
-      if (prefetch) {
-        const char* ahead = reinterpret_cast<const char*>(m.qweight + (r + i) * m.words_per_row + B * 4 * static_cast<int64_t>(k)) +
-                            kPrefetchBytes;
-        for (int o = 0; o < B * 16; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T1);  // the chunk's B * 16 bytes
-      }
+      if (prefetch)  // the chunk's B * 16 bytes of codes
+        x86_prefetch::prefetch_ahead<B * 16>(m.qweight + (r + i) * m.words_per_row + B * 4 * static_cast<int64_t>(k));
       __m512i ua, ub;
       codes(m.qweight + (r + i) * m.words_per_row, m.words_per_row, m.cols, static_cast<int64_t>(k), ua, ub);
       __m512 s;
