@@ -30,19 +30,28 @@ const kernels::BlockCodec* packable_codec(Format f) {
   return c;
 }
 
+// Row r of one packed block: its 32 int8 values value(j), its scale and offset, and
+// 128 times the values' sum.
+template <class Value>
+void pack_row(PackedPanelBlock& out, int r, float scale, float offset, Value value) {
+  out.scale[r] = scale;
+  out.offset[r] = offset;
+  int32_t sum = 0;
+  for (int j = 0; j < kBlock; ++j) {
+    const int v = value(j);
+    out.codes[j / 4][r][j % 4] = static_cast<int8_t>(v);
+    sum += v;
+  }
+  out.bias[r] = 128 * sum;
+}
+
 // Row r of one packed block from 32 elements of a 32-element-sub-block format.
 void pack_sub_block(const kernels::BlockCodec& codec, const std::byte* block, int sub, PackedPanelBlock& out, int r) {
   const kernels::SubBlockMap m = codec.sub_map(block, sub);
-  out.scale[r] = m.scale;
-  out.offset[r] = codec.has_offset ? m.offset : 0.0f;
-  int32_t sum = 0;
-  for (int j = 0; j < kBlock; ++j) {
+  pack_row(out, r, m.scale, codec.has_offset ? m.offset : 0.0f, [&](int j) {
     const int level = codec.get_level(block, sub * kBlock + j);
-    const int value = codec.table != nullptr ? codec.table[level] : level;
-    out.codes[j / 4][r][j % 4] = static_cast<int8_t>(value);
-    sum += value;
-  }
-  out.bias[r] = 128 * sum;
+    return codec.table != nullptr ? codec.table[level] : level;
+  });
 }
 
 // Q3_K's 16-element sub-blocks decode as d * sc_j * l (sc_j in -32..31, l in -4..3) with
@@ -54,16 +63,10 @@ void pack_q3_K(const kernels::BlockCodec& codec, const std::byte* block, int hal
   const auto& b = *reinterpret_cast<const block_q3_K*>(block);
   int8_t sc[16];
   kernels::unpack_scales_q3_K(b.scales, sc);
-  out.scale[r] = -fp16_to_fp32(b.d);
-  out.offset[r] = 0.0f;
-  int32_t sum = 0;
-  for (int j = 0; j < kBlock; ++j) {
+  pack_row(out, r, -fp16_to_fp32(b.d), 0.0f, [&](int j) {
     const int e = half * kBlock + j;
-    const int value = -sc[e / 16] * codec.get_level(block, e);
-    out.codes[j / 4][r][j % 4] = static_cast<int8_t>(value);
-    sum += value;
-  }
-  out.bias[r] = 128 * sum;
+    return -sc[e / 16] * codec.get_level(block, e);
+  });
 }
 
 }  // namespace
