@@ -79,7 +79,32 @@ if(NOT count EQUAL 26)
                       "three efforts), got ${count}: ${seen}")
 endif()
 
-foreach(bad "--family;nope" "--format;Q9_X" "--rows;0" "--footprint;12Q" "--min-time;-1" "--effort;slow")
+# With --importance synthetic the quantize rows say so and weight their rmse by it:
+# the weighted error differs from the unweighted one of the same run shape.
+set(rmse_by_importance "")
+foreach(importance none synthetic)
+  execute_process(COMMAND ${LOWBIT} bench --family quantize --format Q4_0 --effort default --importance ${importance}
+                          --rows 16 --cols 512 --min-time 0.01 --json
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE json ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "lowbit bench --importance ${importance} exited with ${rc}\n${err}")
+  endif()
+  string(JSON n LENGTH "${json}")
+  string(JSON said GET "${json}" 0 importance)
+  string(JSON rmse GET "${json}" 0 rmse)
+  if(NOT n EQUAL 1 OR NOT said STREQUAL importance OR NOT rmse GREATER 0 OR NOT rmse LESS 0.2)
+    message(FATAL_ERROR "--importance ${importance}: ${json}")
+  endif()
+  list(APPEND rmse_by_importance "${rmse}")
+endforeach()
+list(GET rmse_by_importance 0 plain)
+list(GET rmse_by_importance 1 weighted)
+if(plain EQUAL weighted)
+  message(FATAL_ERROR "the importance-weighted rmse equals the plain one (${plain}): the vector was not used")
+endif()
+
+foreach(bad "--family;nope" "--format;Q9_X" "--rows;0" "--footprint;12Q" "--min-time;-1" "--effort;slow"
+            "--importance;imatrix")
   execute_process(COMMAND ${LOWBIT} bench ${bad} RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
   if(NOT rc EQUAL 2 OR NOT err MATCHES "error")
     message(FATAL_ERROR "`lowbit bench ${bad}` exited with ${rc}: ${err}")

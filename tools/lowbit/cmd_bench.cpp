@@ -45,6 +45,7 @@ struct BenchOptions {
   double min_seconds = 0.5;
   MatmulPath path = MatmulPath::automatic;  // gemm only
   std::vector<QuantizeEffort> efforts;      // quantize only; empty: all three
+  bool synthetic_importance = false;        // quantize only: with an importance vector
   bool json = false;
 };
 
@@ -52,7 +53,7 @@ void print_bench_help() {
   std::printf(
       "usage: lowbit bench [--family F] [--format T] [--rows R] [--cols C] [--batch B]\n"
       "                    [--threads N] [--footprint BYTES] [--min-time S] [--path P]\n"
-      "                    [--effort E] [--json]\n"
+      "                    [--effort E] [--importance none|synthetic] [--json]\n"
       "\n"
       "Times lowbit's CPU kernels on synthetic weights, next to a ceiling and ggml's\n"
       "own kernel measured in the same run (ratios are what compare across machines).\n"
@@ -83,9 +84,13 @@ void print_bench_help() {
       "                  dequant (see docs/kernels.md)\n"
       "  --effort E      quantize only: fast, default or best (repeatable or\n"
       "                  comma-separated; default all three)\n"
+      "  --importance I  quantize only: none (default) or synthetic, an imatrix-like\n"
+      "                  importance vector given to lowbit and to ggml; rmse and\n"
+      "                  ggml_rmse are then weighted by it\n"
       "  --json          print a JSON array, one object per measurement: family, format,\n"
       "                  variant, threads, rows, cols, batch, footprint, value, unit, and\n"
-      "                  where measured ceiling, ggml (same unit), rmse, ggml_rmse, effort\n"
+      "                  where measured ceiling, ggml (same unit), rmse, ggml_rmse, effort,\n"
+      "                  importance\n"
       "\n"
       "ggml comes from libggml-base/libggml-cpu in the interop venv (~/.cache/lowbit/venv,\n"
       "made by `make test`) or $LOWBIT_GGML_BASE; without it the ggml column is empty.\n");
@@ -142,6 +147,10 @@ BenchOptions parse(Args& args) {
           throw UsageError("--effort expects fast, default or best, got '" + name + "'");
         }
       }
+    } else if (a == "--importance") {
+      const std::string v = value();
+      if (v != "none" && v != "synthetic") throw UsageError("--importance expects none or synthetic, got '" + v + "'");
+      o.synthetic_importance = v == "synthetic";
     } else if (a == "--rows") {
       o.rows = parse_int(a, value(), 1, int64_t{1} << 24);
     } else if (a == "--cols") {
@@ -212,6 +221,7 @@ struct Row {
   double value = 0;
   std::optional<double> ceiling, ggml, rmse, ggml_rmse;
   std::optional<QuantizeEffort> effort;  // quantize only
+  bool synthetic_importance = false;     // quantize only
 };
 
 class Report {
@@ -233,6 +243,7 @@ class Report {
       if (r.rmse) j["rmse"] = *r.rmse;
       if (r.ggml_rmse) j["ggml_rmse"] = *r.ggml_rmse;
       if (r.effort) j["effort"] = std::string(to_string(*r.effort));
+      if (r.effort) j["importance"] = r.synthetic_importance ? "synthetic" : "none";
       all.push_back(std::move(j));
     }
     std::printf("%s\n", all.dump(2).c_str());
@@ -483,6 +494,8 @@ void bench_quantize(const BenchOptions& o, Report& report, const GgmlPeer* ggml)
   const int64_t rows = std::min<int64_t>(o.rows, 256);
   const std::vector<float> w = synthetic_weights(rows, o.cols, 9);
   const ConstMatrixView<float> wv(w.data(), rows, o.cols);
+  const std::vector<float> importance =
+      o.synthetic_importance ? synthetic_importance(o.cols, 9) : std::vector<float>();
   const double in_bytes = double(w.size()) * 4;
   const std::vector<QuantizeEffort> efforts =
       o.efforts.empty() ? std::vector{QuantizeEffort::fast, QuantizeEffort::standard, QuantizeEffort::best} : o.efforts;
@@ -495,19 +508,20 @@ void bench_quantize(const BenchOptions& o, Report& report, const GgmlPeer* ggml)
       const double tg = time_per_call(o.min_seconds, [&] {
         parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
           ggml->quantize_chunk(static_cast<int>(f), w.data() + r0 * o.cols, q.data() + r0 * row_bytes(f, o.cols), 0,
-                               r1 - r0, o.cols, nullptr);
+                               r1 - r0, o.cols, importance.empty() ? nullptr : importance.data());
         });
       });
       ggml_speed = in_bytes / tg / 1e6;
       dequantize(f, q, MatrixView<float>(back.data(), rows, o.cols));
-      ggml_rmse = relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols));
+      ggml_rmse = relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols), importance);
     }
     for (QuantizeEffort e : efforts) {
-      const double t = time_per_call(o.min_seconds, [&] { quantize(f, wv, q, {}, e); });
+      const double t = time_per_call(o.min_seconds, [&] { quantize(f, wv, q, importance, e); });
       dequantize(f, q, MatrixView<float>(back.data(), rows, o.cols));
       Row r{"quantize", std::string(traits(f).name), select_quantize_kernel(f, e).name, "MB/s", rows, o.cols, 1,
             static_cast<int64_t>(in_bytes), in_bytes / t / 1e6, {}, ggml_speed,
-            relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols)), ggml_rmse, e};
+            relative_rmse(wv, ConstMatrixView<float>(back.data(), rows, o.cols), importance), ggml_rmse, e,
+            o.synthetic_importance};
       report.add(r);
     }
   }

@@ -123,30 +123,53 @@ struct SymLanes {
   }
   static F lane_sum(const F* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
-  // sym_error of the reference, d per lane (fp16-exact).
+  // level_of_product of the reference as a float: the fused product rounded to an
+  // integer by the constant (exact below 2^22, which safe_inverse guarantees), then
+  // clamped; the same value as the reference's integer clamp, in fewer operations.
+  // Clamp false: the caller has shown that no element can round outside [lo, hi].
+  template <bool Clamp = true>
+  static F level_of_product(const F& x, const F& id, const SymSpec& s) {
+    const F l = vfma(x, id, kRoundingConstant) - kRoundingConstant;
+    if constexpr (!Clamp) return l;
+    return vmin(vmax(l, splat(static_cast<float>(s.lo))), splat(static_cast<float>(s.hi)));
+  }
+  // Whether a trial that maps the block's extreme to `level` (the same in every lane)
+  // can round any element outside [lo, hi]. Every |x_j| <= |max|, so every x_j * id
+  // lies within |level| (times 1 + 2^-23 for id's rounding): below lo - 0.5 or above
+  // hi + 0.5 it cannot go when |level| is below both, with a margin far above
+  // that rounding. The clamps are then no-ops and are skipped: the same values.
+  static bool trial_needs_clamp(float level, const SymSpec& s) {
+    constexpr float kMargin = 0.05f;
+    const float reach = std::fabs(level);
+    return reach > static_cast<float>(-s.lo) - 0.5f - kMargin || reach > static_cast<float>(s.hi) + 0.5f - kMargin;
+  }
+
+  // sym_error of the reference, d per lane (fp16-exact). Unit: every weight is 1
+  // (no importance), so w * e is e exactly and the product is skipped.
+  template <bool Unit>
   static F error(const F* x, const F* w, const F& span, const F& d, const SymSpec& s) {
-    const F id = safe_inverse(d, span);
+    const F id = safe_inverse(d, span), nd = -d;
     F acc[kLanes];
     for (int k = 0; k < kLanes; ++k) acc[k] = splat(0.0f);
     // Fully unrolled, so that the eight partial sums stay in registers.
 #pragma GCC unroll 32
     for (int j = 0; j < QK; ++j) {
-      const F e = x[j] - __builtin_convertvector(level(x[j] * id, s), F) * d;
-      acc[j % kLanes] += w[j] * e * e;
+      const F e = vfma(level_of_product(x[j], id, s), nd, x[j]);
+      acc[j % kLanes] = vfma(Unit ? e : w[j] * e, e, acc[j % kLanes]);
     }
     return lane_sum(acc);
   }
   // sym_refit of the reference: the least-squares scale and its gain (-1 where the
-  // levels are all zero).
-  // wx[j] = w[j] * x[j], the reference's first product, made once per block.
+  // levels are all zero). wx[j] = w[j] * x[j], made once per block.
+  template <bool Unit, bool Clamp = true>
   static void refit(const F* x, const F* w, const F* wx, const F& id, const SymSpec& s, F& d, F& gain) {
     F lx[kLanes], l2[kLanes];
     for (int k = 0; k < kLanes; ++k) lx[k] = l2[k] = splat(0.0f);
 #pragma GCC unroll 32
     for (int j = 0; j < QK; ++j) {
-      const F l = __builtin_convertvector(level(x[j] * id, s), F);
-      lx[j % kLanes] += wx[j] * l;
-      l2[j % kLanes] += w[j] * l * l;
+      const F l = level_of_product<Clamp>(x[j], id, s);
+      lx[j % kLanes] = vfma(wx[j], l, lx[j % kLanes]);
+      l2[j % kLanes] = vfma(Unit ? l : w[j] * l, l, l2[j % kLanes]);
     }
     const F sumlx = lane_sum(lx), suml2 = lane_sum(l2);
     const I ok = suml2 > splat(0.0f);
@@ -154,17 +177,18 @@ struct SymLanes {
     gain = ok ? sumlx * sumlx / suml2 : splat(-1.0f);
   }
 
-  // TopK<float, 4>::push of the reference in every lane (n is the same in all).
+  // TopK<float, K>::push of the reference in every lane (n is the same in all).
+  template <int K>
   struct Top {
-    F item[4] = {}, gain[4] = {};
+    F item[K] = {}, gain[K] = {};
     int n = 0;
     void push(const F& t, const F& g) {
-      const int start = n < 4 ? n++ : 4;
+      const int start = n < K ? n++ : K;
       I moving = isplat(-1);
       for (int p = start; p > 0; --p) {
         const I shift = moving & (gain[p - 1] < g);
         const I here = moving & ~shift;
-        if (p < 4) {
+        if (p < K) {
           item[p] = shift ? item[p - 1] : (here ? t : item[p]);
           gain[p] = shift ? gain[p - 1] : (here ? g : gain[p]);
         }
@@ -219,6 +243,7 @@ struct SymLanes {
   }
 
   // sym_search of the reference for kL blocks: x, w in lanes, ggml's scales per lane.
+  template <bool Unit>
   static I search(const F* x, const F* w, const SymSpec& s, const F& ggml_d, const SymSearch& search,
                   const F& ggml_imatrix) {
     const F zero = splat(0.0f);
@@ -236,35 +261,62 @@ struct SymLanes {
     for (int j = 0; j < QK; ++j) wx[j] = w[j] * x[j];
 
     I best_h = to_half(ggml_d);
-    F best_err = error(x, w, span, half_value(best_h), s);
+    F best_err = error<Unit>(x, w, span, half_value(best_h), s);
     auto consider = [&](const F& d, I mask, bool check_clip) {
       const I h = to_half(d);
       const F dh = half_value(h);
+      mask &= h != best_h;
       if (check_clip && !search.allow_clip) mask &= amax <= (static_cast<float>(-s.lo) + 0.5f) * vabs(dh);
       if (!any(mask)) return;
-      const F e = error(x, w, span, dh, s);
+      const F e = error<Unit>(x, w, span, dh, s);
       const I take = mask & (e < best_err);
       best_err = take ? e : best_err;
       best_h = take ? h : best_h;
     };
     consider(ggml_imatrix, ggml_imatrix == ggml_imatrix, false);
-    Top top;
-    for (int k = 0; k < search.n_lo; ++k) {
+    Top<4> top;
+    Top<kMaxRefineTop> coarse;
+    // A trial: the extreme on level side + offset, refitted, ranked. The offsets of
+    // the fixed schedule are the same in every lane, so whether the clamps can act is
+    // known per trial; a refinement's offsets differ by lane and keep them.
+    auto trial = [&](const F& offset, int side, bool clamp) LOWBIT_LANES_INLINE_LAMBDA {
       F d, g;
-      refit(x, w, wx, splat(static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s, d, g);
+      const F id = (splat(static_cast<float>(side)) + offset) / max;
+      if (clamp)
+        refit<Unit, true>(x, w, wx, id, s, d, g);
+      else
+        refit<Unit, false>(x, w, wx, id, s, d, g);
       top.push(d, g);
+      return g;
+    };
+    auto scheduled = [&](float offset, int side) LOWBIT_LANES_INLINE_LAMBDA {
+      return trial(splat(offset), side, trial_needs_clamp(static_cast<float>(side) + offset, s));
+    };
+    for (int k = 0; k < search.n_lo; ++k) coarse.push(splat(search.lo_offsets[k]), scheduled(search.lo_offsets[k], s.lo));
+    for (int k = 0; k < search.n_hi; ++k) scheduled(search.hi_offsets[k], s.hi);
+    for (int t = 0; t < coarse.n && t < search.refine_top; ++t) {
+      trial(coarse.item[t] - search.refine_step, s.lo, true);
+      trial(coarse.item[t] + search.refine_step, s.lo, true);
     }
-    for (int k = 0; k < search.n_hi; ++k) {
-      F d, g;
-      refit(x, w, wx, splat(static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s, d, g);
-      top.push(d, g);
+    for (int k = 0; k < top.n && k < search.keep; ++k) {
+      I live = top.gain[k] > zero;
+      if (!any(live)) continue;
+      F d = top.item[k];
+      consider(d, live, true);
+      for (int it = 0; it < search.lloyd; ++it) {
+        const F dh = half_value(to_half(d));
+        live &= dh != zero;
+        if (!any(live)) break;
+        F g;
+        refit<Unit>(x, w, wx, safe_inverse(dh, amax), s, d, g);
+        consider(d, live, true);
+      }
     }
-    for (int k = 0; k < top.n; ++k) consider(top.item[k], top.gain[k] > zero, true);
 
     // Polish: refit on the winner's own levels, then its fp16 neighbours.
     const F bd = half_value(best_h);
     F d, g;
-    refit(x, w, wx, safe_inverse(bd, amax), s, d, g);
+    refit<Unit>(x, w, wx, safe_inverse(bd, amax), s, d, g);
     consider(d, bd != zero, true);
     const I h0 = best_h, mag = h0 & 0x7fff;
     const I inside = (mag != 0) & (mag < 0x7bff);
@@ -282,36 +334,45 @@ struct AsymLanes {
   static constexpr int kL = S::kL;
 
   static F splat(float v) { return splat_as<F>(v); }
-  static I level(const F& v, int nmax) {
-    const F t = v + 12582912.0f;
-    return imin(imax(reinterpret_cast<I>(t) - 0x4B400000, S::isplat(0)), S::isplat(nmax));
+  // level_of_product(u, id, 0, nmax) as a float (SymLanes::level_of_product). Clamp
+  // false where the caller has shown that the level cannot leave [0, nmax].
+  template <bool Clamp = true>
+  static F level_of_product(const F& u, const F& id, int nmax) {
+    const F l = vfma(u, id, kRoundingConstant) - kRoundingConstant;
+    if constexpr (!Clamp) return l;
+    return vmin(vmax(l, splat(0.0f)), splat(static_cast<float>(nmax)));
   }
 
-  // asym_error of the reference: stored (fp16-exact) d and m per lane.
+  // asym_error of the reference: stored (fp16-exact) d and m per lane. Unit: every
+  // weight is 1 (see SymLanes::error).
+  template <bool Unit>
   static F error(const F* x, const F* w, const F& rmin, const F& rmax, const F& d, const F& m, int nmax) {
-    const F id = S::safe_inverse(d, vmax(vabs(rmax - m), vabs(rmin - m)));
+    const F id = S::safe_inverse(d, vmax(vabs(rmax - m), vabs(rmin - m))), nd = -d;
     F acc[kLanes];
     for (int k = 0; k < kLanes; ++k) acc[k] = splat(0.0f);
 #pragma GCC unroll 32
     for (int j = 0; j < QK; ++j) {
-      const F e = x[j] - (__builtin_convertvector(level((x[j] - m) * id, nmax), F) * d + m);
-      acc[j % kLanes] += w[j] * e * e;
+      const F u = x[j] - m;
+      const F e = vfma(level_of_product(u, id, nmax), nd, u);
+      acc[j % kLanes] = vfma(Unit ? e : w[j] * e, e, acc[j % kLanes]);
     }
     return S::lane_sum(acc);
   }
 
   // asym_refit of the reference: the least-squares (d, m) and gain; ok where it
   // returns true.
+  template <bool Unit, bool Clamp = true>
   static I refit(const F* x, const F* w, const F* wx, const F& sw, const F& sx, const F& origin, const F& id,
                  int nmax, F& d, F& m, F& gain) {
     F a_l[kLanes], a_ll[kLanes], a_xl[kLanes];
     for (int k = 0; k < kLanes; ++k) a_l[k] = a_ll[k] = a_xl[k] = splat(0.0f);
 #pragma GCC unroll 32
     for (int j = 0; j < QK; ++j) {
-      const F l = __builtin_convertvector(level((x[j] - origin) * id, nmax), F);
-      a_l[j % kLanes] += w[j] * l;
-      a_ll[j % kLanes] += w[j] * l * l;
-      a_xl[j % kLanes] += wx[j] * l;
+      const F l = level_of_product<Clamp>(x[j] - origin, id, nmax);
+      // With unit weights fma(1, l, a) is a + l, rounded the same.
+      a_l[j % kLanes] = Unit ? a_l[j % kLanes] + l : vfma(w[j], l, a_l[j % kLanes]);
+      a_ll[j % kLanes] = vfma(Unit ? l : w[j] * l, l, a_ll[j % kLanes]);
+      a_xl[j % kLanes] = vfma(wx[j], l, a_xl[j % kLanes]);
     }
     const F sl = S::lane_sum(a_l), sll = S::lane_sum(a_ll), sxl = S::lane_sum(a_xl);
     const F det = sw * sll - sl * sl;
@@ -416,8 +477,9 @@ struct AsymLanes {
   }
 
   // The chosen (d, m) fp16 bits per lane.
-  static void search(const F* x, const F* w, int nmax, const I& g_d, const I& g_m, const I& have_g, I& out_d,
-                     I& out_m) {
+  template <bool Unit>
+  static void search(const F* x, const F* w, int nmax, const I& g_d, const I& g_m, const I& have_g, int lloyd,
+                     I& out_d, I& out_m) {
     const F zero = splat(0.0f);
     F rmin = x[0], rmax = x[0];
     for (int j = 1; j < QK; ++j) {
@@ -425,10 +487,11 @@ struct AsymLanes {
       rmax = vmax(rmax, x[j]);
     }
     I best_d = S::to_half((rmax - rmin) / static_cast<float>(nmax)), best_m = S::to_half(rmin);
-    F best_err = error(x, w, rmin, rmax, half_value(best_d), half_value(best_m), nmax);
-    auto consider_half = [&](const I& hd, const I& hm, const I& mask) {
+    F best_err = error<Unit>(x, w, rmin, rmax, half_value(best_d), half_value(best_m), nmax);
+    auto consider_half = [&](const I& hd, const I& hm, I mask) {
+      mask &= (hd != best_d) | (hm != best_m);
       if (!any(mask)) return;
-      const F e = error(x, w, rmin, rmax, half_value(hd), half_value(hm), nmax);
+      const F e = error<Unit>(x, w, rmin, rmax, half_value(hd), half_value(hm), nmax);
       const I take = mask & (e < best_err);
       best_err = take ? e : best_err;
       best_d = take ? hd : best_d;
@@ -449,23 +512,45 @@ struct AsymLanes {
     Top top;
     const I all = ~flat;
     F d, m, g;
+    // Anchored at the minimum, x - min >= 0 exactly and x - min <= range, so with
+    // id = (nmax + delta) / range and delta < 0.5 (minus a margin far above id's
+    // rounding) no level leaves [0, nmax]: those trials, and the coarser grids below,
+    // skip the clamps (the same values).
     for (int k = -10; k <= 10; ++k) {
-      const F id = splat(static_cast<float>(nmax) + 0.2f * static_cast<float>(k)) / range;
-      I ok = refit(x, w, wx, sw, sx, rmin, id, nmax, d, m, g);
+      const float delta = 0.2f * static_cast<float>(k);
+      const F id = splat(static_cast<float>(nmax) + delta) / range;
+      I ok = delta < 0.45f ? refit<Unit, false>(x, w, wx, sw, sx, rmin, id, nmax, d, m, g)
+                           : refit<Unit, true>(x, w, wx, sw, sx, rmin, id, nmax, d, m, g);
       top.push(d, m, g, all & ok);
-      ok = refit(x, w, wx, sw, sx, rmax - splat(static_cast<float>(nmax)) / id, id, nmax, d, m, g);
+      ok = refit<Unit>(x, w, wx, sw, sx, rmax - splat(static_cast<float>(nmax)) / id, id, nmax, d, m, g);
       top.push(d, m, g, all & ok);
     }
     for (int levels = (nmax + 1) / 2; levels < nmax - 2; ++levels) {
-      const I ok = refit(x, w, wx, sw, sx, rmin, splat(static_cast<float>(levels)) / range, nmax, d, m, g);
+      const I ok =
+          refit<Unit, false>(x, w, wx, sw, sx, rmin, splat(static_cast<float>(levels)) / range, nmax, d, m, g);
       top.push(d, m, g, all & ok);
     }
-    for (int k = 0; k < 4; ++k) consider(top.d[k], top.m[k], all & (top.n > k));
+    // A refit on the levels of the stored (d, m) hd, hm.
+    auto refit_own = [&](const I& hd, const I& hm) LOWBIT_LANES_INLINE_LAMBDA {
+      const F bd = half_value(hd), bm = half_value(hm);
+      return (bd > zero) &
+             refit<Unit>(x, w, wx, sw, sx, bm, S::safe_inverse(bd, vmax(rmax - bm, bm - rmin)), nmax, d, m, g);
+    };
+    for (int k = 0; k < 4; ++k) {
+      I live = all & (top.n > k);
+      consider(top.d[k], top.m[k], live);
+      I cd = S::to_half(top.d[k]), cm = S::to_half(top.m[k]);
+      for (int it = 0; it < lloyd && any(live); ++it) {
+        live &= refit_own(cd, cm);
+        consider(d, m, live);
+        cd = S::to_half(d);
+        cm = S::to_half(m);
+      }
+    }
     // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
     for (int iter = 0; iter < 2; ++iter) {
-      const F bd = half_value(best_d), bm = half_value(best_m);
-      const I ok = refit(x, w, wx, sw, sx, bm, S::safe_inverse(bd, vmax(rmax - bm, bm - rmin)), nmax, d, m, g);
-      consider(d, m, all & (bd > zero) & ok);
+      const I ok = refit_own(best_d, best_m);
+      consider(d, m, all & ok);
     }
     const I cd = best_d, cm = best_m;
     const I md = cd & 0x7fff, mm = cm & 0x7fff;
@@ -478,50 +563,101 @@ struct AsymLanes {
   }
 };
 
-// A row of an asymmetric format with kL blocks per search (padded as sym_row_lanes).
+// The inputs of kL blocks' searches, in lanes (lane g: block b0 + g, the last group
+// padded with copies of the row's last block): the values, the objective's weights
+// (importance_or_ones) and, where wanted, ggml's imatrix weights
+// (ggml_search::imatrix_weights with the block's own sigma^2), made with the
+// reference's operations lane by lane: the same maximum, power-of-two scale, serial
+// sum of squares and correctly rounded square root.
+template <class F>
+struct BlockLanes {
+  using I = typename LaneTypes<F>::I;
+  static constexpr int kL = lanes_of<F>;
+  F x[QK], w[QK], gw[QK];
+  I have_gw;  // -1 where ggml's imatrix weights exist (some importance in the block positive)
+
+  void load(const float* row, const float* importance, int64_t b0, int64_t nb, bool want_gw) {
+    float t[kL][QK];
+    for (int g = 0; g < kL; ++g) std::memcpy(t[g], row + std::min(b0 + g, nb - 1) * QK, sizeof t[g]);
+    transpose_lanes<QK>(t[0], x);
+    have_gw = splat_as<I>(0);
+    if (importance == nullptr) {
+      for (int j = 0; j < QK; ++j) w[j] = splat_as<F>(1.0f);
+      return;
+    }
+    for (int g = 0; g < kL; ++g) std::memcpy(t[g], importance + std::min(b0 + g, nb - 1) * QK, sizeof t[g]);
+    F imp[QK];
+    transpose_lanes<QK>(t[0], imp);
+    // unit_scaled_weights: the largest weight, and 2^-(ilogb(max) + 1) from its
+    // exponent field while that scale is a normal float; other lanes (subnormal or
+    // huge importance) take the reference's own path below.
+    F wmax = splat_as<F>(0.0f);
+    for (int j = 0; j < QK; ++j) wmax = vmax(wmax, imp[j]);
+    const I positive = wmax > splat_as<F>(0.0f);
+    const I exponent = (reinterpret_cast<I>(wmax) >> 23) & 0xff;
+    if (any(positive & ((exponent == 0) | (exponent >= 252)))) return load_by_block(row, importance, b0, nb, want_gw);
+    const F scale = reinterpret_cast<F>((253 - exponent) << 23);
+    for (int j = 0; j < QK; ++j) w[j] = positive ? imp[j] * scale : splat_as<F>(1.0f);
+    if (!want_gw) return;
+    F sigma2 = splat_as<F>(0.0f);
+    for (int j = 0; j < QK; ++j) sigma2 += x[j] * x[j];
+    sigma2 = sigma2 / static_cast<float>(QK);
+    for (int j = 0; j < QK; ++j) gw[j] = w[j] * vsqrt(sigma2 + x[j] * x[j]);
+    have_gw = positive;
+  }
+
+ private:
+  // The reference's per-block steps (importance_or_ones, ggml_search::imatrix_weights).
+  void load_by_block(const float* row, const float* importance, int64_t b0, int64_t nb, bool want_gw) {
+    float ws[kL][QK], gws[kL][QK], xs[kL][QK];
+    int32_t have[kL];
+    for (int g = 0; g < kL; ++g) {
+      const int64_t b = std::min(b0 + g, nb - 1);
+      const float* imp = importance + b * QK;
+      std::memcpy(xs[g], row + b * QK, sizeof xs[g]);
+      importance_or_ones(imp, ws[g]);
+      have[g] = want_gw && ggml_search::imatrix_weights(xs[g], imp, ggml_search::row_sigma2(xs[g], QK), QK, gws[g])
+                    ? -1
+                    : 0;
+    }
+    transpose_lanes<QK>(ws[0], w);
+    transpose_lanes<QK>(gws[0], gw);
+    have_gw = load_vector<I>(have);
+  }
+};
+
+// A row of an asymmetric format with kL blocks per search.
 template <class F, class Block>
 void asym_row_lanes(const float* x, void* y, int64_t n, const float* importance, int nmax,
-                    void (*store)(const float*, AffineHalf, Block&)) {
+                    void (*store)(const float*, AffineHalf, Block&), int lloyd) {
   using L = AsymLanes<F>;
   using I = typename L::I;
   constexpr int kL = L::kL;
   auto* out = static_cast<Block*>(y);
   const int64_t nb = n / QK;
-  float xs[kL][QK], ws[kL][QK], gws[kL][QK];
-  int32_t have[kL];
+  BlockLanes<F> in;
   for (int64_t b0 = 0; b0 < nb; b0 += kL) {
-    for (int g = 0; g < kL; ++g) {
-      const int64_t b = std::min(b0 + g, nb - 1);
-      const float* imp = importance ? importance + b * QK : nullptr;
-      std::memcpy(xs[g], x + b * QK, sizeof xs[g]);
-      // asym_prepare's steps, with ggml's imatrix search (ggml_imatrix_affine) left
-      // to the lanes below: here only its weights.
-      importance_or_ones(imp, ws[g]);
-      have[g] = imp && ggml_search::imatrix_weights(xs[g], imp, ggml_search::row_sigma2(xs[g], QK), QK, gws[g])
-                    ? -1
-                    : 0;
-    }
-    F xt[QK], wt[QK];
-    transpose_lanes<QK>(xs[0], xt);
-    transpose_lanes<QK>(ws[0], wt);
-    const I have_g = load_vector<I>(have);
+    // asym_prepare's steps, with ggml's imatrix search (ggml_imatrix_affine) run in
+    // the lanes below.
+    in.load(x, importance, b0, nb, true);
     I g_d = splat_as<I>(0), g_m = splat_as<I>(0);
-    if (any(have_g)) {
-      F gwt[QK], scale, min;
-      transpose_lanes<QK>(gws[0], gwt);
-      L::make_qkx3(xt, gwt, nmax, scale, min);
+    if (any(in.have_gw)) {
+      F scale, min;
+      L::make_qkx3(in.x, in.gw, nmax, scale, min);
       g_d = SymLanes<F>::to_half(scale);
       g_m = SymLanes<F>::to_half(min);
     }
     I hd, hm;
-    L::search(xt, wt, nmax, g_d, g_m, have_g, hd, hm);
+    if (importance)
+      L::template search<false>(in.x, in.w, nmax, g_d, g_m, in.have_gw, lloyd, hd, hm);
+    else
+      L::template search<true>(in.x, in.w, nmax, g_d, g_m, in.have_gw, lloyd, hd, hm);
     for (int g = 0; g < kL && b0 + g < nb; ++g)
       store(x + (b0 + g) * QK, AffineHalf{static_cast<uint16_t>(hd[g]), static_cast<uint16_t>(hm[g])}, out[b0 + g]);
   }
 }
 
-// A row of a symmetric format with kL blocks per search (the last group padded with
-// copies of the row's last block, whose results are dropped).
+// A row of a symmetric format with kL blocks per search.
 template <class F, class Block>
 void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, const SymFormat& f,
                    void (*store)(const float*, uint16_t, Block&)) {
@@ -529,23 +665,12 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
   constexpr int kL = L::kL;
   auto* out = static_cast<Block*>(y);
   const int64_t nb = n / QK;
-  float xs[kL][QK], ws[kL][QK], gws[kL][QK], have_gw[kL];
   const bool guard = f.imatrix_guard && importance != nullptr;
+  BlockLanes<F> in;
   for (int64_t b0 = 0; b0 < nb; b0 += kL) {
-    for (int g = 0; g < kL; ++g) {
-      const int64_t b = std::min(b0 + g, nb - 1);
-      const float* imp = importance ? importance + b * QK : nullptr;
-      std::memcpy(xs[g], x + b * QK, sizeof xs[g]);
-      // sym_prepare's steps, with ggml's imatrix search (ggml_imatrix_d) left to
-      // the lanes below: here only its weights.
-      importance_or_ones(imp, ws[g]);
-      have_gw[g] = guard && ggml_search::imatrix_weights(xs[g], imp, ggml_search::row_sigma2(xs[g], QK), QK, gws[g])
-                       ? 1.0f
-                       : 0.0f;
-    }
-    F xt[QK], wt[QK];
-    transpose_lanes<QK>(xs[0], xt);
-    transpose_lanes<QK>(ws[0], wt);
+    // sym_prepare's steps, with ggml's imatrix search (ggml_imatrix_d) in the lanes.
+    in.load(x, importance, b0, nb, guard);
+    const F* xt = in.x;
     // ggml's scale (ggml_sym_d / ggml_q8_d) per lane: the same serial comparisons in
     // element order, for kL blocks at once instead of one dependent chain per block.
     F gd;
@@ -557,13 +682,12 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
       gd = amax / 127.0f;
     }
     F ggml_imatrix = splat_as<F>(NAN);
-    if (guard) {
-      F gwt[QK];
-      transpose_lanes<QK>(gws[0], gwt);
-      const F qx = L::make_qx(xt, gwt, L::signed_absmax(xt), f.ggml_nmax);
-      ggml_imatrix = load_vector<F>(have_gw) != splat_as<F>(0.0f) ? qx : ggml_imatrix;
+    if (guard && any(in.have_gw)) {
+      const F qx = L::make_qx(xt, in.gw, L::signed_absmax(xt), f.ggml_nmax);
+      ggml_imatrix = in.have_gw ? qx : ggml_imatrix;
     }
-    const typename L::I h = L::search(xt, wt, f.spec, gd, *f.search, ggml_imatrix);
+    const typename L::I h = importance ? L::template search<false>(xt, in.w, f.spec, gd, *f.search, ggml_imatrix)
+                                       : L::template search<true>(xt, in.w, f.spec, gd, *f.search, ggml_imatrix);
     for (int g = 0; g < kL && b0 + g < nb; ++g) store(x + (b0 + g) * QK, static_cast<uint16_t>(h[g]), out[b0 + g]);
   }
 }

@@ -7,6 +7,12 @@
 // The including file (one per ISA) defines, before including this header:
 //   V, Vi    float and int32 GCC vector types of 8 lanes
 //   Vd, Vdi  double and int64 GCC vector types of 8 lanes
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 #include <cstdint>
 #include <cstring>
 
@@ -54,6 +60,86 @@ LOWBIT_LANES_INLINE T vclamp(const T& v, float lo, float hi) {
 template <class T>
 LOWBIT_LANES_INLINE T vround(const T& v) {
   return (v + 12582912.0f) - 12582912.0f;
+}
+// a * b + c rounded once, lane by lane: std::fma of the reference. The library is
+// built with -ffp-contract=off, so GCC never fuses a product and a sum by itself;
+// this is the ISA's fused multiply-add, one register at a time.
+template <class T>
+LOWBIT_LANES_INLINE T vfma(const T& a, const T& b, const T& c) {
+  T r;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) % 64 == 0) {
+    for (unsigned k = 0; k < sizeof(T); k += 64) {
+      __m512 va, vb, vc;
+      std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 64);
+      std::memcpy(&vb, reinterpret_cast<const char*>(&b) + k, 64);
+      std::memcpy(&vc, reinterpret_cast<const char*>(&c) + k, 64);
+      const __m512 vr = _mm512_fmadd_ps(va, vb, vc);
+      std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 64);
+    }
+    return r;
+  }
+#endif
+#if defined(__FMA__)
+  for (unsigned k = 0; k < sizeof(T); k += 32) {
+    __m256 va, vb, vc;
+    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 32);
+    std::memcpy(&vb, reinterpret_cast<const char*>(&b) + k, 32);
+    std::memcpy(&vc, reinterpret_cast<const char*>(&c) + k, 32);
+    const __m256 vr = _mm256_fmadd_ps(va, vb, vc);
+    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 32);
+  }
+#elif defined(__aarch64__)
+  for (unsigned k = 0; k < sizeof(T); k += 16) {
+    float32x4_t va, vb, vc;
+    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 16);
+    std::memcpy(&vb, reinterpret_cast<const char*>(&b) + k, 16);
+    std::memcpy(&vc, reinterpret_cast<const char*>(&c) + k, 16);
+    const float32x4_t vr = vfmaq_f32(vc, va, vb);
+    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 16);
+  }
+#else
+#error "search_lanes.hpp's vfma needs FMA (x86) or AArch64"
+#endif
+  return r;
+}
+// std::sqrt lane by lane (IEEE, correctly rounded on every ISA).
+template <class T>
+LOWBIT_LANES_INLINE T vsqrt(const T& a) {
+  T r;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) % 64 == 0) {
+    for (unsigned k = 0; k < sizeof(T); k += 64) {
+      __m512 va;
+      std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 64);
+      const __m512 vr = _mm512_sqrt_ps(va);
+      std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 64);
+    }
+    return r;
+  }
+#endif
+#if defined(__AVX__)
+  for (unsigned k = 0; k < sizeof(T); k += 32) {
+    __m256 va;
+    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 32);
+    const __m256 vr = _mm256_sqrt_ps(va);
+    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 32);
+  }
+#elif defined(__aarch64__)
+  for (unsigned k = 0; k < sizeof(T); k += 16) {
+    float32x4_t va;
+    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 16);
+    const float32x4_t vr = vsqrtq_f32(va);
+    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 16);
+  }
+#else
+#error "search_lanes.hpp's vsqrt needs AVX (x86) or AArch64"
+#endif
+  return r;
+}
+template <class T>
+LOWBIT_LANES_INLINE T vfma(const T& a, const T& b, float c) {
+  return vfma(a, b, splat_as<T>(c));
 }
 template <class T>
 LOWBIT_LANES_INLINE T vabs(const T& v) {

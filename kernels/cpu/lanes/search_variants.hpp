@@ -71,14 +71,26 @@ LOWBIT_SEARCH_FN(quantize_row_q4_0) {
 LOWBIT_SEARCH_FN(quantize_row_q5_0) {
   sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_0>(x, y, n, importance, kQ5_0Search, store_q5_0);
 }
+LOWBIT_SEARCH_FN(quantize_row_q4_0_best) {
+  sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_0>(x, y, n, importance, kQ4_0SearchBest, store_q4_0);
+}
+LOWBIT_SEARCH_FN(quantize_row_q5_0_best) {
+  sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_0>(x, y, n, importance, kQ5_0SearchBest, store_q5_0);
+}
 LOWBIT_SEARCH_FN(quantize_row_q8_0) {
   sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q8_0>(x, y, n, importance, kQ8Search, store_q8_0);
 }
 LOWBIT_SEARCH_FN(quantize_row_q4_1) {
-  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1);
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydDefault);
 }
 LOWBIT_SEARCH_FN(quantize_row_q5_1) {
-  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1);
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydDefault);
+}
+LOWBIT_SEARCH_FN(quantize_row_q4_1_best) {
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydBest);
+}
+LOWBIT_SEARCH_FN(quantize_row_q5_1_best) {
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydBest);
 }
 
 

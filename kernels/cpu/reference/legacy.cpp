@@ -34,6 +34,9 @@ namespace lowbit::kernels {
 void quantize_row_q4_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
   sym_row<block_q4_0>(x, y, n, importance, kQ4_0Search, store_q4_0);
 }
+void quantize_row_q4_0_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  sym_row<block_q4_0>(x, y, n, importance, kQ4_0SearchBest, store_q4_0);
+}
 
 void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
   const auto* in = blocks<block_q4_0>(x);
@@ -49,7 +52,10 @@ void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q4_1
 
 void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1);
+  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydDefault);
+}
+void quantize_row_q4_1_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydBest);
 }
 
 void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
@@ -69,6 +75,9 @@ void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
 void quantize_row_q5_0__scalar(const float* x, void* y, int64_t n, const float* importance) {
   sym_row<block_q5_0>(x, y, n, importance, kQ5_0Search, store_q5_0);
 }
+void quantize_row_q5_0_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  sym_row<block_q5_0>(x, y, n, importance, kQ5_0SearchBest, store_q5_0);
+}
 
 void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
   const auto* in = blocks<block_q5_0>(x);
@@ -87,7 +96,10 @@ void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q5_1
 
 void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1);
+  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydDefault);
+}
+void quantize_row_q5_1_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydBest);
 }
 
 void dequantize_row_q5_1__scalar(const void* x, float* y, int64_t n) {

@@ -28,16 +28,21 @@ namespace {
 
 constexpr int QK = QK_LEGACY;
 
-// The level nearest to v within [lo, hi]. Clamping the integer rather than the
-// float keeps the loops vectorisable (GCC will not if-convert a float clamp
-// against constants without -ffinite-math-only).
-inline int level(float v, int lo, int hi) {
-  int l = round_even_to_int(v);
-  l = l < lo ? lo : l;
-  return l > hi ? hi : l;
+// The level nearest to the exact product x * id within [lo, hi]: one fused
+// multiply-add with round_even_to_int's constant rounds the product once, straight to
+// an integer (ties to even). The searches are defined with fused operations
+// (std::fma here, the ISA's FMA in the lanes: the same single rounding on every
+// machine) because they are fewer: their cost is operations per element and trial.
+constexpr float kRoundingConstant = 12582912.0f;  // 1.5 * 2^23
+inline int level_of_product(float x, float id, int lo, int hi) {
+  const float t = std::fma(x, id, kRoundingConstant);
+  int32_t i;
+  std::memcpy(&i, &t, sizeof i);
+  const int l = i - 0x4B400000;
+  return std::min(std::max(l, lo), hi);
 }
 
-// 1/d, shrunk where needed so that |span * id| <= 2^21 and level() stays exact for
+// 1/d, shrunk where needed so that |span * id| <= 2^21 and level_of_product() stays exact for
 // every element within `span` of the origin. Only a degenerate (tiny) d is
 // affected; evaluation and packing use the same inverse, so what is measured is
 // what is stored.
@@ -114,53 +119,66 @@ inline float sym_error(const float* x, const float* w, Range r, float d, SymSpec
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const int l = level(x[j] * id, s.lo, s.hi);
-      const float e = x[j] - static_cast<float>(l) * d;
-      acc[k] += w[j] * e * e;
+      const float l = static_cast<float>(level_of_product(x[j], id, s.lo, s.hi));
+      const float e = std::fma(-l, d, x[j]);
+      acc[k] = std::fma(w[j] * e, e, acc[k]);
     }
   return lane_sum(acc);
 }
 
 // Least-squares scale for the levels that inverse scale `id` rounds the block to,
 // and its gain sumlx^2 / suml2 (the error it removes with those levels).
+// wx[j] = w[j] * x[j], made once per block.
 struct ScaleFit {
   float d = 0.0f, gain = -1.0f;
 };
-inline ScaleFit sym_refit(const float* x, const float* w, float id, SymSpec s) {
+inline ScaleFit sym_refit(const float* x, const float* w, const float* wx, float id, SymSpec s) {
   float lx[kLanes] = {}, l2[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const float l = static_cast<float>(level(x[j] * id, s.lo, s.hi));
-      lx[k] += w[j] * x[j] * l;
-      l2[k] += w[j] * l * l;
+      const float l = static_cast<float>(level_of_product(x[j], id, s.lo, s.hi));
+      lx[k] = std::fma(wx[j], l, lx[k]);
+      l2[k] = std::fma(w[j] * l, l, l2[k]);
     }
   const float sumlx = lane_sum(lx), suml2 = lane_sum(l2);
   if (!(suml2 > 0.0f)) return {};
   return {sumlx / suml2, sumlx * sumlx / suml2};
 }
 
-// Candidate inverse scales, in units of 1/max where max is the block's signed
-// extreme: negative entries put max on the low (longer) side of the grid as ggml
-// does, positive ones on the high side; offsets of a fraction of a level trade
-// clipping the extreme against resolution for the rest.
+// The candidate scales of one effort. Trial inverse scales are in units of 1/max,
+// where max is the block's signed extreme: `lo_offsets` put max on the low (longer)
+// side of the grid as ggml does, `hi_offsets` on the high side; offsets of a fraction
+// of a level trade clipping the extreme against resolution for the rest. Every trial
+// is refitted by least squares on the levels it rounds to and ranked by how much
+// error that refit removes; the `keep` best are then measured exactly after fp16
+// rounding, each followed by `lloyd` refits on its own levels (a fixed-point
+// iteration between rounding and fitting that only ever moves towards a lower error
+// for those levels).
 struct SymSearch {
-  float base_lo_offsets[64];
+  float lo_offsets[80];
   int n_lo;
-  float base_hi_offsets[16];
+  float hi_offsets[16];
   int n_hi;
+  // The `refine_top` best low-side trials (by gain) also try their neighbours at
+  // +-refine_step: a coarse grid of trials refined where it found the most.
+  int refine_top;
+  float refine_step;
+  int keep;   // ranked candidates measured exactly, at most 4
+  int lloyd;  // refits of each measured candidate on its own levels
   // Whether a scale may clip the block's extreme (round it to a level nearer zero
   // than its own). 4/5 bits gain from clipping; at 8 bits the RMSE gain is tiny and
   // shrinking the largest weight of a block measurably hurts LLM perplexity.
   bool allow_clip;
 };
+constexpr int kMaxRefineTop = 2;
 
 // Chooses the fp16 scale of one symmetric block. `ggml_d` is the float scale
 // ggml's reference quantizer would store (its candidate is always evaluated).
 // `ggml_imatrix_d`, when not NaN, is the scale ggml's imatrix search (make_qx_quants)
 // would store: a second candidate that keeps the block no worse than ggml's with importance.
 inline uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml_d, const SymSearch& search,
-                    float ggml_imatrix_d = NAN) {
+                           float ggml_imatrix_d = NAN) {
   float amax = 0.0f, max = 0.0f;
   for (int j = 0; j < QK; ++j)
     if (std::fabs(x[j]) > amax) {
@@ -169,6 +187,8 @@ inline uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml
     }
   if (amax == 0.0f) return 0;
   const Range r = block_range(x);
+  float wx[QK];
+  for (int j = 0; j < QK; ++j) wx[j] = w[j] * x[j];
 
   uint16_t best_h = to_half(ggml_d);
   float best_err = sym_error(x, w, r, fp16_to_fp32(best_h), s);
@@ -191,20 +211,33 @@ inline uint16_t sym_search(const float* x, const float* w, SymSpec s, float ggml
     }
   }
   TopK<float, 4> top;
-  for (int k = 0; k < search.n_lo; ++k) {
-    const ScaleFit f = sym_refit(x, w, (static_cast<float>(s.lo) + search.base_lo_offsets[k]) / max, s);
+  TopK<float, kMaxRefineTop> coarse;  // offsets of the best low-side trials
+  auto trial = [&](float offset, int side) {
+    const ScaleFit f = sym_refit(x, w, wx, (static_cast<float>(side) + offset) / max, s);
     top.push(f.d, f.gain);
+    return f.gain;
+  };
+  for (int k = 0; k < search.n_lo; ++k) coarse.push(search.lo_offsets[k], trial(search.lo_offsets[k], s.lo));
+  for (int k = 0; k < search.n_hi; ++k) trial(search.hi_offsets[k], s.hi);
+  for (int t = 0; t < coarse.n && t < search.refine_top; ++t) {
+    trial(coarse.item[t] - search.refine_step, s.lo);
+    trial(coarse.item[t] + search.refine_step, s.lo);
   }
-  for (int k = 0; k < search.n_hi; ++k) {
-    const ScaleFit f = sym_refit(x, w, (static_cast<float>(s.hi) + search.base_hi_offsets[k]) / max, s);
-    top.push(f.d, f.gain);
+  for (int k = 0; k < top.n && k < search.keep; ++k) {
+    if (!(top.gain[k] > 0.0f)) continue;
+    float d = top.item[k];
+    consider(d);
+    for (int it = 0; it < search.lloyd; ++it) {
+      const float dh = fp16_to_fp32(to_half(d));
+      if (dh == 0.0f) break;
+      d = sym_refit(x, w, wx, safe_inverse(dh, amax), s).d;
+      consider(d);
+    }
   }
-  for (int k = 0; k < top.n; ++k)
-    if (top.gain[k] > 0.0f) consider(top.item[k]);
 
   // Polish: refit on the winner's own levels, then its fp16 neighbours.
   const float bd = fp16_to_fp32(best_h);
-  if (bd != 0.0f) consider(sym_refit(x, w, safe_inverse(bd, amax), s).d);
+  if (bd != 0.0f) consider(sym_refit(x, w, wx, safe_inverse(bd, amax), s).d);
   const uint16_t h0 = best_h;
   if ((h0 & 0x7fffu) != 0 && (h0 & 0x7fffu) < 0x7bffu) {
     consider(fp16_to_fp32(static_cast<uint16_t>(h0 + 1)));
@@ -228,28 +261,45 @@ inline float block_amax(const float* x) {
 // Signed levels for the stored scale: the nearest for each element.
 inline void sym_levels(const float* x, float d, SymSpec s, int* q) {
   const float id = safe_inverse(d, block_amax(x));
-  for (int j = 0; j < QK; ++j) q[j] = level(x[j] * id, s.lo, s.hi);
+  for (int j = 0; j < QK; ++j) q[j] = level_of_product(x[j], id, s.lo, s.hi);
 }
 
-constexpr SymSearch make_search(float lo_from, float lo_to, float lo_step, float hi_from, float hi_to,
-                                float hi_step, bool allow_clip) {
+struct Steps {
+  float from, to, step;
+};
+constexpr SymSearch make_search(Steps lo, Steps hi, int refine_top, float refine_step, int keep, int lloyd,
+                                bool allow_clip) {
   SymSearch s{};
   s.allow_clip = allow_clip;
   s.n_lo = 0;
-  for (float o = lo_from; o <= lo_to + 1e-4f && s.n_lo < 64; o += lo_step) s.base_lo_offsets[s.n_lo++] = o;
+  for (float o = lo.from; o <= lo.to + 1e-4f && s.n_lo < 80; o += lo.step) s.lo_offsets[s.n_lo++] = o;
   s.n_hi = 0;
-  for (float o = hi_from; o <= hi_to + 1e-4f && s.n_hi < 16; o += hi_step) s.base_hi_offsets[s.n_hi++] = o;
+  for (float o = hi.from; o <= hi.to + 1e-4f && s.n_hi < 16; o += hi.step) s.hi_offsets[s.n_hi++] = o;
+  s.refine_top = refine_top < kMaxRefineTop ? refine_top : kMaxRefineTop;
+  s.refine_step = refine_step;
+  s.keep = keep < 4 ? keep : 4;
+  s.lloyd = lloyd;
   return s;
 }
 
-// 4 and 5 bits: the extreme mapped anywhere from two levels beyond the grid
-// (clipped) to three levels inside it in tenths of a level, plus grids flipped so
-// the extreme lands on the short (positive) side.
-constexpr SymSearch kSearch4And5 = make_search(-2.0f, 3.0f, 0.1f, -2.0f, 1.0f, 0.25f, true);
+// 4 and 5 bits, `default`: the extreme mapped anywhere from 2.9 levels beyond the
+// grid (clipped) to three levels inside it in steps of 0.3 levels, plus grids flipped
+// so the extreme lands on the short (positive) side in steps of 0.5; the two best
+// low-side trials refined by +-0.1 level; the three best measured, each refitted once
+// on its own levels. 36 refits where an earlier schedule (steps of 0.1 from -2, the
+// four best measured) took 65: its squared error is within 0.002% of that schedule's
+// without importance and 0.02-0.18% lower with importance (docs/formats.md).
+constexpr SymSearch kSearch4And5 = make_search({-2.9f, 3.0f, 0.3f}, {-2.0f, 1.0f, 0.5f}, 2, 0.1f, 3, 1, true);
+// 4 and 5 bits, `best`: steps of 0.1 level from four levels of clipping (which pays
+// where importance makes a block's extreme cheap to clip) to three inside, flipped
+// grids in steps of 0.25, refinements by +-0.05, the four best measured and refitted
+// twice: about 2.5x the default's work for a further 0.01-0.07% lower error with
+// importance (and never more without).
+constexpr SymSearch kSearch4And5Best = make_search({-4.0f, 3.0f, 0.1f}, {-2.0f, 1.0f, 0.25f}, 2, 0.05f, 4, 2, true);
 // 8 bits: a few nearby scales that keep the extreme unclipped (the e2e perplexity
 // test on SmolLM2 showed clipping it costs more than the RMSE it saves); the grid
 // [-127, 127] is symmetric, so there is no flipped side (empty range).
-constexpr SymSearch kSearchQ8 = make_search(0.0f, 3.0f, 0.5f, 0.0f, -1.0f, 1.0f, false);
+constexpr SymSearch kSearchQ8 = make_search({0.0f, 3.0f, 0.5f}, {0.0f, -1.0f, 1.0f}, 0, 0.0f, 4, 0, false);
 
 // ggml's reference scale for a symmetric 4/5-bit block: signed max / -nmax.
 inline float ggml_sym_d(const float* x, int nmax) {
@@ -270,16 +320,18 @@ inline float ggml_q8_d(const float* x) {
 
 // ---------------------------------------------------------------- asymmetric: x = d * l + m
 
-// Weighted squared error with stored (fp16-exact) d and m, levels in [0, nmax].
+// Weighted squared error with stored (fp16-exact) d and m, levels in [0, nmax]. Fused
+// operations as in the symmetric search: the error is (x - m) - l * d, rounded once.
 inline float asym_error(const float* x, const float* w, Range r, float d, float m, int nmax) {
   const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
   float acc[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const int l = level((x[j] - m) * id, 0, nmax);
-      const float e = x[j] - (static_cast<float>(l) * d + m);
-      acc[k] += w[j] * e * e;
+      const float u = x[j] - m;
+      const float l = static_cast<float>(level_of_product(u, id, 0, nmax));
+      const float e = std::fma(-l, d, u);
+      acc[k] = std::fma(w[j] * e, e, acc[k]);
     }
   return lane_sum(acc);
 }
@@ -290,17 +342,17 @@ struct Affine {
 };
 
 // Weighted least-squares (d, m) for the levels that rounding (x - origin) * id
-// gives. sw = sum(w) and sx = sum(w*x) do not depend on the levels.
-inline bool asym_refit(const float* x, const float* w, float sw, float sx, float origin, float id, int nmax,
-                Affine* out) {
+// gives. sw = sum(w) and sx = sum(w*x) do not depend on the levels; wx[j] = w[j] * x[j].
+inline bool asym_refit(const float* x, const float* w, const float* wx, float sw, float sx, float origin, float id,
+                       int nmax, Affine* out) {
   float a_l[kLanes] = {}, a_ll[kLanes] = {}, a_xl[kLanes] = {};
   for (int j0 = 0; j0 < QK; j0 += kLanes)
     for (int k = 0; k < kLanes; ++k) {
       const int j = j0 + k;
-      const float l = static_cast<float>(level((x[j] - origin) * id, 0, nmax));
-      a_l[k] += w[j] * l;
-      a_ll[k] += w[j] * l * l;
-      a_xl[k] += w[j] * x[j] * l;
+      const float l = static_cast<float>(level_of_product(x[j] - origin, id, 0, nmax));
+      a_l[k] = std::fma(w[j], l, a_l[k]);
+      a_ll[k] = std::fma(w[j] * l, l, a_ll[k]);
+      a_xl[k] = std::fma(wx[j], l, a_xl[k]);
     }
   const float sl = lane_sum(a_l), sll = lane_sum(a_ll), sxl = lane_sum(a_xl);
   const float det = sw * sll - sl * sl;
@@ -315,9 +367,18 @@ struct AffineHalf {
   uint16_t d, m;
 };
 
+// Refits of each ranked candidate on its own levels (see SymSearch::lloyd): `best`
+// takes one; `default` none, as a coarser trial grid measurably lost accuracy for
+// these two-parameter fits while saving little time.
+constexpr int kAsymLloydDefault = 0;
+constexpr int kAsymLloydBest = 1;
+
 // `ggml_imatrix`, when given, is what ggml's imatrix search (make_qkx3_quants) would
 // store: a second candidate that keeps the block no worse than ggml's with importance.
-inline AffineHalf asym_search(const float* x, const float* w, int nmax, const AffineHalf* ggml_imatrix = nullptr) {
+// `lloyd`: refits of each of the four ranked candidates on its own levels after it is
+// measured (0 for `default`, 1 for `best`).
+inline AffineHalf asym_search(const float* x, const float* w, int nmax, const AffineHalf* ggml_imatrix = nullptr,
+                              int lloyd = 0) {
   const Range r = block_range(x);
   const float min = r.min, max = r.max;
   // ggml's reference: d = (max - min) / nmax, m = min.
@@ -344,10 +405,11 @@ inline AffineHalf asym_search(const float* x, const float* w, int nmax, const Af
   // Grids anchored at the minimum, and at the maximum, with the range spread over
   // nmax + delta levels; the refit then moves d and m to where those levels fit best.
   const float range = max - min;
-  float sw = 0.0f, sx = 0.0f;
+  float sw = 0.0f, sx = 0.0f, wx[QK];
   for (int j = 0; j < QK; ++j) {
+    wx[j] = w[j] * x[j];
     sw += w[j];
-    sx += w[j] * x[j];
+    sx += wx[j];
   }
   Affine a;
   TopK<Affine, 4> top;
@@ -362,21 +424,31 @@ inline AffineHalf asym_search(const float* x, const float* w, int nmax, const Af
   };
   for (int k = -10; k <= 10; ++k) {
     const float id = (static_cast<float>(nmax) + 0.2f * static_cast<float>(k)) / range;
-    if (asym_refit(x, w, sw, sx, min, id, nmax, &a)) push(a);
-    if (asym_refit(x, w, sw, sx, max - static_cast<float>(nmax) / id, id, nmax, &a)) push(a);
+    if (asym_refit(x, w, wx, sw, sx, min, id, nmax, &a)) push(a);
+    if (asym_refit(x, w, wx, sw, sx, max - static_cast<float>(nmax) / id, id, nmax, &a)) push(a);
   }
   // Grids with fewer levels than the format's, spanning the block's range exactly: a
   // block that already lies on a coarser grid (a decoded Q4_1 block stored as Q5_1)
   // refits to that grid's d and m and comes back exact.
   for (int levels = (nmax + 1) / 2; levels < nmax - 2; ++levels)
-    if (asym_refit(x, w, sw, sx, min, static_cast<float>(levels) / range, nmax, &a)) push(a);
-  for (int k = 0; k < top.n; ++k) consider(top.item[k]);
-  // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
-  for (int iter = 0; iter < 2; ++iter) {
-    const float d = fp16_to_fp32(best.d), m = fp16_to_fp32(best.m);
-    if (d > 0.0f && asym_refit(x, w, sw, sx, m, safe_inverse(d, std::max(max - m, m - min)), nmax, &a))
+    if (asym_refit(x, w, wx, sw, sx, min, static_cast<float>(levels) / range, nmax, &a)) push(a);
+  // A refit on the levels of the stored (d, m): a step of the fixed-point iteration
+  // between rounding and fitting.
+  auto refit_own = [&](AffineHalf h, Affine* out) {
+    const float d = fp16_to_fp32(h.d), m = fp16_to_fp32(h.m);
+    return d > 0.0f && asym_refit(x, w, wx, sw, sx, m, safe_inverse(d, std::max(max - m, m - min)), nmax, out);
+  };
+  for (int k = 0; k < top.n; ++k) {
+    consider(top.item[k]);
+    AffineHalf c{to_half(top.item[k].d), to_half(top.item[k].m)};
+    for (int it = 0; it < lloyd && refit_own(c, &a); ++it) {
       consider(a);
+      c = {to_half(a.d), to_half(a.m)};
+    }
   }
+  // Polish: refit on the winner's own levels, then the fp16 neighbours of d and m.
+  for (int iter = 0; iter < 2; ++iter)
+    if (refit_own(best, &a)) consider(a);
   const AffineHalf c = best;
   for (int dd = -1; dd <= 1; ++dd)
     for (int dm = -1; dm <= 1; ++dm) {
@@ -390,7 +462,7 @@ inline AffineHalf asym_search(const float* x, const float* w, int nmax, const Af
 inline void asym_levels(const float* x, float d, float m, int nmax, int* q) {
   const Range r = block_range(x);
   const float id = safe_inverse(d, std::max(std::fabs(r.max - m), std::fabs(r.min - m)));
-  for (int j = 0; j < QK; ++j) q[j] = level((x[j] - m) * id, 0, nmax);
+  for (int j = 0; j < QK; ++j) q[j] = level_of_product(x[j] - m, id, 0, nmax);
 }
 
 // ggml's imatrix choices (ggml_search.hpp), NaN / false where ggml would fall back to
@@ -453,6 +525,8 @@ struct SymFormat {
 };
 constexpr SymFormat kQ4_0Search{{-8, 7}, &kSearch4And5, 8, true};
 constexpr SymFormat kQ5_0Search{{-16, 15}, &kSearch4And5, 16, true};
+constexpr SymFormat kQ4_0SearchBest{{-8, 7}, &kSearch4And5Best, 8, true};
+constexpr SymFormat kQ5_0SearchBest{{-16, 15}, &kSearch4And5Best, 16, true};
 constexpr SymFormat kQ8Search{kSpecQ8, &kSearchQ8, 0, false};
 
 // The block's objective weights, ggml's scale, and ggml's imatrix scale (NaN when
@@ -545,7 +619,7 @@ inline void store_q5_1(const float* xb, AffineHalf h, block_q5_1& out) {
 // A row of an asymmetric format, one block at a time (the scalar reference's way).
 template <class Block>
 void asym_row(const float* x, void* y, int64_t n, const float* importance, int nmax,
-              void (*store)(const float*, AffineHalf, Block&)) {
+              void (*store)(const float*, AffineHalf, Block&), int lloyd) {
   auto* out = static_cast<Block*>(y);
   float w[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
@@ -553,7 +627,7 @@ void asym_row(const float* x, void* y, int64_t n, const float* importance, int n
     AffineHalf g;
     bool have_g;
     asym_prepare(xb, importance ? importance + i * QK : nullptr, nmax, w, g, have_g);
-    store(xb, asym_search(xb, w, nmax, have_g ? &g : nullptr), out[i]);
+    store(xb, asym_search(xb, w, nmax, have_g ? &g : nullptr, lloyd), out[i]);
   }
 }
 
