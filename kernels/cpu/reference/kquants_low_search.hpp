@@ -69,14 +69,14 @@ struct Block {
     float amax = 0.0f, wmax = 0.0f;
     for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(raw[i]));
     if (amax > 0.0f) std::frexp(amax, &exp);
-    for (int i = 0; i < kBlock; ++i) x[i] = std::ldexp(raw[i], -exp);
+    scale_by_power_of_two(raw, kBlock, exp, x);
     if (importance)
       for (int i = 0; i < kBlock; ++i) wmax = std::max(wmax, importance[i]);
     weighted = wmax > 0.0f;
     if (weighted) {
       int wexp = 0;
       std::frexp(wmax, &wexp);
-      for (int i = 0; i < kBlock; ++i) w[i] = std::ldexp(importance[i], -wexp);
+      scale_by_power_of_two(importance, kBlock, wexp, w);
     } else {
       std::fill(w, w + kBlock, 1.0f);
     }

@@ -51,6 +51,18 @@ inline int round_even_to_int(float v) {
 // minps/maxps.
 inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
+// out[j] = ldexp(in[j], -e) for n values: a multiplication by 2^-e where that is a
+// normal float, which rounds exactly as ldexp does (once, to nearest even, only where
+// the result is subnormal), without a libm call per element.
+inline void scale_by_power_of_two(const float* in, int n, int e, float* out) {
+  if (e > -126 && e < 126) {
+    const float s = std::ldexp(1.0f, -e);
+    for (int j = 0; j < n; ++j) out[j] = in[j] * s;
+  } else {
+    for (int j = 0; j < n; ++j) out[j] = std::ldexp(in[j], -e);
+  }
+}
+
 // Copies n non-negative importance weights scaled by one power of two so that the
 // largest lies in [0.5, 1), and returns whether any weight is positive. Weighted
 // objectives are invariant to a common factor, and a power of two changes no
@@ -61,16 +73,7 @@ inline bool unit_scaled_weights(const float* importance, int n, float* w) {
   float wmax = 0.0f;
   for (int j = 0; j < n; ++j) wmax = std::max(wmax, importance[j]);
   if (!(wmax > 0.0f)) return false;
-  const int e = std::ilogb(wmax) + 1;
-  if (e > -126 && e < 126) {
-    // 2^-e is a normal float: multiplying by it rounds exactly as ldexp does (once,
-    // to nearest even, only where the result is subnormal), without a libm call
-    // per element.
-    const float s = std::ldexp(1.0f, -e);
-    for (int j = 0; j < n; ++j) w[j] = importance[j] * s;
-  } else {
-    for (int j = 0; j < n; ++j) w[j] = std::ldexp(importance[j], -e);
-  }
+  scale_by_power_of_two(importance, n, std::ilogb(wmax) + 1, w);
   return true;
 }
 
