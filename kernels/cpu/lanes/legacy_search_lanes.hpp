@@ -686,8 +686,9 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
       const F qx = L::make_qx(xt, in.gw, L::signed_absmax(xt), f.ggml_nmax);
       ggml_imatrix = in.have_gw ? qx : ggml_imatrix;
     }
-    const typename L::I h = importance ? L::template search<false>(xt, in.w, f.spec, gd, *f.search, ggml_imatrix)
-                                       : L::template search<true>(xt, in.w, f.spec, gd, *f.search, ggml_imatrix);
+    const SymSearch& search = f.search_for(importance);
+    const typename L::I h = importance ? L::template search<false>(xt, in.w, f.spec, gd, search, ggml_imatrix)
+                                       : L::template search<true>(xt, in.w, f.spec, gd, search, ggml_imatrix);
     for (int g = 0; g < kL && b0 + g < nb; ++g) store(x + (b0 + g) * QK, static_cast<uint16_t>(h[g]), out[b0 + g]);
   }
 }

@@ -61,81 +61,55 @@ template <class T>
 LOWBIT_LANES_INLINE T vround(const T& v) {
   return (v + 12582912.0f) - 12582912.0f;
 }
+// op applied to the vectors one native register R at a time (a GCC vector may span
+// several): for the few operations GCC's vector extensions do not express.
+template <class R, class T, class Op, class... Args>
+LOWBIT_LANES_INLINE T per_register(const Op& op, const Args&... args) {
+  static_assert(sizeof(T) % sizeof(R) == 0);
+  T r;
+  for (unsigned k = 0; k < sizeof(T); k += sizeof(R)) {
+    auto part = [k](const T& v) LOWBIT_LANES_INLINE_LAMBDA {
+      R p;
+      std::memcpy(&p, reinterpret_cast<const char*>(&v) + k, sizeof(R));
+      return p;
+    };
+    const R out = op(part(args)...);
+    std::memcpy(reinterpret_cast<char*>(&r) + k, &out, sizeof(R));
+  }
+  return r;
+}
+
 // a * b + c rounded once, lane by lane: std::fma of the reference. The library is
 // built with -ffp-contract=off, so GCC never fuses a product and a sum by itself;
-// this is the ISA's fused multiply-add, one register at a time.
+// this is the ISA's fused multiply-add.
 template <class T>
 LOWBIT_LANES_INLINE T vfma(const T& a, const T& b, const T& c) {
-  T r;
 #if defined(__AVX512F__)
-  if constexpr (sizeof(T) % 64 == 0) {
-    for (unsigned k = 0; k < sizeof(T); k += 64) {
-      __m512 va, vb, vc;
-      std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 64);
-      std::memcpy(&vb, reinterpret_cast<const char*>(&b) + k, 64);
-      std::memcpy(&vc, reinterpret_cast<const char*>(&c) + k, 64);
-      const __m512 vr = _mm512_fmadd_ps(va, vb, vc);
-      std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 64);
-    }
-    return r;
-  }
+  if constexpr (sizeof(T) % 64 == 0)
+    return per_register<__m512, T>([](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); }, a, b, c);
 #endif
 #if defined(__FMA__)
-  for (unsigned k = 0; k < sizeof(T); k += 32) {
-    __m256 va, vb, vc;
-    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 32);
-    std::memcpy(&vb, reinterpret_cast<const char*>(&b) + k, 32);
-    std::memcpy(&vc, reinterpret_cast<const char*>(&c) + k, 32);
-    const __m256 vr = _mm256_fmadd_ps(va, vb, vc);
-    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 32);
-  }
+  return per_register<__m256, T>([](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); }, a, b, c);
 #elif defined(__aarch64__)
-  for (unsigned k = 0; k < sizeof(T); k += 16) {
-    float32x4_t va, vb, vc;
-    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 16);
-    std::memcpy(&vb, reinterpret_cast<const char*>(&b) + k, 16);
-    std::memcpy(&vc, reinterpret_cast<const char*>(&c) + k, 16);
-    const float32x4_t vr = vfmaq_f32(vc, va, vb);
-    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 16);
-  }
+  return per_register<float32x4_t, T>([](float32x4_t x, float32x4_t y, float32x4_t z) { return vfmaq_f32(z, x, y); },
+                                      a, b, c);
 #else
 #error "search_lanes.hpp's vfma needs FMA (x86) or AArch64"
 #endif
-  return r;
 }
 // std::sqrt lane by lane (IEEE, correctly rounded on every ISA).
 template <class T>
 LOWBIT_LANES_INLINE T vsqrt(const T& a) {
-  T r;
 #if defined(__AVX512F__)
-  if constexpr (sizeof(T) % 64 == 0) {
-    for (unsigned k = 0; k < sizeof(T); k += 64) {
-      __m512 va;
-      std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 64);
-      const __m512 vr = _mm512_sqrt_ps(va);
-      std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 64);
-    }
-    return r;
-  }
+  if constexpr (sizeof(T) % 64 == 0) return per_register<__m512, T>([](__m512 x) { return _mm512_sqrt_ps(x); }, a);
 #endif
 #if defined(__AVX__)
-  for (unsigned k = 0; k < sizeof(T); k += 32) {
-    __m256 va;
-    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 32);
-    const __m256 vr = _mm256_sqrt_ps(va);
-    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 32);
-  }
+  return per_register<__m256, T>([](__m256 x) { return _mm256_sqrt_ps(x); }, a);
 #elif defined(__aarch64__)
-  for (unsigned k = 0; k < sizeof(T); k += 16) {
-    float32x4_t va;
-    std::memcpy(&va, reinterpret_cast<const char*>(&a) + k, 16);
-    const float32x4_t vr = vsqrtq_f32(va);
-    std::memcpy(reinterpret_cast<char*>(&r) + k, &vr, 16);
-  }
+  return per_register<float32x4_t, T>([](float32x4_t x) { return vsqrtq_f32(x); }, a);
 #else
 #error "search_lanes.hpp's vsqrt needs AVX (x86) or AArch64"
 #endif
-  return r;
 }
 template <class T>
 LOWBIT_LANES_INLINE T vfma(const T& a, const T& b, float c) {

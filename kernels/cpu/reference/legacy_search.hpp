@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 
 #include "common/nibbles.hpp"
 #include "cpu/reference/ggml_search.hpp"
@@ -282,14 +283,28 @@ constexpr SymSearch make_search(Steps lo, Steps hi, int refine_top, float refine
   return s;
 }
 
-// 4 and 5 bits, `default`: the extreme mapped anywhere from 2.9 levels beyond the
-// grid (clipped) to three levels inside it in steps of 0.3 levels, plus grids flipped
-// so the extreme lands on the short (positive) side in steps of 0.5; the two best
-// low-side trials refined by +-0.1 level; the three best measured, each refitted once
-// on its own levels. 36 refits where an earlier schedule (steps of 0.1 from -2, the
-// four best measured) took 65: its squared error is within 0.002% of that schedule's
-// without importance and 0.02-0.18% lower with importance (docs/formats.md).
-constexpr SymSearch kSearch4And5 = make_search({-2.9f, 3.0f, 0.3f}, {-2.0f, 1.0f, 0.5f}, 2, 0.1f, 3, 1, true);
+// The same search with its flipped-side offsets replaced by `hi`.
+constexpr SymSearch with_hi_offsets(SymSearch s, std::initializer_list<float> hi) {
+  s.n_hi = 0;
+  for (float o : hi) s.hi_offsets[s.n_hi++] = o;
+  return s;
+}
+
+// 4 and 5 bits, `default` with importance: the extreme mapped anywhere from 2.9
+// levels beyond the grid (clipped) to three levels inside it in steps of 0.3 levels,
+// plus grids flipped so the extreme lands on the short (positive) side in steps of
+// 0.5; the two best low-side trials refined by +-0.1 level; the three best measured,
+// each refitted once on its own levels. 36 refits where an earlier schedule (steps of
+// 0.1 from -2, the four best measured) took 65, for a 0.03-0.35% lower weighted error
+// (clipping an extreme far pays where its column is unimportant; docs/formats.md).
+constexpr SymSearch kSearch4And5Weighted =
+    make_search({-2.9f, 3.0f, 0.3f}, {-2.0f, 1.0f, 0.5f}, 2, 0.1f, 3, 1, true);
+// Without importance clipping beyond two levels, and most flipped grids, hardly ever
+// win: clipping from -2, five flipped grids (the extreme on 13 to 14 levels of Q5_0's
+// short side, or on its last level), 31 refits; squared error within 0.002% of the
+// 65-refit schedule's.
+constexpr SymSearch kSearch4And5 = with_hi_offsets(
+    make_search({-2.0f, 3.0f, 0.3f}, {0.0f, -1.0f, 1.0f}, 2, 0.1f, 3, 1, true), {-2.0f, -1.5f, -1.0f, 0.5f, 1.0f});
 // 4 and 5 bits, `best`: steps of 0.1 level from four levels of clipping (which pays
 // where importance makes a block's extreme cheap to clip) to three inside, flipped
 // grids in steps of 0.25, refinements by +-0.05, the four best measured and refitted
@@ -519,15 +534,17 @@ constexpr SymSpec kSpecQ8{-127, 127};
 
 struct SymFormat {
   SymSpec spec;
-  const SymSearch* search;
+  const SymSearch* search;           // rows quantized without an importance vector
+  const SymSearch* weighted_search;  // rows quantized with one
   int ggml_nmax;       // ggml's reference scale: signed max / -nmax, or absmax / 127 for 0
   bool imatrix_guard;  // whether ggml's imatrix search is a candidate too (4/5 bits)
+  const SymSearch& search_for(const float* importance) const { return importance ? *weighted_search : *search; }
 };
-constexpr SymFormat kQ4_0Search{{-8, 7}, &kSearch4And5, 8, true};
-constexpr SymFormat kQ5_0Search{{-16, 15}, &kSearch4And5, 16, true};
-constexpr SymFormat kQ4_0SearchBest{{-8, 7}, &kSearch4And5Best, 8, true};
-constexpr SymFormat kQ5_0SearchBest{{-16, 15}, &kSearch4And5Best, 16, true};
-constexpr SymFormat kQ8Search{kSpecQ8, &kSearchQ8, 0, false};
+constexpr SymFormat kQ4_0Search{{-8, 7}, &kSearch4And5, &kSearch4And5Weighted, 8, true};
+constexpr SymFormat kQ5_0Search{{-16, 15}, &kSearch4And5, &kSearch4And5Weighted, 16, true};
+constexpr SymFormat kQ4_0SearchBest{{-8, 7}, &kSearch4And5Best, &kSearch4And5Best, 8, true};
+constexpr SymFormat kQ5_0SearchBest{{-16, 15}, &kSearch4And5Best, &kSearch4And5Best, 16, true};
+constexpr SymFormat kQ8Search{kSpecQ8, &kSearchQ8, &kSearchQ8, 0, false};
 
 // The block's objective weights, ggml's scale, and ggml's imatrix scale (NaN when
 // there is none): the inputs of sym_search besides the block itself.
@@ -586,7 +603,7 @@ inline void sym_row(const float* x, void* y, int64_t n, const float* importance,
     const float* xb = x + i * QK;
     float ggml_d, ggml_imatrix;
     sym_prepare(xb, importance ? importance + i * QK : nullptr, f, w, ggml_d, ggml_imatrix);
-    store(xb, sym_search(xb, w, f.spec, ggml_d, *f.search, ggml_imatrix), out[i]);
+    store(xb, sym_search(xb, w, f.spec, ggml_d, f.search_for(importance), ggml_imatrix), out[i]);
   }
 }
 
