@@ -478,8 +478,8 @@ struct AsymLanes {
 
   // The chosen (d, m) fp16 bits per lane.
   template <bool Unit>
-  static void search(const F* x, const F* w, int nmax, const I& g_d, const I& g_m, const I& have_g, int lloyd,
-                     I& out_d, I& out_m) {
+  static void search(const F* x, const F* w, int nmax, const I& g_d, const I& g_m, const I& have_g,
+                     const AsymSearch& search, I& out_d, I& out_m) {
     const F zero = splat(0.0f);
     F rmin = x[0], rmax = x[0];
     for (int j = 1; j < QK; ++j) {
@@ -516,7 +516,7 @@ struct AsymLanes {
     // id = (nmax + delta) / range and delta < 0.5 (minus a margin far above id's
     // rounding) no level leaves [0, nmax]: those trials, and the coarser grids below,
     // skip the clamps (the same values).
-    for (int k = -10; k <= 10; ++k) {
+    for (int k = -10; k <= search.k_max; ++k) {
       const float delta = 0.2f * static_cast<float>(k);
       const F id = splat(static_cast<float>(nmax) + delta) / range;
       I ok = delta < 0.45f ? refit<Unit, false>(x, w, wx, sw, sx, rmin, id, nmax, d, m, g)
@@ -540,7 +540,7 @@ struct AsymLanes {
       I live = all & (top.n > k);
       consider(top.d[k], top.m[k], live);
       I cd = S::to_half(top.d[k]), cm = S::to_half(top.m[k]);
-      for (int it = 0; it < lloyd && any(live); ++it) {
+      for (int it = 0; it < search.lloyd && any(live); ++it) {
         live &= refit_own(cd, cm);
         consider(d, m, live);
         cd = S::to_half(d);
@@ -629,7 +629,7 @@ struct BlockLanes {
 // A row of an asymmetric format with kL blocks per search.
 template <class F, class Block>
 void asym_row_lanes(const float* x, void* y, int64_t n, const float* importance, int nmax,
-                    void (*store)(const float*, AffineHalf, Block&), int lloyd) {
+                    void (*store)(const float*, AffineHalf, Block&), const AsymEffort& effort) {
   using L = AsymLanes<F>;
   using I = typename L::I;
   constexpr int kL = L::kL;
@@ -648,10 +648,11 @@ void asym_row_lanes(const float* x, void* y, int64_t n, const float* importance,
       g_m = SymLanes<F>::to_half(min);
     }
     I hd, hm;
+    const AsymSearch& search = effort.search_for(importance);
     if (importance)
-      L::template search<false>(in.x, in.w, nmax, g_d, g_m, in.have_gw, lloyd, hd, hm);
+      L::template search<false>(in.x, in.w, nmax, g_d, g_m, in.have_gw, search, hd, hm);
     else
-      L::template search<true>(in.x, in.w, nmax, g_d, g_m, in.have_gw, lloyd, hd, hm);
+      L::template search<true>(in.x, in.w, nmax, g_d, g_m, in.have_gw, search, hd, hm);
     for (int g = 0; g < kL && b0 + g < nb; ++g)
       store(x + (b0 + g) * QK, AffineHalf{static_cast<uint16_t>(hd[g]), static_cast<uint16_t>(hm[g])}, out[b0 + g]);
   }

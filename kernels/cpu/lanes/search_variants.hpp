@@ -81,16 +81,16 @@ LOWBIT_SEARCH_FN(quantize_row_q8_0) {
   sym_row_lanes<LOWBIT_SEARCH_WIDE, block_q8_0>(x, y, n, importance, kQ8Search, store_q8_0);
 }
 LOWBIT_SEARCH_FN(quantize_row_q4_1) {
-  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydDefault);
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymDefault);
 }
 LOWBIT_SEARCH_FN(quantize_row_q5_1) {
-  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydDefault);
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymDefault);
 }
 LOWBIT_SEARCH_FN(quantize_row_q4_1_best) {
-  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydBest);
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymBest);
 }
 LOWBIT_SEARCH_FN(quantize_row_q5_1_best) {
-  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydBest);
+  asym_row_lanes<LOWBIT_SEARCH_WIDE, block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymBest);
 }
 
 

@@ -52,10 +52,10 @@ void dequantize_row_q4_0__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q4_1
 
 void quantize_row_q4_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydDefault);
+  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymDefault);
 }
 void quantize_row_q4_1_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymLloydBest);
+  asym_row<block_q4_1>(x, y, n, importance, 15, store_q4_1, kAsymBest);
 }
 
 void dequantize_row_q4_1__scalar(const void* x, float* y, int64_t n) {
@@ -96,10 +96,10 @@ void dequantize_row_q5_0__scalar(const void* x, float* y, int64_t n) {
 // ---------------------------------------------------------------- Q5_1
 
 void quantize_row_q5_1__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydDefault);
+  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymDefault);
 }
 void quantize_row_q5_1_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
-  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymLloydBest);
+  asym_row<block_q5_1>(x, y, n, importance, 31, store_q5_1, kAsymBest);
 }
 
 void dequantize_row_q5_1__scalar(const void* x, float* y, int64_t n) {
