@@ -148,11 +148,11 @@ struct Iq4Lanes {
       }
     };
     F d, g;
-    for (int t = -10; t <= 12; ++t) {
+    for (int t = kLowTrials.from; t <= kLowTrials.to; t += kTrialStep) {
       refit(x, w, splat(kValues[0] + static_cast<float>(t)) / max, d, g);
       rank(d, g);
     }
-    for (int t = -10; t <= 10; ++t) {
+    for (int t = kHighTrials.from; t <= kHighTrials.to; t += kTrialStep) {
       refit(x, w, splat(kValues[15] + static_cast<float>(t)) / max, d, g);
       rank(d, g);
     }
