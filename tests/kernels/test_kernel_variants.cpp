@@ -92,8 +92,6 @@ TEST_P(GsqGemvQ8, MatchesReference) { run_variant<GsqGemvQ8Family>(*GetParam());
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemvQ8, ::testing::ValuesIn(variants<GsqGemvQ8Family>()),
                          variant_name<GsqGemvQ8Family>);
 
-// Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
-// and signalling NaNs), bit for bit as their scalar reference decodes them.
 // kernels/cpu/x86/dot32.hpp promises that its AVX2 and AVX-512 VNNI instances differ
 // only in how they reach the same exact int32 lanes, so their dots agree bit for bit
 // (the same model output on either CPU). Every standard pattern, every shared format.
@@ -115,6 +113,8 @@ TEST(KernelTables, X86Dot32VariantsAgreeBitForBit) {
   }
 }
 
+// Half-precision decoders see every one of the 65536 codes (subnormals, Inf, quiet
+// and signalling NaNs), bit for bit as their scalar reference decodes them.
 TEST(KernelTables, HalfPrecisionDecodersMatchOnEveryCode) {
   std::vector<uint16_t> codes(65536);
   for (uint32_t i = 0; i < 65536; ++i) codes[i] = static_cast<uint16_t>(i);

@@ -4,14 +4,15 @@
 // vector lane, lanes_of<F> blocks at a time, byte-identical to the scalar reference.
 // Lane b runs block b's float operations in the reference's order: its eight partial
 // sums (element j into sum j % 8, then ((0+1)+(2+3))+((4+5)+(6+7))) become eight
-// accumulators per lane, ggml's serial sums stay serial, its integer rounding trick is
-// the same bit arithmetic, fp16 conversions are the ISA's (F16C, AArch64 FCVT: the
-// same round-to-nearest-even as lowbit/core/half.hpp on the finite, clamped values the
+// accumulators per lane, ggml's serial sums stay serial, the reference's fused
+// multiply-adds are the ISA's (vfma), ggml's integer rounding trick is the same bit
+// arithmetic, fp16 conversions are the ISA's (F16C, AArch64 FCVT: the same
+// round-to-nearest-even as lowbit/core/half.hpp on the finite, clamped values the
 // search stores), and where the reference branches or skips a candidate the lane
 // computes it and does not take it. The candidate rankings keep a count per lane.
-// ggml's imatrix searches (make_qx, make_qkx3), which the reference runs as
-// candidates, run in the lanes too; the other per-block steps (weights, ggml's plain
-// scales, writing the block) are the reference's own code.
+// The per-block inputs (weights, ggml's plain and imatrix scales) are made in the
+// lanes too (BlockLanes, make_qx, make_qkx3); writing each block is the reference's
+// own code.
 //
 // The including file defines V, Vi, Vd, Vdi as search_lanes.hpp says.
 #if defined(__x86_64__)
@@ -105,11 +106,6 @@ struct SymLanes {
   static I to_half(const F& v) {
     const F lo = splat(-kHalfMax), hi = splat(kHalfMax);
     return half_bits(v < lo ? lo : (hi < v ? hi : v));
-  }
-  // level(): round_even_to_int's bit trick, then the integer clamp (as max, min).
-  static I level(const F& v, const SymSpec& s) {
-    const F t = v + 12582912.0f;
-    return imin(imax(reinterpret_cast<I>(t) - 0x4B400000, isplat(s.lo)), isplat(s.hi));
   }
   static F copysign(const F& magnitude, const F& sign) {
     return reinterpret_cast<F>((reinterpret_cast<I>(magnitude) & 0x7fffffff) |
@@ -334,13 +330,11 @@ struct AsymLanes {
   static constexpr int kL = S::kL;
 
   static F splat(float v) { return splat_as<F>(v); }
-  // level_of_product(u, id, 0, nmax) as a float (SymLanes::level_of_product). Clamp
-  // false where the caller has shown that the level cannot leave [0, nmax].
+  // level_of_product(u, id, 0, nmax) as a float. Clamp false where the caller has
+  // shown that the level cannot leave [0, nmax].
   template <bool Clamp = true>
   static F level_of_product(const F& u, const F& id, int nmax) {
-    const F l = vfma(u, id, kRoundingConstant) - kRoundingConstant;
-    if constexpr (!Clamp) return l;
-    return vmin(vmax(l, splat(0.0f)), splat(static_cast<float>(nmax)));
+    return S::template level_of_product<Clamp>(u, id, SymSpec{0, nmax});
   }
 
   // asym_error of the reference: stored (fp16-exact) d and m per lane. Unit: every
@@ -674,9 +668,10 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
     const F* xt = in.x;
     // ggml's scale (ggml_sym_d / ggml_q8_d) per lane: the same serial comparisons in
     // element order, for kL blocks at once instead of one dependent chain per block.
-    F gd;
+    F gd, max = splat_as<F>(0.0f);
     if (f.ggml_nmax > 0) {
-      gd = L::signed_absmax(xt) / static_cast<float>(-f.ggml_nmax);
+      max = L::signed_absmax(xt);
+      gd = max / static_cast<float>(-f.ggml_nmax);
     } else {
       F amax = splat_as<F>(0.0f);
       for (int j = 0; j < QK; ++j) amax = vmax(amax, vabs(xt[j]));
@@ -684,7 +679,7 @@ void sym_row_lanes(const float* x, void* y, int64_t n, const float* importance, 
     }
     F ggml_imatrix = splat_as<F>(NAN);
     if (guard && any(in.have_gw)) {
-      const F qx = L::make_qx(xt, in.gw, L::signed_absmax(xt), f.ggml_nmax);
+      const F qx = L::make_qx(xt, in.gw, max, f.ggml_nmax);  // guard: a 4/5-bit format, max is set
       ggml_imatrix = in.have_gw ? qx : ggml_imatrix;
     }
     const SymSearch& search = f.search_for(importance);

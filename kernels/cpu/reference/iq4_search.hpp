@@ -112,7 +112,7 @@ inline bool objective_weights(const float* importance, int n, float* w) {
 // same fit into the four measured places; steps of two leave room for distinct
 // candidates, and the clipping side reaches twice as far (t = -20: the extreme clipped
 // by 20 code units, which often wins, most often with importance). 28 trials where
-// the earlier schedule (steps of one, t from -10) took 44, with a 0.02-0.6% lower
+// the earlier schedule (steps of one, t from -10) took 44, with a 0.01-0.7% lower
 // error (docs/formats.md).
 struct TrialRange {
   int from, to;

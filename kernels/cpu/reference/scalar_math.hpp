@@ -32,20 +32,23 @@ inline float finite_inverse(float d) {
 // two additions, so loops around it vectorise (also with GCC vector types, where the
 // same expression rounds every lane). It is monotone, so clamping its result to an
 // integer range equals rounding the clamped value.
+constexpr float kRoundingConstant = 12582912.0f;  // 1.5 * 2^23
 template <class T>
 inline T round_even(T v) {
-  return (v + 12582912.0f) - 12582912.0f;
+  return (v + kRoundingConstant) - kRoundingConstant;
 }
 
-// The same rounding, read back as an integer from the sum's mantissa bits (for
-// |v| <= 2^21): branch-free and vectorisable on plain SSE2, where a float-to-int
-// conversion after round_even would be a second instruction per element.
-inline int round_even_to_int(float v) {
-  const float t = v + 12582912.0f;
+// The integer n of t = kRoundingConstant + n (|n| <= 2^21), read from t's mantissa
+// bits: branch-free and vectorisable on plain SSE2, where a float-to-int conversion
+// would be a second instruction per element.
+inline int int_above_rounding_constant(float t) {
   int32_t i;
   std::memcpy(&i, &t, sizeof i);
   return i - 0x4B400000;
 }
+
+// round_even read back as an integer (for |v| <= 2^21).
+inline int round_even_to_int(float v) { return int_above_rounding_constant(v + kRoundingConstant); }
 
 // std::clamp's nested conditional keeps GCC from vectorising; min(max()) maps to
 // minps/maxps.
