@@ -6,9 +6,10 @@
 // float operations in the reference's order: its four-lane partial sums become four
 // accumulators per lane, its serial sums stay serial, its branches become selects,
 // and a lane that the reference would leave early keeps computing with its values
-// never taken. Only the per-sub-block stages (the fits and the evaluation of each
-// sub-block's integer candidates, nearly all of the time) live here; the rest is the
-// reference's own code through quantize_block_q2_K / quantize_block_q3_K.
+// never taken. Only the per-sub-block stages (the fits, the evaluation of each
+// sub-block's integer candidates, Q3_K's bound and refit sums: nearly all of the
+// time) live here; the rest is the reference's own code through
+// quantize_block_q2_K / quantize_block_q3_K.
 //
 // The including file defines V, Vi, Vd, Vdi as search_lanes.hpp says.
 #include <cstdint>
@@ -68,18 +69,18 @@ struct LowLanes {
     return flat ? serial : err;
   }
 
-  // q3_fit_sign of the reference; returns the gain, sets scale.
-  static F q3_fit_sign(const F* x, const F* w, const F& amax, float sign, bool weighted, F& scale) {
-    constexpr int kFine = 8, kWide = 5, kRefits = 3;
+  // q3_fit_sign of the reference; returns the gain, sets scale and curv.
+  static F q3_fit_sign(const F* x, const F* w, const F& amax, float sign, bool weighted, F& scale, F& curv) {
+    constexpr int kFine = kQ3Fine, kWide = kQ3Wide, kRefits = kQ3Refits;
     const int ngrid = weighted ? kFine + kWide : kFine;
     const F zero = splat(0.0f);
     F best = zero;
-    scale = zero;
+    scale = curv = zero;
     I active = amax != zero;
     for (int k = 0; k < ngrid + kRefits; ++k) {
       if (k >= ngrid) active &= scale != zero;
       if (!any(active)) break;
-      const float r = k < kFine ? 2.0f + 0.4f * k : 4.8f + 0.5f * (k - kFine + 1);
+      const float r = q3_trial_ratio(k);
       const F t = k < ngrid ? splat(sign * r) / amax : splat(1.0f) / scale;
       const F a = sum4([&](int i) LOWBIT_LANES_INLINE_LAMBDA {
         const F q = vround(clamp4v(x[i] * t, -4.0f, 3.0f));
@@ -94,29 +95,68 @@ struct LowLanes {
       const I take = ok & (gain >= best * (1.0f - 1e-4f));
       best = take ? vmax(best, gain) : best;
       scale = take ? a / b : scale;
+      curv = take ? b : curv;
+    }
+    return best;
+  }
+
+  // q3_window of the reference, entry k of the window of n integers nearest t.
+  static I q3_window(const F& t, int n, int k) {
+    if (n == 1) return __builtin_convertvector(vround(vclamp(t, -32.0f, 31.0f)), I);
+    return floor_clamped(t, -32.0f, 31.0f) - (n / 2 - 1 - k);
+  }
+
+  // The reference's per-sub-block term of q3_block_bound.
+  static F q3_bound(const F* scale, const F* curv, float d) {
+    F best = splat(0.0f);
+    for (int s = 0; s < 2; ++s) {
+      const F S = splat(d) * __builtin_convertvector(q3_window(scale[s] / d, 1, 0), F);
+      const F b = curv[s] * S * (S - 2.0f * scale[s]);
+      best = b < best ? b : best;
     }
     return best;
   }
 
   // q3_eval of the reference for one group of lanes; writes the integer scales of
   // those sub-blocks and returns their errors.
-  static F q3_eval(const F* x, const F* w, const F* scale, float d, int reach, int8_t* sc_out) {
+  static F q3_eval(const F* x, const F* w, const F* scale, const F* gain, float d, Q3Reach reach, int8_t* sc_out) {
     F best = splat(0.0f);
-    I best_sc = splat_as<I>(0), first = splat_as<I>(-1);
-    for (int a = 0; a < 2; ++a) {
-      const I r = floor_clamped(scale[a] / d, -32.0f, 31.0f);
-      for (int t = 0; t < 2 * reach; ++t) {
-        const I c = r - reach + 1 + t;
+    I best_sc = splat_as<I>(0), none = splat_as<I>(-1);
+    const I first_positive = gain[0] >= gain[1];
+    for (int s = 0; s < 2; ++s) {
+      const int n = s == 0 ? reach.better : reach.other;
+      const F fit = (s == 0 ? first_positive : ~first_positive) ? scale[0] : scale[1];
+      const F t = fit / d;
+      for (int k = 0; k < n; ++k) {
+        const I c = q3_window(t, n, k);
         const I valid = (c >= -32) & (c <= 31);
         const F e = q3_error(x, w, splat(d) * __builtin_convertvector(c, F));
-        const I take = valid & (first | (e < best));
+        const I take = valid & (none | (e < best));
         best = take ? e : best;
         best_sc = take ? c : best_sc;
-        first &= ~valid;
+        none &= ~valid;
       }
     }
     store_narrow(best_sc, sc_out);
     return best;
+  }
+
+  // The per-sub-block terms of the reference's q3_refit_sums for one group of lanes.
+  static void q3_refit(const F* x, const F* w, float d, const int8_t* sc, F& num, F& den) {
+    const F scale = __builtin_convertvector(load_widened<I>(sc), F);
+    const F S = splat(d) * scale;
+    const I flat = S == splat(0.0f);
+    const F inv = splat(1.0f) / S;
+    F n4[4], d4[4];
+    for (int k = 0; k < 4; ++k) n4[k] = d4[k] = splat(0.0f);
+    for (int i = 0; i < kSub; ++i) {
+      const F q = vround(clamp4v(x[i] * inv, -4.0f, 3.0f));
+      const F a = scale * (flat ? splat(0.0f) : q);
+      n4[i % 4] += w[i] * x[i] * a;
+      d4[i % 4] += w[i] * a * a;
+    }
+    num = (n4[0] + n4[1]) + (n4[2] + n4[3]);
+    den = (d4[0] + d4[1]) + (d4[2] + d4[3]);
   }
 
   // ------------------------------------------------------------------ Q2_K
@@ -242,7 +282,7 @@ struct LaneLowOps {
   static constexpr int kL = Lanes::kL;
   static constexpr int kGroups = Lanes::kGroups;
   F x[kGroups][kSub], w[kGroups][kSub];
-  F q2_scale[kGroups], q2_min[kGroups], q3_scale[kGroups][2];
+  F q2_scale[kGroups], q2_min[kGroups], q3_scale[kGroups][2], q3_gain[kGroups][2], q3_curv[kGroups][2];
 
   void load(const float* xb, const float* wb) {
     for (int g = 0; g < kGroups; ++g) {
@@ -256,16 +296,37 @@ struct LaneLowOps {
     for (int g = 0; g < kGroups; ++g) {
       F amax = Lanes::splat(0.0f);
       for (int i = 0; i < kSub; ++i) amax = vmax(amax, vabs(x[g][i]));
-      F gain[2];
-      gain[0] = Lanes::q3_fit_sign(x[g], w[g], amax, 1.0f, weighted, q3_scale[g][0]);
-      gain[1] = Lanes::q3_fit_sign(x[g], w[g], amax, -1.0f, weighted, q3_scale[g][1]);
+      F* scale = q3_scale[g];
+      F* gain = q3_gain[g];
+      F* curv = q3_curv[g];
+      gain[0] = Lanes::q3_fit_sign(x[g], w[g], amax, 1.0f, weighted, scale[0], curv[0]);
+      gain[1] = Lanes::q3_fit_sign(x[g], w[g], amax, -1.0f, weighted, scale[1], curv[1]);
       for (int j = 0; j < kL; ++j)
-        fits[g * kL + j] = Q3SubFit{{q3_scale[g][0][j], q3_scale[g][1][j]}, {gain[0][j], gain[1][j]}};
+        fits[g * kL + j] = Q3SubFit{{scale[0][j], scale[1][j]}, {gain[0][j], gain[1][j]}, {curv[0][j], curv[1][j]}};
     }
   }
-  float eval_q3(const float*, const float*, const Q3SubFit*, float d, int reach, int8_t* sc) {
+  float bound_q3(const Q3SubFit*, float d) {
+    F bound[kGroups];
+    for (int g = 0; g < kGroups; ++g) bound[g] = Lanes::q3_bound(q3_scale[g], q3_curv[g], d);
+    float total = 0.0f;
+    for (int g = 0; g < kGroups; ++g)
+      for (int j = 0; j < kL; ++j) total += bound[g][j];
+    return total;
+  }
+  void refit_q3(const float*, const float*, float d, const int8_t* sc, float& num, float& den) {
+    F n[kGroups], dn[kGroups];
+    for (int g = 0; g < kGroups; ++g) Lanes::q3_refit(x[g], w[g], d, sc + g * kL, n[g], dn[g]);
+    num = den = 0.0f;
+    for (int g = 0; g < kGroups; ++g)
+      for (int j = 0; j < kL; ++j) {
+        num += n[g][j];
+        den += dn[g][j];
+      }
+  }
+  float eval_q3(const float*, const float*, const Q3SubFit*, float d, Q3Reach reach, int8_t* sc) {
     F err[kGroups];
-    for (int g = 0; g < kGroups; ++g) err[g] = Lanes::q3_eval(x[g], w[g], q3_scale[g], d, reach, sc + g * kL);
+    for (int g = 0; g < kGroups; ++g)
+      err[g] = Lanes::q3_eval(x[g], w[g], q3_scale[g], q3_gain[g], d, reach, sc + g * kL);
     float total = 0.0f;
     for (int g = 0; g < kGroups; ++g)
       for (int j = 0; j < kL; ++j) total += err[g][j];

@@ -54,6 +54,21 @@ inline int round_even_to_int(float v) { return int_above_rounding_constant(v + k
 // minps/maxps.
 inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
+// The largest of 0 and v[0..n) (of |v[i]| when `magnitude`), for finite v. Eight
+// running maxima let the loop vectorise; max is exact, so no order changes it.
+inline float max_of(const float* v, int n, bool magnitude) {
+  float m[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) {
+      const float a = magnitude ? std::fabs(v[i + k]) : v[i + k];
+      m[k] = a > m[k] ? a : m[k];
+    }
+  for (; i < n; ++i) m[0] = std::max(m[0], magnitude ? std::fabs(v[i]) : v[i]);
+  return std::max(std::max(std::max(m[0], m[1]), std::max(m[2], m[3])),
+                  std::max(std::max(m[4], m[5]), std::max(m[6], m[7])));
+}
+
 // out[j] = ldexp(in[j], -e) for n values: a multiplication by 2^-e where that is a
 // normal float, which rounds exactly as ldexp does (once, to nearest even, only where
 // the result is subnormal), without a libm call per element.
