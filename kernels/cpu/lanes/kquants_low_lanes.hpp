@@ -243,21 +243,48 @@ struct LowLanes {
     }
   }
 
+  // The per-sub-block terms of the reference's q2_refit_sums for one group of lanes
+  // (in the order aa, ab, bb, xa, xb).
+  static void q2_refit(const F* x, const F* w, float d, float dmin, const uint8_t* sc, const uint8_t* mn, F* out) {
+    const F scale = __builtin_convertvector(load_widened<I>(sc), F);
+    const F b = __builtin_convertvector(load_widened<I>(mn), F);
+    const F S = splat(d) * scale, M = splat(dmin) * b;
+    const F inv = S == splat(0.0f) ? splat(0.0f) : splat(1.0f) / S;
+    F acc[5][4];
+    for (auto& sums : acc)
+      for (F& v : sums) v = splat(0.0f);
+    for (int i = 0; i < kSub; ++i) {
+      const F a = scale * vround(clamp4v((x[i] + M) * inv, 0.0f, 3.0f));
+      acc[0][i % 4] += w[i] * a * a;
+      acc[1][i % 4] += w[i] * a * b;
+      acc[2][i % 4] += w[i] * b * b;
+      acc[3][i % 4] += w[i] * x[i] * a;
+      acc[4][i % 4] += w[i] * x[i] * b;
+    }
+    for (int k = 0; k < 5; ++k) out[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
+  }
+
   // q2_eval of the reference for one group of lanes.
   static F q2_eval(const F* x, const F* w, const F& fscale, const F& fmin, float d, float dmin, int reach,
                    uint8_t* sc_out, uint8_t* m_out) {
     const I no = splat_as<I>(0);
-    const I rs = d > 0.0f ? floor_clamped(fscale / d, 0.0f, 15.0f) : no;
-    const I rm = dmin > 0.0f ? floor_clamped(fmin / dmin, 0.0f, 15.0f) : no;
-    const int ns = d > 0.0f ? 2 * reach : 1, nm = dmin > 0.0f ? 2 * reach : 1;
+    // nibble_candidates of the reference: the first candidate, and how many.
+    auto first = [reach](const F& v) {
+      return reach == 0 ? __builtin_convertvector(vround(vclamp(v, 0.0f, 15.0f)), I)
+                        : floor_clamped(v, 0.0f, 15.0f) - (reach - 1);
+    };
+    const int width = reach == 0 ? 1 : 2 * reach;
+    const I rs = d > 0.0f ? first(fscale / d) : no;
+    const I rm = dmin > 0.0f ? first(fmin / dmin) : no;
+    const int ns = d > 0.0f ? width : 1, nm = dmin > 0.0f ? width : 1;
     F best = splat(INFINITY);
     I best_sc = load_widened<I>(sc_out), best_m = load_widened<I>(m_out);
     for (int a = 0; a < ns; ++a) {
-      const I sc = d > 0.0f ? rs - reach + 1 + a : no;
+      const I sc = d > 0.0f ? rs + a : no;
       const I valid_s = (sc >= 0) & (sc <= 15);
       const F S = splat(d) * __builtin_convertvector(sc, F);
       for (int b = 0; b < nm; ++b) {
-        const I mc = dmin > 0.0f ? rm - reach + 1 + b : no;
+        const I mc = dmin > 0.0f ? rm + b : no;
         const I valid = valid_s & (mc >= 0) & (mc <= 15);
         if (!any(valid)) continue;
         const F e = q2_error(x, w, S, splat(dmin) * __builtin_convertvector(mc, F));
@@ -339,6 +366,20 @@ struct LaneLowOps {
       Lanes::q2_fit(x[g], w[g], q2_scale[g], q2_min[g]);
       for (int j = 0; j < kL; ++j) fits[g * kL + j] = Q2SubFit{q2_scale[g][j], q2_min[g][j]};
     }
+  }
+  void refit_q2(const float*, const float*, float d, float dmin, const uint8_t* sc, const uint8_t* mn,
+                Q2RefitSums& r) {
+    F terms[kGroups][5];
+    for (int g = 0; g < kGroups; ++g) Lanes::q2_refit(x[g], w[g], d, dmin, sc + g * kL, mn + g * kL, terms[g]);
+    r = Q2RefitSums{};
+    for (int g = 0; g < kGroups; ++g)
+      for (int j = 0; j < kL; ++j) {
+        r.aa += terms[g][0][j];
+        r.ab += terms[g][1][j];
+        r.bb += terms[g][2][j];
+        r.xa += terms[g][3][j];
+        r.xb += terms[g][4][j];
+      }
   }
   float eval_q2(const float*, const float*, const Q2SubFit*, float d, float dmin, int reach, uint8_t* sc,
                 uint8_t* m) {
