@@ -7,7 +7,7 @@
 // accumulators per lane, its serial sums stay serial, its branches become selects,
 // and a lane that the reference would leave early keeps computing with its values
 // never taken. Only the per-sub-block stages (the fits, the evaluation of each
-// sub-block's integer candidates, Q3_K's bound and refit sums: nearly all of the
+// sub-block's integer candidates, Q3_K's bound, the refits' sums: nearly all of the
 // time) live here; the rest is the reference's own code through
 // quantize_block_q2_K / quantize_block_q3_K.
 //
@@ -145,13 +145,11 @@ struct LowLanes {
   static void q3_refit(const F* x, const F* w, float d, const int8_t* sc, F& num, F& den) {
     const F scale = __builtin_convertvector(load_widened<I>(sc), F);
     const F S = splat(d) * scale;
-    const I flat = S == splat(0.0f);
-    const F inv = splat(1.0f) / S;
+    const F inv = S == splat(0.0f) ? splat(0.0f) : splat(1.0f) / S;
     F n4[4], d4[4];
     for (int k = 0; k < 4; ++k) n4[k] = d4[k] = splat(0.0f);
     for (int i = 0; i < kSub; ++i) {
-      const F q = vround(clamp4v(x[i] * inv, -4.0f, 3.0f));
-      const F a = scale * (flat ? splat(0.0f) : q);
+      const F a = scale * vround(clamp4v(x[i] * inv, -4.0f, 3.0f));
       n4[i % 4] += w[i] * x[i] * a;
       d4[i % 4] += w[i] * a * a;
     }

@@ -48,6 +48,10 @@ LOWBIT_SEARCH_FN(quantize_row_q2_K) {
   quantize_q2_K_row<LaneLowOps<LOWBIT_SEARCH_WIDE>>(x, y, n, importance);
   keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
 }
+LOWBIT_SEARCH_FN(quantize_row_q2_K_best) {
+  quantize_q2_K_row<LaneLowOps<LOWBIT_SEARCH_WIDE>>(x, y, n, importance, kQ2Best);
+  keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
+}
 LOWBIT_SEARCH_FN(quantize_row_q3_K) {
   quantize_q3_K_row<LaneLowOps<LOWBIT_SEARCH_WIDE>>(x, y, n, importance);
   keep_ggml_where_better(Format::Q3_K, x, y, n, importance, sizeof(block_q3_K));

@@ -18,6 +18,11 @@ void quantize_row_q2_K__scalar(const float* x, void* y, int64_t n, const float* 
   keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
 }
 
+void quantize_row_q2_K_best__scalar(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_q2_K_row(x, y, n, importance, kQ2Best);
+  keep_ggml_where_better(Format::Q2_K, x, y, n, importance, sizeof(block_q2_K));
+}
+
 void dequantize_row_q2_K__scalar(const void* x, float* y, int64_t n) {
   const auto* blocks = static_cast<const block_q2_K*>(x);
   for (int64_t b = 0; b < n / kBlock; ++b) {

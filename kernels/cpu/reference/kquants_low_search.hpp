@@ -263,8 +263,7 @@ void q3_refit_sums(const float* x, const float* w, float d, const int8_t* sc, fl
   num = den = 0.0f;
   for (int j = 0; j < kNumSub; ++j) {
     const float S = d * static_cast<float>(sc[j]);
-    if (S == 0.0f) continue;  // all codes 0
-    const float inv = 1.0f / S;
+    const float inv = S == 0.0f ? 0.0f : 1.0f / S;  // S == 0: every code 0
     F4 n4 = splat(0.0f), d4 = splat(0.0f);
     for (int i = kSub * j; i < kSub * (j + 1); i += 4) {
       const F4 xv = load4(x + i), wv = load4(w + i);
@@ -554,8 +553,8 @@ void q2_refit_sums(const float* x, const float* w, float d, float dmin, const ui
 }
 
 // The per-sub-block stages of the Q2_K and Q3_K searches (the fits, the evaluation
-// of every sub-block's integer candidates for a super-scale, and Q3_K's bound and
-// refit sums), the scalar way. The SIMD variants (kernels/cpu/lanes/
+// of every sub-block's integer candidates for a super-scale, Q3_K's bound, the
+// refits' sums), the scalar way. The SIMD variants (kernels/cpu/lanes/
 // kquants_low_lanes.hpp) supply the same operations with the sub-blocks in vector
 // lanes and the same values, so the blocks' control flow, and with it every byte, is
 // shared.
@@ -583,17 +582,31 @@ struct ScalarLowOps {
   }
 };
 
-// Q2_K's first step over d (below): 21 super-scales in steps of 2% down to 60% of the
-// largest useful one, measured at the nearest nibbles; the best 4 then with floor and
-// ceil. (It replaced 9 super-scales in steps of 3%, down to 76%, each with floor and
-// ceil: the same number of sub-block error passes, and 0.005-2.4% more error. The
-// sub-blocks of heavy-tailed and outlier rows often do best with the largest
-// sub-block scale clipped.)
-constexpr int kQ2Trials = 17, kQ2Measured = 4;
-constexpr float kQ2TrialStep = 0.025f;
+// Q2_K's coordinate search (below) as an effort: d_trials super-scales from the
+// largest useful one down in steps of d_step of it, each measured at every
+// sub-block's nearest nibbles, the d_measured best of them then with floor and ceil
+// (all with floor and ceil when d_measured >= d_trials); then for the best d,
+// dmin_trials values of dmin below its natural one in steps of dmin_step.
+struct Q2Search {
+  int d_trials;
+  float d_step;
+  int d_measured;
+  int dmin_trials;
+  float dmin_step;
+};
+// `default`: 17 super-scales down to 60% (33 sub-block error passes). It replaced 9
+// super-scales down to 76%, each with floor and ceil (36 passes), which left
+// 0.0002-2.4% more error: the sub-blocks of heavy-tailed and outlier rows often do
+// best with the largest sub-block scale clipped. `best` measures 41 super-scales down
+// to 60% and 12 values of dmin, all with floor and ceil: 0.03-0.2% less error than
+// `default` at about twice its time.
+constexpr Q2Search kQ2Default{17, 0.025f, 4, 6, 0.03f};
+constexpr Q2Search kQ2Best{41, 0.01f, 41, 12, 0.015f};
+constexpr int kQ2MaxTrials = 64;
+static_assert(kQ2Default.d_trials <= kQ2MaxTrials && kQ2Best.d_trials <= kQ2MaxTrials);
 
 template <class Ops>
-void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* y, Ops& ops) {
+void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* y, Ops& ops, const Q2Search& search) {
   const Block blk(raw, importance);
   const float* x = blk.x;
   const float* w = blk.w;
@@ -624,24 +637,22 @@ void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* 
     return e;
   };
   // Coordinate search: d with dmin at its natural value, then dmin for the best d.
-  // d first runs coarse to fine: kQ2Trials super-scales from the largest useful one
-  // down to 60% of it, each sub-block at its nearest nibbles, then the kQ2Measured
-  // best of those with the floor and ceil nibbles.
   const float d0 = smax / 15.0f, m0 = mmax / 15.0f;
   {
     const uint16_t hm = blk.half(m0);
-    uint16_t hd[kQ2Trials];
-    float err[kQ2Trials];
+    const bool all = search.d_measured >= search.d_trials;
+    uint16_t hd[kQ2MaxTrials];
+    float err[kQ2MaxTrials];
     int n = 0;
-    for (int k = 0; k < kQ2Trials; ++k) {
-      const uint16_t h = blk.half(d0 * (1.0f - kQ2TrialStep * k));
+    for (int k = 0; k < search.d_trials; ++k) {
+      const uint16_t h = blk.half(d0 * (1.0f - search.d_step * static_cast<float>(k)));
       if (n > 0 && hd[n - 1] == h) continue;  // the trials decrease: duplicates are adjacent
       hd[n] = h;
-      err[n] = consider(blk.unhalf(h), blk.unhalf(hm), 0);
+      err[n] = consider(blk.unhalf(h), blk.unhalf(hm), all ? 1 : 0);
       ++n;
     }
-    // The kQ2Measured lowest errors (the earlier trial on ties).
-    for (int m = 0; m < kQ2Measured && m < n; ++m) {
+    // The d_measured lowest errors (the earlier trial on ties).
+    for (int m = 0; !all && m < search.d_measured && m < n; ++m) {
       int at = m;
       for (int k = m + 1; k < n; ++k)
         if (err[k] < err[at]) at = k;
@@ -652,7 +663,8 @@ void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* 
   }
   {
     const float d = blk.unhalf(best_d);
-    for (int k = 1; k <= 6; ++k) consider(d, m0 * (1.0f - 0.03f * k), 1);
+    for (int k = 1; k <= search.dmin_trials; ++k)
+      consider(d, m0 * (1.0f - search.dmin_step * static_cast<float>(k)), 1);
   }
   // From here on each sub-block looks wider around its float fit: first at the best
   // super-scales found, then at least-squares refits of (d, dmin) for the chosen
@@ -699,11 +711,12 @@ void quantize_q3_K_row(const float* x, void* y, int64_t n, const float* importan
 }
 
 template <class Ops = ScalarLowOps>
-void quantize_q2_K_row(const float* x, void* y, int64_t n, const float* importance) {
+void quantize_q2_K_row(const float* x, void* y, int64_t n, const float* importance,
+                       const Q2Search& search = kQ2Default) {
   Ops ops;
   auto* blocks = static_cast<block_q2_K*>(y);
   for (int64_t b = 0; b < n / kBlock; ++b)
-    quantize_block_q2_K(x + b * kBlock, importance ? importance + b * kBlock : nullptr, blocks + b, ops);
+    quantize_block_q2_K(x + b * kBlock, importance ? importance + b * kBlock : nullptr, blocks + b, ops, search);
 }
 
 }  // namespace
