@@ -47,9 +47,12 @@ struct LowLanes {
     const I t = __builtin_convertvector(c, I);
     return __builtin_convertvector(t, F) > c ? t - 1 : t;
   }
-  static float serial_total(const F& v) {
+  // The reference's serial sum over the sixteen sub-blocks of one per-lane term,
+  // given a vector per group of lanes.
+  static float serial_total(const F (&v)[kGroups]) {
     float total = 0.0f;
-    for (int j = 0; j < kL; ++j) total += v[j];
+    for (int g = 0; g < kGroups; ++g)
+      for (int j = 0; j < kL; ++j) total += v[g][j];
     return total;
   }
 
@@ -333,29 +336,19 @@ struct LaneLowOps {
   float bound_q3(const Q3SubFit*, float d) {
     F bound[kGroups];
     for (int g = 0; g < kGroups; ++g) bound[g] = Lanes::q3_bound(q3_scale[g], q3_curv[g], d);
-    float total = 0.0f;
-    for (int g = 0; g < kGroups; ++g)
-      for (int j = 0; j < kL; ++j) total += bound[g][j];
-    return total;
+    return Lanes::serial_total(bound);
   }
   void refit_q3(const float*, const float*, float d, const int8_t* sc, float& num, float& den) {
     F n[kGroups], dn[kGroups];
     for (int g = 0; g < kGroups; ++g) Lanes::q3_refit(x[g], w[g], d, sc + g * kL, n[g], dn[g]);
-    num = den = 0.0f;
-    for (int g = 0; g < kGroups; ++g)
-      for (int j = 0; j < kL; ++j) {
-        num += n[g][j];
-        den += dn[g][j];
-      }
+    num = Lanes::serial_total(n);
+    den = Lanes::serial_total(dn);
   }
   float eval_q3(const float*, const float*, const Q3SubFit*, float d, Q3Reach reach, int8_t* sc) {
     F err[kGroups];
     for (int g = 0; g < kGroups; ++g)
       err[g] = Lanes::q3_eval(x[g], w[g], q3_scale[g], q3_gain[g], d, reach, sc + g * kL);
-    float total = 0.0f;
-    for (int g = 0; g < kGroups; ++g)
-      for (int j = 0; j < kL; ++j) total += err[g][j];
-    return total;
+    return Lanes::serial_total(err);
   }
 
   void fit_q2(const float* xb, const float* wb, Q2SubFit* fits) {
@@ -367,27 +360,21 @@ struct LaneLowOps {
   }
   void refit_q2(const float*, const float*, float d, float dmin, const uint8_t* sc, const uint8_t* mn,
                 Q2RefitSums& r) {
-    F terms[kGroups][5];
-    for (int g = 0; g < kGroups; ++g) Lanes::q2_refit(x[g], w[g], d, dmin, sc + g * kL, mn + g * kL, terms[g]);
-    r = Q2RefitSums{};
-    for (int g = 0; g < kGroups; ++g)
-      for (int j = 0; j < kL; ++j) {
-        r.aa += terms[g][0][j];
-        r.ab += terms[g][1][j];
-        r.bb += terms[g][2][j];
-        r.xa += terms[g][3][j];
-        r.xb += terms[g][4][j];
-      }
+    F aa[kGroups], ab[kGroups], bb[kGroups], xa[kGroups], xb[kGroups];
+    for (int g = 0; g < kGroups; ++g) {
+      F t[5];
+      Lanes::q2_refit(x[g], w[g], d, dmin, sc + g * kL, mn + g * kL, t);
+      aa[g] = t[0], ab[g] = t[1], bb[g] = t[2], xa[g] = t[3], xb[g] = t[4];
+    }
+    r = Q2RefitSums{Lanes::serial_total(aa), Lanes::serial_total(ab), Lanes::serial_total(bb),
+                    Lanes::serial_total(xa), Lanes::serial_total(xb)};
   }
   float eval_q2(const float*, const float*, const Q2SubFit*, float d, float dmin, int reach, uint8_t* sc,
                 uint8_t* m) {
     F err[kGroups];
     for (int g = 0; g < kGroups; ++g)
       err[g] = Lanes::q2_eval(x[g], w[g], q2_scale[g], q2_min[g], d, dmin, reach, sc + g * kL, m + g * kL);
-    float total = 0.0f;
-    for (int g = 0; g < kGroups; ++g)
-      for (int j = 0; j < kL; ++j) total += err[g][j];
-    return total;
+    return Lanes::serial_total(err);
   }
 };
 

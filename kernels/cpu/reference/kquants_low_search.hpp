@@ -64,20 +64,16 @@ inline uint16_t half_scale(float d) { return fp32_to_fp16(std::min(d, kHalfMax))
 // sums. Only the fp16 super-scales meet the true magnitude, through half()/unhalf().
 struct Block {
   float x[kBlock], w[kBlock];
-  int exp = 0;                   // x[i] = raw[i] * 2^-exp
-  bool normal_powers = true;     // 2^exp and 2^-exp are normal floats,
-  float up = 1.0f, down = 1.0f;  // these two
-  bool weighted = false;         // the weights are not all equal
+  int exp = 0;              // x[i] = raw[i] * 2^-exp
+  PowerOfTwo to_raw, to_x;  // times 2^exp, times 2^-exp
+  bool weighted = false;    // the weights are not all equal
 
   Block(const float* raw, const float* importance) {
     const float amax = max_of(raw, kBlock, true);
     if (amax > 0.0f) std::frexp(amax, &exp);
     scale_by_power_of_two(raw, kBlock, exp, x);
-    normal_powers = exp > -126 && exp < 126;
-    if (normal_powers) {
-      up = std::ldexp(1.0f, exp);
-      down = std::ldexp(1.0f, -exp);
-    }
+    to_raw = PowerOfTwo(exp);
+    to_x = PowerOfTwo(-exp);
     const float wmax = importance ? max_of(importance, kBlock, false) : 0.0f;
     weighted = wmax > 0.0f;
     if (weighted) {
@@ -88,13 +84,8 @@ struct Block {
       std::fill(w, w + kBlock, 1.0f);
     }
   }
-  // d * 2^exp and h * 2^-exp as ldexp rounds them: a multiplication where the power
-  // of two is a normal float (scale_by_power_of_two), without a libm call per trial.
-  uint16_t half(float d) const { return half_scale(normal_powers ? d * up : std::ldexp(d, exp)); }
-  float unhalf(uint16_t h) const {
-    const float raw_d = fp16_to_fp32(h);
-    return normal_powers ? raw_d * down : std::ldexp(raw_d, -exp);
-  }
+  uint16_t half(float d) const { return half_scale(to_raw(d)); }
+  float unhalf(uint16_t h) const { return to_x(fp16_to_fp32(h)); }
 };
 
 // Both formats keep the low two bits of element 128*h + 32*s + l in bits 2*s of
@@ -105,6 +96,20 @@ void pack_low2(const uint8_t* codes, uint8_t* qs) {
       const uint8_t* c = codes + 128 * h + l;
       qs[32 * h + l] = static_cast<uint8_t>((c[0] & 3) | (c[32] & 3) << 2 | (c[64] & 3) << 4 | (c[96] & 3) << 6);
     }
+}
+
+// Calls measure(keys[m]) for the `count` entries of keys[0..n) with the lowest
+// scores, lowest first (the earlier entry on ties); reorders both arrays.
+template <class Key, class Measure>
+void measure_lowest(Key* keys, float* scores, int n, int count, Measure measure) {
+  for (int m = 0; m < count && m < n; ++m) {
+    int at = m;
+    for (int k = m + 1; k < n; ++k)
+      if (scores[k] < scores[at]) at = k;
+    std::rotate(keys + m, keys + at, keys + at + 1);
+    std::rotate(scores + m, scores + at, scores + at + 1);
+    measure(keys[m]);
+  }
 }
 
 // ----------------------------------------------------------------------------- Q3_K
@@ -181,8 +186,7 @@ float q3_fit_sign(const float* x, const float* w, float amax, float sign, bool w
 }
 
 Q3SubFit q3_fit_sub(const float* x, const float* w, bool weighted) {
-  float amax = 0.0f;
-  for (int i = 0; i < kSub; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float amax = max_of(x, kSub, true);
   Q3SubFit f{{0.0f, 0.0f}, {0.0f, 0.0f}, {0.0f, 0.0f}};
   if (amax == 0.0f) return f;
   f.gain[0] = q3_fit_sign(x, w, amax, 1.0f, weighted, &f.scale[0], &f.curv[0]);
@@ -311,8 +315,7 @@ void quantize_block_q3_K(const float* raw, const float* importance, block_q3_K* 
   int8_t sc[kNumSub], sc_try[kNumSub];
   float best = INFINITY;
   uint16_t best_d = 0;
-  auto consider = [&](float dcand, Q3Reach reach) {
-    const uint16_t h = blk.half(dcand);
+  auto measure = [&](uint16_t h, Q3Reach reach) {
     const float d = blk.unhalf(h);
     if (!(d > 0.0f)) return;
     const float e = ops.eval_q3(x, w, fits, d, reach, sc_try);
@@ -322,6 +325,7 @@ void quantize_block_q3_K(const float* raw, const float* importance, block_q3_K* 
       std::copy(sc_try, sc_try + kNumSub, sc);
     }
   };
+  auto consider = [&](float dcand, Q3Reach reach) { measure(blk.half(dcand), reach); };
   for (int k = 0; k < kQ3Sweep; ++k) consider(dmax * (1.0f - kQ3SweepStep * k), kQ3Nearest);
   {
     uint16_t hs[kQ3Trials];
@@ -336,21 +340,13 @@ void quantize_block_q3_K(const float* raw, const float* importance, block_q3_K* 
       bound[n] = ops.bound_q3(fits, d);
       ++n;
     }
-    // Measure the kQ3Measured lowest bounds (the earlier trial on ties).
-    for (int m = 0; m < kQ3Measured && m < n; ++m) {
-      int at = m;
-      for (int k = m + 1; k < n; ++k)
-        if (bound[k] < bound[at]) at = k;
-      std::rotate(hs + m, hs + at, hs + at + 1);
-      std::rotate(bound + m, bound + at, bound + at + 1);
-      consider(blk.unhalf(hs[m]), kQ3Near);
-    }
+    measure_lowest(hs, bound, n, kQ3Measured, [&](uint16_t h) { measure(h, kQ3Near); });
   }
   if (best == INFINITY) return;  // every candidate underflows fp16: decode as zeros
 
   // From here on each sub-block looks wider around its float optima: first at the
   // best d found, then at least-squares refits of d for the chosen scales and codes.
-  consider(blk.unhalf(best_d), kQ3Around);
+  measure(best_d, kQ3Around);
   for (int iter = 0; iter < 2 && best > 0.0f; ++iter) {
     float num, den;
     ops.refit_q3(x, w, blk.unhalf(best_d), sc, num, den);
@@ -624,8 +620,7 @@ void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* 
   uint8_t sc[kNumSub], mn[kNumSub], sc_try[kNumSub], mn_try[kNumSub];
   float best = INFINITY;
   uint16_t best_d = 0, best_m = 0;
-  auto consider = [&](float dc, float mc, int reach) {
-    const uint16_t hd = blk.half(std::max(dc, 0.0f)), hm = blk.half(std::max(mc, 0.0f));
+  auto measure = [&](uint16_t hd, uint16_t hm, int reach) {
     const float e = ops.eval_q2(x, w, fits, blk.unhalf(hd), blk.unhalf(hm), reach, sc_try, mn_try);
     if (e < best) {
       best = e;
@@ -636,6 +631,9 @@ void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* 
     }
     return e;
   };
+  auto consider = [&](float dc, float mc, int reach) {
+    measure(blk.half(std::max(dc, 0.0f)), blk.half(std::max(mc, 0.0f)), reach);
+  };
   // Coordinate search: d with dmin at its natural value, then dmin for the best d.
   const float d0 = smax / 15.0f, m0 = mmax / 15.0f;
   {
@@ -644,44 +642,32 @@ void quantize_block_q2_K(const float* raw, const float* importance, block_q2_K* 
     uint16_t hd[kQ2MaxTrials];
     float err[kQ2MaxTrials];
     int n = 0;
-    for (int k = 0; k < search.d_trials; ++k) {
+    for (int k = 0; k < std::min(search.d_trials, kQ2MaxTrials); ++k) {
       const uint16_t h = blk.half(d0 * (1.0f - search.d_step * static_cast<float>(k)));
       if (n > 0 && hd[n - 1] == h) continue;  // the trials decrease: duplicates are adjacent
       hd[n] = h;
-      err[n] = consider(blk.unhalf(h), blk.unhalf(hm), all ? 1 : 0);
+      err[n] = measure(h, hm, all ? 1 : 0);
       ++n;
     }
-    // The d_measured lowest errors (the earlier trial on ties).
-    for (int m = 0; !all && m < search.d_measured && m < n; ++m) {
-      int at = m;
-      for (int k = m + 1; k < n; ++k)
-        if (err[k] < err[at]) at = k;
-      std::rotate(hd + m, hd + at, hd + at + 1);
-      std::rotate(err + m, err + at, err + at + 1);
-      consider(blk.unhalf(hd[m]), blk.unhalf(hm), 1);
-    }
+    if (!all) measure_lowest(hd, err, n, search.d_measured, [&](uint16_t h) { measure(h, hm, 1); });
   }
-  {
-    const float d = blk.unhalf(best_d);
-    for (int k = 1; k <= search.dmin_trials; ++k)
-      consider(d, m0 * (1.0f - search.dmin_step * static_cast<float>(k)), 1);
-  }
+  for (int k = 1; k <= search.dmin_trials; ++k)
+    measure(best_d, blk.half(std::max(m0 * (1.0f - search.dmin_step * static_cast<float>(k)), 0.0f)), 1);
   // From here on each sub-block looks wider around its float fit: first at the best
   // super-scales found, then at least-squares refits of (d, dmin) for the chosen
   // nibbles and codes.
-  consider(blk.unhalf(best_d), blk.unhalf(best_m), 2);
+  measure(best_d, best_m, 2);
   for (int iter = 0; iter < 2 && best > 0.0f; ++iter) {
     Q2RefitSums r;
     ops.refit_q2(x, w, blk.unhalf(best_d), blk.unhalf(best_m), sc, mn, r);
-    const float saa = r.aa, sab = r.ab, sbb = r.bb, sxa = r.xa, sxb = r.xb;
     // x ~= d*a - dmin*b
-    const float D = saa * sbb - sab * sab;
+    const float D = r.aa * r.bb - r.ab * r.ab;
     float nd, nm;
     if (D > 0.0f) {
-      nd = (sxa * sbb - sxb * sab) / D;
-      nm = (sxa * sab - sxb * saa) / D;
-    } else if (saa > 0.0f) {
-      nd = sxa / saa;
+      nd = (r.xa * r.bb - r.xb * r.ab) / D;
+      nm = (r.xa * r.ab - r.xb * r.aa) / D;
+    } else if (r.aa > 0.0f) {
+      nd = r.xa / r.aa;
       nm = 0.0f;
     } else {
       break;

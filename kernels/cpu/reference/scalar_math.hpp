@@ -69,13 +69,23 @@ inline float max_of(const float* v, int n, bool magnitude) {
                   std::max(std::max(m[4], m[5]), std::max(m[6], m[7])));
 }
 
-// out[j] = ldexp(in[j], -e) for n values: a multiplication by 2^-e where that is a
-// normal float, which rounds exactly as ldexp does (once, to nearest even, only where
-// the result is subnormal), without a libm call per element.
+// ldexp(v, e) for one e and many v: a multiplication by 2^e where that is a normal
+// float, which rounds exactly as ldexp does (once, to nearest even, only where the
+// result is subnormal or overflows), without a libm call per value.
+struct PowerOfTwo {
+  int e = 0;
+  bool normal = true;  // 2^e is a normal float
+  float factor = 1.0f;
+  PowerOfTwo() = default;
+  explicit PowerOfTwo(int e_) : e(e_), normal(e_ > -126 && e_ < 126), factor(normal ? std::ldexp(1.0f, e_) : 1.0f) {}
+  float operator()(float v) const { return normal ? v * factor : std::ldexp(v, e); }
+};
+
+// out[j] = ldexp(in[j], -e) for n values (PowerOfTwo, the test hoisted out of the loop).
 inline void scale_by_power_of_two(const float* in, int n, int e, float* out) {
-  if (e > -126 && e < 126) {
-    const float s = std::ldexp(1.0f, -e);
-    for (int j = 0; j < n; ++j) out[j] = in[j] * s;
+  const PowerOfTwo s(-e);
+  if (s.normal) {
+    for (int j = 0; j < n; ++j) out[j] = in[j] * s.factor;
   } else {
     for (int j = 0; j < n; ++j) out[j] = std::ldexp(in[j], -e);
   }
@@ -88,8 +98,7 @@ inline void scale_by_power_of_two(const float* in, int n, int e, float* out) {
 // weights (whose weighted errors would underflow to zero and make every candidate
 // tie) and huge ones (whose sums would overflow) become well-scaled.
 inline bool unit_scaled_weights(const float* importance, int n, float* w) {
-  float wmax = 0.0f;
-  for (int j = 0; j < n; ++j) wmax = std::max(wmax, importance[j]);
+  const float wmax = max_of(importance, n, false);
   if (!(wmax > 0.0f)) return false;
   scale_by_power_of_two(importance, n, std::ilogb(wmax) + 1, w);
   return true;
