@@ -1,5 +1,6 @@
 // GSQ kernels (every entry of the gsq_gemv, gsq_gemv_q8 and gsq_dequantize tables) on 14336 x 4096
-// matrices, next to the streaming ceilings measured in the same run.
+// matrices, next to the streaming ceilings measured in the same run; and the quantizer's
+// searches with each gsq_search variant (gsq_quantize_*, MB/s of f32 input, one thread).
 //
 // GEMV is bandwidth-bound, so it cycles through enough distinct copies of the packed
 // matrix to exceed twice the last-level cache (size read from sysfs), as token
@@ -28,6 +29,7 @@
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/gsq_gemv_q8.hpp"
+#include "lowbit/kernels/gsq_search.hpp"
 
 namespace lowbit::bench {
 namespace {
@@ -309,7 +311,46 @@ void BM_gsq_dequantize(benchmark::State& state, const GsqDequantizeKernel* k, La
   state.counters["of_write_ceiling"] = ceiling_s / kernel_s;
 }
 
+// gsq_quantize of 256 x 4096 f32 weights on one thread with the gsq_search variant k
+// (dispatch narrowed to its features): MB/s of f32 input, as bench_quantize reports
+// the block formats. The rtn runs need no search and show the rest of the quantizer.
+struct QuantizeCase {
+  int bits;
+  GsqScheme scheme;
+  ScaleSearch search;
+  std::string name() const {
+    return std::string("int") + std::to_string(bits) + "_g128_" + to_string(scheme) + "_" + to_string(search);
+  }
+};
+void BM_gsq_quantize(benchmark::State& state, const GsqSearchKernel* k, QuantizeCase qc) {
+  if (!k->supported_by_cpu()) {
+    state.SkipWithError(("this CPU lacks " + k->needs.to_string()).c_str());
+    return;
+  }
+  constexpr int64_t rows = 256;
+  const std::vector<float>& w = weights(rows, kCols);
+  const std::vector<float> imp = synthetic_importance(kCols, 1);
+  GsqConfig cfg;
+  cfg.bits = qc.bits, cfg.scheme = qc.scheme, cfg.search = qc.search;
+  ThreadScope one(1);
+  ScopedCpuFeatures only(k->needs);
+  for (auto _ : state) benchmark::DoNotOptimize(gsq_quantize(cfg, {w.data(), rows, kCols}, imp));
+  state.SetBytesProcessed(state.iterations() * rows * kCols * 4);
+}
+
 int register_all() {
+  const QuantizeCase quantize_cases[] = {{4, GsqScheme::asymmetric, ScaleSearch::rtn},
+                                         {4, GsqScheme::asymmetric, ScaleSearch::mse},
+                                         {4, GsqScheme::asymmetric, ScaleSearch::importance},
+                                         {4, GsqScheme::symmetric, ScaleSearch::mse},
+                                         {4, GsqScheme::asymmetric_float, ScaleSearch::mse},
+                                         {3, GsqScheme::asymmetric, ScaleSearch::hqq}};
+  for (const QuantizeCase& qc : quantize_cases)
+    for (const GsqSearchKernel& k : gsq_search_kernels().variants()) {
+      if (qc.search == ScaleSearch::rtn && !k.is_reference()) continue;  // no search: one run shows it
+      benchmark::RegisterBenchmark(("gsq_quantize_" + qc.name() + "/" + k.name).c_str(), BM_gsq_quantize, &k, qc)
+          ->Unit(benchmark::kMillisecond);
+    }
   const Layout gemv_layouts[] = {{4, 128, GsqScheme::asymmetric, false}, {4, 128, GsqScheme::symmetric, false},
                                  {4, 32, GsqScheme::asymmetric, false},  {4, 128, GsqScheme::asymmetric_float, false},
                                  {2, 128, GsqScheme::asymmetric, false}, {3, 128, GsqScheme::asymmetric, false},

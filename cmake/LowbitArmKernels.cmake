@@ -25,6 +25,7 @@ function(lowbit_add_arm_kernels target)
           ${_k}/neon/gsq_dequantize.cpp
           ${_k}/neon/gsq_gemv.cpp
           ${_k}/neon/gsq_gemv_q8.cpp
+          ${_k}/neon/gsq_search.cpp
           ${_k}/neon/packed_gemm.cpp
           ${_k}/neon/quantize_kquants.cpp
           ${_k}/neon/quantize_legacy.cpp

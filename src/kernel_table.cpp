@@ -10,6 +10,7 @@
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/gsq_gemv_q8.hpp"
+#include "lowbit/kernels/gsq_search.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit {
@@ -24,6 +25,7 @@ std::string kernel_key_name(QuantizeKey k) {
 }
 std::string kernel_key_name(GsqPackedLayout) { return "GSQ packed"; }
 std::string kernel_key_name(PackedGemmKey) { return "packed 16-row panels"; }
+std::string kernel_key_name(GsqSearchKey) { return "GSQ candidates"; }
 
 template <class Fn, class Key>
 const typename KernelTable<Fn, Key>::Variant& KernelTable<Fn, Key>::select(const Key& key) const {
@@ -60,5 +62,6 @@ template class KernelTable<DotRowsFn, Format>;
 template class KernelTable<PackedGemmFn, PackedGemmKey>;
 template class KernelTable<GsqDequantizeFn, GsqPackedLayout>;
 template class KernelTable<GsqGemvQ8Fn, GsqPackedLayout>;
+template class KernelTable<GsqSearchFn, GsqSearchKey>;
 
 }  // namespace lowbit

@@ -11,6 +11,7 @@
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/gsq_gemv_q8.hpp"
+#include "lowbit/kernels/gsq_search.hpp"
 
 namespace lowbit {
 namespace {
@@ -70,6 +71,12 @@ constexpr GsqGemvQ8Kernel kGsqGemvQ8[] = {
 #undef LOWBIT_KERNEL
 };
 
+constexpr GsqSearchKernel kGsqSearch[] = {
+#define LOWBIT_KERNEL(key, set, priority, fn) {key, isa::set, priority, #fn, &kernels::fn},
+#include "lists/gsq_search.inc"
+#undef LOWBIT_KERNEL
+};
+
 constexpr KernelTable<QuantizeRowFn, QuantizeKey> kQuantizeTable{"quantize", kQuantize};
 constexpr KernelTable<DequantizeRowFn, Format> kDequantizeTable{"dequantize", kDequantize};
 constexpr KernelTable<QuantizeActivationsFn, Format> kActivationTable{"quantize_activations", kActivations};
@@ -79,6 +86,7 @@ constexpr KernelTable<DotRowsFn, Format> kDotRowsTable{"dot_rows", kDotRows};
 constexpr KernelTable<PackedGemmFn, PackedGemmKey> kPackedGemmTable{"packed_gemm", kPackedGemm};
 constexpr KernelTable<GsqDequantizeFn, GsqPackedLayout> kGsqDequantizeTable{"gsq_dequantize", kGsqDequantize};
 constexpr KernelTable<GsqGemvQ8Fn, GsqPackedLayout> kGsqGemvQ8Table{"gsq_gemv_q8", kGsqGemvQ8};
+constexpr KernelTable<GsqSearchFn, GsqSearchKey> kGsqSearchTable{"gsq_search", kGsqSearch};
 
 }  // namespace
 
@@ -117,6 +125,7 @@ Format dot_activation_format(Format weights) {
 }
 const KernelTable<GsqDequantizeFn, GsqPackedLayout>& gsq_dequantize_kernels() { return kGsqDequantizeTable; }
 const KernelTable<GsqGemvQ8Fn, GsqPackedLayout>& gsq_gemv_q8_kernels() { return kGsqGemvQ8Table; }
+const KernelTable<GsqSearchFn, GsqSearchKey>& gsq_search_kernels() { return kGsqSearchTable; }
 
 const QuantizeKernel& select_quantize_kernel(Format f, QuantizeEffort effort) {
   return kQuantizeTable.select(QuantizeKey{f, effort});

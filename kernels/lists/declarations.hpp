@@ -11,6 +11,7 @@
 #include "lowbit/kernels/gsq_dequantize.hpp"
 #include "lowbit/kernels/gsq_gemv.hpp"
 #include "lowbit/kernels/gsq_gemv_q8.hpp"
+#include "lowbit/kernels/gsq_search.hpp"
 #include "lowbit/kernels/registry.hpp"
 
 namespace lowbit::kernels {
@@ -49,6 +50,10 @@ namespace lowbit::kernels {
 
 #define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqGemvQ8Fn> fn;
 #include "lists/gsq_gemv_q8.inc"
+#undef LOWBIT_KERNEL
+
+#define LOWBIT_KERNEL(key, isa, priority, fn) std::remove_pointer_t<GsqSearchFn> fn;
+#include "lists/gsq_search.inc"
 #undef LOWBIT_KERNEL
 
 }  // namespace lowbit::kernels

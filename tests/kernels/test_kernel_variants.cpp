@@ -22,6 +22,7 @@
 #include "families/gsq_dequantize.hpp"
 #include "families/gsq_gemv.hpp"
 #include "families/gsq_gemv_q8.hpp"
+#include "families/gsq_search.hpp"
 
 namespace lowbit::kernel_families {
 namespace {
@@ -91,6 +92,11 @@ class GsqGemvQ8 : public ::testing::TestWithParam<const GsqGemvQ8Family::Variant
 TEST_P(GsqGemvQ8, MatchesReference) { run_variant<GsqGemvQ8Family>(*GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Kernels, GsqGemvQ8, ::testing::ValuesIn(variants<GsqGemvQ8Family>()),
                          variant_name<GsqGemvQ8Family>);
+
+class GsqSearch : public ::testing::TestWithParam<const GsqSearchFamily::Variant*> {};
+TEST_P(GsqSearch, MatchesEncodeDecodeSums) { run_variant<GsqSearchFamily>(*GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Kernels, GsqSearch, ::testing::ValuesIn(variants<GsqSearchFamily>()),
+                         variant_name<GsqSearchFamily>);
 
 // kernels/cpu/x86/dot32.hpp promises that its AVX2 and AVX-512 VNNI instances differ
 // only in how they reach the same exact int32 lanes, so their dots agree bit for bit
@@ -188,6 +194,7 @@ TEST(KernelTables, AreWellFormed) {
   expect_well_formed(gsq_gemv_kernels());
   expect_well_formed(gsq_dequantize_kernels());
   expect_well_formed(gsq_gemv_q8_kernels());
+  expect_well_formed(gsq_search_kernels());
   expect_well_formed(activation_kernels());
   expect_well_formed(dot_kernels());
   expect_well_formed(packed_gemm_kernels());

@@ -1,0 +1,55 @@
+// The GSQ search family on AVX-512: sixteen candidates per pass over the group in a
+// 512-bit register, their errors in two 512-bit registers of doubles, four accumulators
+// each (one per element index mod 4; kernels/cpu/lanes/gsq_search_lanes.hpp).
+#include "cpu/x86/avx512/target.hpp"  // first: checks this file's compile flags
+
+#include <immintrin.h>
+
+#include "cpu/lanes/gsq_search_lanes.hpp"
+#include "lists/declarations.hpp"
+
+namespace lowbit::kernels {
+namespace {
+
+struct Avx512GsqOps {
+  using F = __m512;
+  using D = __m512d;
+  static constexpr int kLanes = 16;
+  static F splat(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  // VMINPS / VMAXPS return their second operand unless the first is strictly smaller /
+  // larger: std::min(a, b) and std::max(a, b) with the operands swapped.
+  static F min(F a, F b) { return _mm512_min_ps(b, a); }
+  static F max(F a, F b) { return _mm512_max_ps(b, a); }
+  static D lo(F v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+  // The upper eight floats through the integer extract (AVX-512 F; the float one needs DQ).
+  static D hi(F v) {
+    return _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(v), 1)));
+  }
+  static D splat_d(double v) { return _mm512_set1_pd(v); }
+  static D add_d(D a, D b) { return _mm512_add_pd(a, b); }
+  static D sub_d(D a, D b) { return _mm512_sub_pd(a, b); }
+  static D mul_d(D a, D b) { return _mm512_mul_pd(a, b); }
+  static void store_d(double* p, D v) { _mm512_storeu_pd(p, v); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  // Four doubles: the single-candidate path's accumulator is four lanes wide.
+  using Q = __m256d;
+  static Q widen4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static Q zero4() { return _mm256_setzero_pd(); }
+  static Q add4(Q a, Q b) { return _mm256_add_pd(a, b); }
+  static Q sub4(Q a, Q b) { return _mm256_sub_pd(a, b); }
+  static Q mul4(Q a, Q b) { return _mm256_mul_pd(a, b); }
+  static void store4(double* p, Q v) { _mm256_storeu_pd(p, v); }
+};
+
+}  // namespace
+
+void gsq_search_errors__avx512(const GsqCandidateSet& c, const float* x, const float* w, int64_t n, double* err) {
+  gsq_search_errors_in_lanes<Avx512GsqOps>(c, x, w, n, err);
+}
+
+}  // namespace lowbit::kernels
