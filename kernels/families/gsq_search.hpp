@@ -81,9 +81,10 @@ struct GsqSearchFamily {
             }
             for (bool weighted : {false, true}) {
               ++case_no;
-              // Values, weights and the output 4 bytes past a 64-byte boundary.
+              // Values and weights 4 bytes past a 64-byte boundary, the doubles 8 bytes
+              // past one: off every SIMD alignment, within what each type needs.
               OffsetBuffer xb(static_cast<size_t>(n) * 4, kUnalignedShift), wb(static_cast<size_t>(n) * 4, kUnalignedShift);
-              OffsetBuffer eb(static_cast<size_t>(count) * 8 + 8, kUnalignedShift);
+              OffsetBuffer eb(static_cast<size_t>(count) * 8 + 8, sizeof(double));
               std::memcpy(xb.data(), x.data(), static_cast<size_t>(n) * 4);
               std::memcpy(wb.data(), w.data(), static_cast<size_t>(n) * 4);
               double* err = reinterpret_cast<double*>(eb.data());

@@ -6,12 +6,13 @@
 #include <immintrin.h>
 
 #include "cpu/lanes/gsq_search_lanes.hpp"
+#include "cpu/x86/gsq_quad_ops.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {
 namespace {
 
-struct Avx2GsqOps {
+struct Avx2GsqOps : AvxQuadOps {
   using F = __m256;
   using D = __m256d;
   static constexpr int kLanes = 8;
@@ -33,13 +34,6 @@ struct Avx2GsqOps {
   static D mul_d(D a, D b) { return _mm256_mul_pd(a, b); }
   static void store_d(double* p, D v) { _mm256_storeu_pd(p, v); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-  using Q = __m256d;
-  static Q widen4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
-  static Q zero4() { return _mm256_setzero_pd(); }
-  static Q add4(Q a, Q b) { return _mm256_add_pd(a, b); }
-  static Q sub4(Q a, Q b) { return _mm256_sub_pd(a, b); }
-  static Q mul4(Q a, Q b) { return _mm256_mul_pd(a, b); }
-  static void store4(double* p, Q v) { _mm256_storeu_pd(p, v); }
 };
 
 }  // namespace
