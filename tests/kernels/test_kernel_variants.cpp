@@ -99,13 +99,14 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GsqSearch, ::testing::ValuesIn(variants<GsqSea
                          variant_name<GsqSearchFamily>);
 
 // kernels/cpu/x86/dot32.hpp promises that its AVX2 and AVX-512 VNNI instances differ
-// only in how they reach the same exact int32 lanes, so their dots agree bit for bit
-// (the same model output on either CPU). Every standard pattern, every shared format.
+// only in how they reach the same exact int32 block sums (AVX2 takes Q8_0 and IQ4_NL's
+// codes signed, VNNI unsigned with an offset), so their dots agree bit for bit (the
+// same model output on either CPU). Every standard pattern, every shared format.
 TEST(KernelTables, X86Dot32VariantsAgreeBitForBit) {
   const DotKernel* any = dot_kernels().find("dot_q4_0_q8_0__avx512vnni");
   if (any == nullptr || !any->supported_by_cpu() || !dot_kernels().find("dot_q4_0_q8_0__avx2"))
     GTEST_SKIP() << "needs the AVX2 and AVX-512 VNNI dot variants and a CPU that runs both";
-  for (const char* f : {"q4_0_q8_0", "q4_1_q8_1", "q5_0_q8_0", "q5_1_q8_1"}) {
+  for (const char* f : {"q4_0_q8_0", "q4_1_q8_1", "q5_0_q8_0", "q5_1_q8_1", "q8_0_q8_0", "iq4_nl_q8_0"}) {
     const DotKernel* avx2 = dot_kernels().find(std::string("dot_") + f + "__avx2");
     const DotKernel* vnni = dot_kernels().find(std::string("dot_") + f + "__avx512vnni");
     ASSERT_TRUE(avx2 != nullptr && vnni != nullptr) << f;

@@ -12,6 +12,7 @@
 // lanes and carry the running sum in float64.
 #include <arm_neon.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -64,92 +65,125 @@ inline int block_isum(int8x16_t lo, int8x16_t hi, const int8_t* a) {
   return hsum(Ops::dot(Ops::dot(vdupq_n_s32(0), lo, vld1q_s8(a)), hi, vld1q_s8(a + 16)));
 }
 
-template <class Ops>
-float q4_0(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const block_q4_0*>(vw);
-  const auto* a = static_cast<const block_q8_0*>(va);
-  const int8x16_t eight = vdupq_n_s8(8);
-  float sum = 0;
-  for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
-    int8x16_t lo, hi;
-    nibbles(w[i].qs, lo, hi);
-    const int isum = block_isum<Ops>(vsubq_s8(lo, eight), vsubq_s8(hi, eight), a[i].qs);
-    sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum);
+// The six formats' signed codes of one block (lo: elements 0..15, hi: 16..31), and
+// whether the block has a min (Q4_1 / Q5_1, against Q8_1's s).
+struct Q4_0Codes {
+  using W = block_q4_0;
+  using A = block_q8_0;
+  static constexpr bool kMin = false;
+  static void codes(const W& b, int8x16_t& lo, int8x16_t& hi) {
+    nibbles(b.qs, lo, hi);
+    lo = vsubq_s8(lo, vdupq_n_s8(8));
+    hi = vsubq_s8(hi, vdupq_n_s8(8));
   }
-  return sum;
-}
+};
+struct Q4_1Codes {
+  using W = block_q4_1;
+  using A = block_q8_1;
+  static constexpr bool kMin = true;
+  static void codes(const W& b, int8x16_t& lo, int8x16_t& hi) { nibbles(b.qs, lo, hi); }
+};
+struct Q5_0Codes {
+  using W = block_q5_0;
+  using A = block_q8_0;
+  static constexpr bool kMin = false;
+  static void codes(const W& b, int8x16_t& lo, int8x16_t& hi) {
+    five_bit(b.qs, b.qh, lo, hi);
+    lo = vsubq_s8(lo, vdupq_n_s8(16));
+    hi = vsubq_s8(hi, vdupq_n_s8(16));
+  }
+};
+struct Q5_1Codes {
+  using W = block_q5_1;
+  using A = block_q8_1;
+  static constexpr bool kMin = true;
+  static void codes(const W& b, int8x16_t& lo, int8x16_t& hi) { five_bit(b.qs, b.qh, lo, hi); }
+};
+struct Q8_0Codes {
+  using W = block_q8_0;
+  using A = block_q8_0;
+  static constexpr bool kMin = false;
+  static void codes(const W& b, int8x16_t& lo, int8x16_t& hi) {
+    lo = vld1q_s8(b.qs);
+    hi = vld1q_s8(b.qs + 16);
+  }
+};
+struct Iq4NlCodes {
+  using W = block_iq4_nl;
+  using A = block_q8_0;
+  static constexpr bool kMin = false;
+  static void codes(const W& b, int8x16_t& lo, int8x16_t& hi) {
+    const int8x16_t book = vld1q_s8(kIq4nlValues);
+    nibbles(b.qs, lo, hi);
+    lo = vqtbl1q_s8(book, vreinterpretq_u8_s8(lo));
+    hi = vqtbl1q_s8(book, vreinterpretq_u8_s8(hi));
+  }
+};
 
-template <class Ops>
-float q4_1(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const block_q4_1*>(vw);
-  const auto* a = static_cast<const block_q8_1*>(va);
+// One row: sum over the blocks, in block order, of (d_w d_a) * isum [+ m_w s_a], as
+// the scalar reference forms and adds them.
+template <class Ops, class F>
+float dot32(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const typename F::W*>(vw);
+  const auto* a = static_cast<const typename F::A*>(va);
   float sum = 0;
   for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
     int8x16_t lo, hi;
-    nibbles(w[i].qs, lo, hi);
+    F::codes(w[i], lo, hi);
     const int isum = block_isum<Ops>(lo, hi, a[i].qs);
-    sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum) +
-           fp16_to_fp32(w[i].m) * fp16_to_fp32(a[i].s);
+    if constexpr (F::kMin)
+      sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum) +
+             fp16_to_fp32(w[i].m) * fp16_to_fp32(a[i].s);
+    else
+      sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum);
   }
   return sum;
 }
 
-template <class Ops>
-float q5_0(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const block_q5_0*>(vw);
-  const auto* a = static_cast<const block_q8_0*>(va);
-  const int8x16_t sixteen = vdupq_n_s8(16);
-  float sum = 0;
-  for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
-    int8x16_t lo, hi;
-    five_bit(w[i].qs, w[i].qh, lo, hi);
-    const int isum = block_isum<Ops>(vsubq_s8(lo, sixteen), vsubq_s8(hi, sixteen), a[i].qs);
-    sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum);
-  }
-  return sum;
+// Four fp16 fields, one from each of four rows' block i, as a float vector (exact, as
+// fp16_to_fp32 is).
+template <class W, class Field>
+inline float32x4_t halves4(const W* const w[4], int64_t i, Field field) {
+  const uint16_t h[4] = {field(w[0][i]), field(w[1][i]), field(w[2][i]), field(w[3][i])};
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h)));
 }
 
-template <class Ops>
-float q5_1(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const block_q5_1*>(vw);
-  const auto* a = static_cast<const block_q8_1*>(va);
-  float sum = 0;
-  for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
-    int8x16_t lo, hi;
-    five_bit(w[i].qs, w[i].qh, lo, hi);
-    const int isum = block_isum<Ops>(lo, hi, a[i].qs);
-    sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum) +
-           fp16_to_fp32(w[i].m) * fp16_to_fp32(a[i].s);
+// The multi-row family (lowbit/kernels/dot_rows.hpp): four rows at a time in the
+// lanes of a float vector. Lane r runs row r's float operations of dot32 in the same
+// order (the block terms, in block order, into one running sum), so y[r] is bit for bit
+// dot32's; the four rows share the activation loads and scale conversions, reduce
+// their int32 lanes with two pairwise adds instead of four across-vector sums, and
+// replace one serial float chain by four independent ones. Rows left over (rows % 4)
+// run dot32.
+template <class Ops, class F>
+void rows32(const void* vw, size_t row_bytes, const void* va, int64_t n, int64_t rows, float* y) {
+  using W = typename F::W;
+  const auto* a = static_cast<const typename F::A*>(va);
+  const auto row = [&](int64_t r) {
+    return reinterpret_cast<const W*>(static_cast<const std::byte*>(vw) + static_cast<size_t>(r) * row_bytes);
+  };
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const W* const w[4] = {row(r), row(r + 1), row(r + 2), row(r + 3)};
+    float32x4_t sum = vdupq_n_f32(0);
+    for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
+      const int8x16_t a0 = vld1q_s8(a[i].qs), a1 = vld1q_s8(a[i].qs + 16);
+      int32x4_t p[4];
+      for (int k = 0; k < 4; ++k) {
+        int8x16_t lo, hi;
+        F::codes(w[k][i], lo, hi);
+        p[k] = Ops::dot(Ops::dot(vdupq_n_s32(0), lo, a0), hi, a1);
+      }
+      const int32x4_t isum = vpaddq_s32(vpaddq_s32(p[0], p[1]), vpaddq_s32(p[2], p[3]));
+      const float32x4_t dw = halves4(w, i, [](const W& b) { return b.d; });
+      float32x4_t term = vmulq_f32(vmulq_n_f32(dw, fp16_to_fp32(a[i].d)), vcvtq_f32_s32(isum));
+      if constexpr (F::kMin)
+        term = vaddq_f32(term, vmulq_n_f32(halves4(w, i, [](const W& b) { return b.m; }), fp16_to_fp32(a[i].s)));
+      sum = vaddq_f32(sum, term);
+    }
+    vst1q_f32(y + r, sum);
   }
-  return sum;
-}
-
-template <class Ops>
-float q8_0(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const block_q8_0*>(vw);
-  const auto* a = static_cast<const block_q8_0*>(va);
-  float sum = 0;
-  for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
-    const int isum = block_isum<Ops>(vld1q_s8(w[i].qs), vld1q_s8(w[i].qs + 16), a[i].qs);
-    sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum);
-  }
-  return sum;
-}
-
-template <class Ops>
-float iq4_nl(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const block_iq4_nl*>(vw);
-  const auto* a = static_cast<const block_q8_0*>(va);
-  const int8x16_t book = vld1q_s8(kIq4nlValues);
-  float sum = 0;
-  for (int64_t i = 0; i < n / QK_LEGACY; ++i) {
-    int8x16_t lo, hi;
-    nibbles(w[i].qs, lo, hi);
-    const int isum = block_isum<Ops>(vqtbl1q_s8(book, vreinterpretq_u8_s8(lo)),
-                                     vqtbl1q_s8(book, vreinterpretq_u8_s8(hi)), a[i].qs);
-    sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(a[i].d)) * static_cast<float>(isum);
-  }
-  return sum;
+  for (; r < rows; ++r) y[r] = dot32<Ops, F>(row(r), va, n);
 }
 
 // ---------------------------------------------------------------- super-blocks x Q8_K

@@ -1,7 +1,7 @@
 #pragma once
 // Software prefetch of weights streamed from memory, shared by the x86 GEMV kernels
-// (the 32-element dots of dot32.hpp, the VNNI K-quant dots, the AVX-512 float dots, the
-// GSQ x Q8_0 VNNI GEMV). Internal linkage: each including file compiles its own copy
+// (the 32-element dots of dot32.hpp, the VNNI and AVX2 Q4_K/Q5_K/Q6_K dots, the AVX-512
+// float dots, the GSQ x Q8_0 VNNI GEMV). Internal linkage: each including file compiles its own copy
 // with its own ISA flags.
 #include <immintrin.h>
 

@@ -16,6 +16,7 @@
 
 #include "common/kquant_scales.hpp"
 #include "cpu/x86/dot32.hpp"
+#include "cpu/x86/q3k_scales.hpp"
 #include "lists/declarations.hpp"
 #include "lowbit/formats/blocks.hpp"
 
@@ -50,26 +51,6 @@ inline __m512i two_shifts(int k) {
                             _mm256_set1_epi16(static_cast<int16_t>(2 * k + 2)), 1);
 }
 
-// Q3_K's sixteen signed 6-bit scales as 16-bit words, from the 12 packed bytes without
-// a trip through memory: the low nibbles sit in bytes 0..7 (scale j < 8 low, j >= 8
-// high nibble of byte j % 8) and the high two bits in bits 2(j / 4) of byte 8 + j % 4,
-// which is a per-dword rotate once the third dword is broadcast. The 16-byte load
-// starts 4 bytes early (the end of qs), so it stays inside the block and the scale
-// dwords u0, u1, u2 are its dwords 1, 2, 3 (a masked load of the 12 bytes was
-// slightly slower on Zen 4: 118 against 116 ns per 4096-element row).
-inline __m256i q3_K_scales16(const block_q3_K& b) {
-  static_assert(offsetof(block_q3_K, scales) >= 4 && offsetof(block_q3_K, scales) + 12 <= sizeof(block_q3_K));
-  const auto* base = reinterpret_cast<const unsigned char*>(&b);
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + offsetof(block_q3_K, scales) - 4));
-  const __m128i u0u1 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(2, 1, 2, 1));
-  const __m128i u2 = _mm_shuffle_epi32(raw, _MM_SHUFFLE(3, 3, 3, 3));
-  const __m128i low = _mm_and_si128(_mm_srlv_epi32(u0u1, _mm_set_epi32(4, 4, 0, 0)), _mm_set1_epi8(0x0f));
-  // Dword r wants bits 2r..2r+1 of each byte of u2 at bits 4..5: rotate left by 4 - 2r.
-  const __m128i high = _mm_and_si128(_mm_rolv_epi32(u2, _mm_set_epi32(30, 0, 2, 4)), _mm_set1_epi8(0x30));
-  const __m128i biased = _mm_or_si128(low, high);
-  return _mm256_cvtepi8_epi16(_mm_sub_epi8(biased, _mm_set1_epi8(32)));
-}
-
 }  // namespace
 
 float dot_q3_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
@@ -80,7 +61,7 @@ float dot_q3_K_q8_K__avx512vnni(const void* vw, const void* va, int64_t n) {
   const __m512i shifts[2] = {two_shifts(0), two_shifts(2)};
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    const __m256i sc16 = q3_K_scales16(w[i]);
+    const __m256i sc16 = x86_q3k::scales16(w[i]);
     const __m512i sc = _mm512_castsi256_si512(sc16);  // only words 0..15 are picked
     // The codes are taken as q + 4 (0..7, unsigned for maddubs); the 4 comes off in
     // integers through Q8_K's exact 16-element sums: start from -4 * sum_j s_j bsum_j.
