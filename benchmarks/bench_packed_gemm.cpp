@@ -22,30 +22,41 @@ struct Operands {
   std::vector<PackedActivationBlock> acts;
 };
 
-// Random levels, scales and (Q4_1-like) non-zero offsets; real activations.
-const Operands& operands() {
-  static const Operands o = [] {
-    Operands r;
-    std::mt19937 rng(7);
-    std::uniform_int_distribution<int> level(0, 15);
-    std::uniform_real_distribution<float> real(-1.0f, 1.0f);
-    r.panels.resize(static_cast<size_t>(kPanels * kBlocks));
-    for (PackedPanelBlock& p : r.panels)
-      for (int row = 0; row < 16; ++row) {
-        int32_t sum = 0;
-        for (int j = 0; j < 32; ++j) sum += p.codes[j / 4][row][j % 4] = static_cast<int8_t>(level(rng));
-        p.bias[row] = 128 * sum;
-        p.scale[row] = real(rng) * 1e-2f;
-        p.offset[row] = real(rng) * 1e-1f;
-      }
-    const std::vector<float> x = synthetic_weights(kBatch, kCols, 2, Distribution::gaussian);
-    r.acts = pack_activations({x.data(), kBatch, kCols});
-    return r;
-  }();
+// Random levels, scales and (Q4_1-like) non-zero offsets; real activations. Levels
+// 0..15 are the 4-bit formats' kind (Q4_0, Q4_1, Q4_K), 0..31 the 5-bit ones', -128..127
+// Q8_0's and IQ4_NL's: the AVX2 variant takes the three by different instructions.
+Operands make_operands(int lowest, int highest) {
+  Operands r;
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> level(lowest, highest);
+  std::uniform_real_distribution<float> real(-1.0f, 1.0f);
+  r.panels.resize(static_cast<size_t>(kPanels * kBlocks));
+  for (PackedPanelBlock& p : r.panels)
+    for (int row = 0; row < 16; ++row) {
+      int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) sum += p.codes[j / 4][row][j % 4] = static_cast<int8_t>(level(rng));
+      p.bias[row] = 128 * sum;
+      p.scale[row] = real(rng) * 1e-2f;
+      p.offset[row] = real(rng) * 1e-1f;
+    }
+  const std::vector<float> x = synthetic_weights(kBatch, kCols, 2, Distribution::gaussian);
+  r.acts = pack_activations({x.data(), kBatch, kCols});
+  return r;
+}
+const Operands& four_bit_operands() {
+  static const Operands o = make_operands(0, 15);
+  return o;
+}
+const Operands& five_bit_operands() {
+  static const Operands o = make_operands(0, 31);
+  return o;
+}
+const Operands& int8_operands() {
+  static const Operands o = make_operands(-128, 127);
   return o;
 }
 
-void BM_packed_gemm(benchmark::State& state, const PackedGemmKernel* k) {
+void BM_packed_gemm(benchmark::State& state, const PackedGemmKernel* k, const Operands& (*operands)()) {
   if (!k->supported_by_cpu()) {
     state.SkipWithError(("this CPU lacks " + k->needs.to_string()).c_str());
     return;
@@ -72,8 +83,14 @@ void BM_sgemm_same_shape(benchmark::State& state) {
 }
 
 int register_all() {
-  for (const PackedGemmKernel& k : packed_gemm_kernels().variants())
-    benchmark::RegisterBenchmark(k.name, BM_packed_gemm, &k)->Unit(benchmark::kMicrosecond);
+  for (const PackedGemmKernel& k : packed_gemm_kernels().variants()) {
+    benchmark::RegisterBenchmark((std::string(k.name) + "/levels_0_15").c_str(), BM_packed_gemm, &k, four_bit_operands)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string(k.name) + "/levels_0_31").c_str(), BM_packed_gemm, &k, five_bit_operands)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string(k.name) + "/levels_int8").c_str(), BM_packed_gemm, &k, int8_operands)
+        ->Unit(benchmark::kMicrosecond);
+  }
   benchmark::RegisterBenchmark("sgemm_same_shape", BM_sgemm_same_shape)->Unit(benchmark::kMicrosecond);
   return 0;
 }

@@ -5,9 +5,10 @@
 //   comparison  exact_bytes: every variant performs the reference's per-lane
 //               operations (exact integer block sums, then two fused multiply-adds
 //               per block in block order), so outputs are equal bit for bit
-//   inputs      random panels (levels over the full int8 range, scales and offsets
-//               of both signs, zero offsets in whole blocks and in single rows,
-//               consistent biases), random activation blocks (codes over the full
+//   inputs      random panels (levels over the full int8 range, and over ranges of
+//               16 and 32 values, the 4- and 5-bit formats' kind, at the ends of int8
+//               and around zero, plus ranges one value wider; scales and offsets of both signs, zero
+//               offsets in whole blocks and in single rows, consistent biases), random activation blocks (codes over the full
 //               byte range); batch sizes 1..17 (every remainder of the 8-, 4- and
 //               2-row steps), full panels and partial ones of 12 and 7 rows, outputs
 //               poisoned around the written tile.
@@ -15,6 +16,7 @@
 // * (d * code) within 1e-6 of the terms' magnitude.
 #include <cmath>
 #include <random>
+#include <utility>
 
 #include "families/family.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
@@ -31,11 +33,18 @@ struct PackedGemmFamily {
 
   static std::string check(const Variant& v) {
     std::mt19937 rng(41);
-    std::uniform_int_distribution<int> level(-128, 127), code(0, 255);
+    std::uniform_int_distribution<int> code(0, 255);
     std::uniform_real_distribution<float> real(-2.0f, 2.0f);
     const int64_t blocks = 5;
+    // Level ranges: int8's; 16 and 32 values (a SIMD variant may take those as 4- or
+    // 5-bit unsigned codes plus the smallest level) around zero and at the ends of
+    // int8; 17 and 33 values, one too many for those.
+    const std::pair<int, int> ranges[] = {{-128, 127}, {-8, 7},  {0, 15},    {-128, -113}, {112, 127},
+                                          {-8, 8},    {0, 31}, {-16, 15}, {-128, -97},  {-16, 16}};
+    for (const auto& [lowest, highest] : ranges)
     for (int rows : {16, 12, 7})
       for (int64_t batch = 1; batch <= 17; ++batch) {
+        std::uniform_int_distribution<int> level(lowest, highest);
         std::vector<PackedPanelBlock> panel(static_cast<size_t>(blocks));
         for (int64_t k = 0; k < blocks; ++k)
           for (int r = 0; r < 16; ++r) {
@@ -59,7 +68,8 @@ struct PackedGemmFamily {
         std::vector<float> want(static_cast<size_t>(batch * ldy), -5.0f), got(want.size(), -5.0f);
         table().reference(PackedGemmKey{}).fn(panel.data(), acts.data(), blocks, batch, want.data(), ldy, rows);
         v.fn(panel.data(), acts.data(), blocks, batch, got.data(), ldy, rows);
-        const std::string where = "rows " + std::to_string(rows) + ", batch " + std::to_string(batch);
+        const std::string where = "levels " + std::to_string(lowest) + ".." + std::to_string(highest) + ", rows " +
+                                  std::to_string(rows) + ", batch " + std::to_string(batch);
         for (size_t i = 0; i < got.size(); ++i) {
           const int64_t r = static_cast<int64_t>(i) % ldy;
           if (r >= rows && got[i] != -5.0f) return where + ": wrote column " + std::to_string(r);
