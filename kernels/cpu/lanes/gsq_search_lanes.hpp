@@ -27,6 +27,27 @@
 namespace lowbit::kernels {
 namespace {
 
+// encode_value then decode_value in float lane by lane: round half to even by adding
+// and subtracting 1.5 * 2^23 (magic), then the clamp to [0, maxq] (top). round_even's
+// clamp of its argument to +-4096 is left out: a value beyond it rounds (even where
+// the addition no longer rounds exactly) to a number of the same sign and at least
+// 2^12 - 255 in magnitude, which the clamp to [0, maxq] sends to the same end, 0 or
+// maxq. That frees two registers for the accumulators; the family's test covers such
+// scales. gsq_decode_one is the same in scalar float.
+template <class Ops, bool FloatMin>
+inline typename Ops::F gsq_decode_lanes(typename Ops::F v, typename Ops::F s, typename Ops::F o, typename Ops::F zero,
+                                        typename Ops::F top, typename Ops::F magic) {
+  if constexpr (FloatMin) {
+    const typename Ops::F q =
+        Ops::min(Ops::max(Ops::sub(Ops::add(Ops::div(Ops::sub(v, o), s), magic), magic), zero), top);
+    return Ops::add(Ops::mul(s, q), o);
+  } else {
+    const typename Ops::F q =
+        Ops::min(Ops::max(Ops::add(Ops::sub(Ops::add(Ops::div(v, s), magic), magic), o), zero), top);
+    return Ops::mul(s, Ops::sub(q, o));
+  }
+}
+
 // The errors of the kLanes candidates (s, o) over x[0..n) into out[0..kLanes).
 template <class Ops, bool FloatMin, bool Weighted>
 void gsq_lane_errors(typename Ops::F s, typename Ops::F o, float maxq, const float* x, const float* w, int64_t n,
@@ -36,24 +57,8 @@ void gsq_lane_errors(typename Ops::F s, typename Ops::F o, float maxq, const flo
   const F zero = Ops::splat(0.0f), top = Ops::splat(maxq), magic = Ops::splat(12582912.0f);
   const D dzero = Ops::splat_d(0.0);
   D acc[4][2] = {{dzero, dzero}, {dzero, dzero}, {dzero, dzero}, {dzero, dzero}};
-  // encode_value then decode_value in float lane by lane: round half to even by adding
-  // and subtracting 1.5 * 2^23, then the clamp to [0, maxq]. round_even's clamp of its
-  // argument to +-4096 is left out: a value beyond it rounds (even where the addition
-  // no longer rounds exactly) to a number of the same sign and at least 2^12 - 255 in
-  // magnitude, which the clamp to [0, maxq] sends to the same end, 0 or maxq. That
-  // frees two registers for the accumulators; the family's test covers such scales.
   auto add = [&](int64_t i, D* a) __attribute__((always_inline)) {
-    const F v = Ops::splat(x[i]);
-    F dec;
-    if constexpr (FloatMin) {
-      const F t = Ops::div(Ops::sub(v, o), s);
-      const F q = Ops::min(Ops::max(Ops::sub(Ops::add(t, magic), magic), zero), top);
-      dec = Ops::add(Ops::mul(s, q), o);
-    } else {
-      const F t = Ops::div(v, s);
-      const F q = Ops::min(Ops::max(Ops::add(Ops::sub(Ops::add(t, magic), magic), o), zero), top);
-      dec = Ops::mul(s, Ops::sub(q, o));
-    }
+    const F dec = gsq_decode_lanes<Ops, FloatMin>(Ops::splat(x[i]), s, o, zero, top, magic);
     const D xd = Ops::splat_d(static_cast<double>(x[i]));
     const D d0 = Ops::sub_d(Ops::lo(dec), xd), d1 = Ops::sub_d(Ops::hi(dec), xd);
     D e0 = Ops::mul_d(d0, d0), e1 = Ops::mul_d(d1, d1);
@@ -112,19 +117,8 @@ double gsq_one_error(float s, float o, float maxq, const float* x, const float* 
   for (int64_t i0 = 0; i0 < whole; i0 += kChunk) {
     const int64_t len = std::min(kChunk, whole - i0);
     int64_t i = 0;
-    for (; i + kLanes <= len; i += kLanes) {
-      const F v = Ops::load(x + i0 + i);
-      F d;
-      if constexpr (FloatMin) {
-        const F q = Ops::min(Ops::max(Ops::sub(Ops::add(Ops::div(Ops::sub(v, ov), sv), magic), magic), zero), top);
-        d = Ops::add(Ops::mul(sv, q), ov);
-      } else {
-        const F q = Ops::min(
-            Ops::max(Ops::add(Ops::sub(Ops::add(Ops::div(v, sv), magic), magic), ov), zero), top);
-        d = Ops::mul(sv, Ops::sub(q, ov));
-      }
-      Ops::store(dec + i, d);
-    }
+    for (; i + kLanes <= len; i += kLanes)
+      Ops::store(dec + i, gsq_decode_lanes<Ops, FloatMin>(Ops::load(x + i0 + i), sv, ov, zero, top, magic));
     for (; i < len; ++i) dec[i] = gsq_decode_one<FloatMin>(x[i0 + i], s, o, maxq);
     for (int64_t j = 0; j < len; j += 4) {
       const Q d = Ops::sub4(Ops::widen4(dec + j), Ops::widen4(x + i0 + j));
