@@ -50,13 +50,22 @@ void dequantize_row_q5_1__avx2(const void* x, float* y, int64_t n) {
   }
 }
 
-void dequantize_row_q8_0__avx2(const void* x, float* y, int64_t n) {
-  const auto* in = static_cast<const block_q8_0*>(x);
+namespace {
+
+// Q8_0 and Q8_1: d * q (Q8_1's s, d * sum(q), is for dot products only).
+template <class Block>
+void dequantize_q8(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const Block*>(x);
   for (int64_t i = 0; i < n / QK_LEGACY; ++i, y += QK_LEGACY) {
     const __m256 d = _mm256_set1_ps(fp16_to_fp32(in[i].d));
     for (int j = 0; j < QK_LEGACY; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(i8_to_ps(in[i].qs + j), d));
   }
 }
+
+}  // namespace
+
+void dequantize_row_q8_0__avx2(const void* x, float* y, int64_t n) { dequantize_q8<block_q8_0>(x, y, n); }
+void dequantize_row_q8_1__avx2(const void* x, float* y, int64_t n) { dequantize_q8<block_q8_1>(x, y, n); }
 
 void dequantize_row_q4_1__avx2(const void* x, float* y, int64_t n) {
   const auto* in = static_cast<const block_q4_1*>(x);

@@ -87,11 +87,20 @@ void dequantize_row_q5_1__avx512(const void* x, float* y, int64_t n) {
                    _mm512_set1_ps(fp16_to_fp32(in[i].m)), y);
 }
 
-void dequantize_row_q8_0__avx512(const void* x, float* y, int64_t n) {
-  const auto* in = static_cast<const block_q8_0*>(x);
+namespace {
+
+// Q8_0 and Q8_1: d * q (Q8_1's s, d * sum(q), is for dot products only).
+template <class Block>
+void dequantize_q8(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const Block*>(x);
   for (int64_t i = 0; i < n / QK_LEGACY; ++i, y += QK_LEGACY)
     store_scaled32(load256(in[i].qs), _mm512_set1_ps(fp16_to_fp32(in[i].d)), y);
 }
+
+}  // namespace
+
+void dequantize_row_q8_0__avx512(const void* x, float* y, int64_t n) { dequantize_q8<block_q8_0>(x, y, n); }
+void dequantize_row_q8_1__avx512(const void* x, float* y, int64_t n) { dequantize_q8<block_q8_1>(x, y, n); }
 
 void dequantize_row_iq4_nl__avx512(const void* x, float* y, int64_t n) {
   const auto* in = static_cast<const block_iq4_nl*>(x);
