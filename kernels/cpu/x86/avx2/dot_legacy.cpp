@@ -16,8 +16,6 @@
 namespace lowbit::kernels {
 namespace {
 
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
 // The products for x86_dot32: vpmaddubsw sums two u * a products into a 16-bit lane
 // (at most 2 * 31 * 128), vpmaddwd by ones two of those into an int32 lane; a pair adds
 // two 16-bit sums first (at most 4 * 31 * 128 < 2^15).
