@@ -7,6 +7,8 @@
 // keep their signed codes and move the sign onto the activations.
 #include "target.hpp"
 // (target.hpp first: it checks the compile flags.)
+#include <cstring>
+
 #include "codes.hpp"
 #include "cpu/x86/dot32.hpp"
 #include "dot_common.hpp"
@@ -48,13 +50,25 @@ inline __m256i iq4_nl_book() {
 }
 
 // Q5_0 / Q5_1 in the pair layout: the nibbles of two blocks plus their fifth bits.
+// Both registers' bits come from one broadcast of the two blocks' qh words (qword
+// bytes 0..3 block 0's, 4..7 block 1's): byte e of lo takes bit e % 8 of qword byte
+// e / 8 in the low lane and 4 + e / 8 in the high one (elements 0..15 of each block),
+// hi the bytes two further on (elements 16..31), then 16 where the bit is set.
 inline void five_bit_pair(const uint8_t* qs0, const uint8_t* qh0, const uint8_t* qs1, const uint8_t* qh1,
                           __m256i& lo, __m256i& hi) {
-  uint32_t mlo, mhi;
-  x86_dot32::pair_masks(qh0, qh1, mlo, mhi);
+  uint32_t h0, h1;
+  std::memcpy(&h0, qh0, 4);
+  std::memcpy(&h1, qh1, 4);
+  const __m256i both = _mm256_set1_epi64x(static_cast<int64_t>(h0 | static_cast<uint64_t>(h1) << 32));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  const auto sixteens = [&](int64_t b0, int64_t b1, int64_t b2, int64_t b3) {
+    const __m256i spread = _mm256_shuffle_epi8(both, _mm256_set_epi64x(b3, b2, b1, b0));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), sixteen);
+  };
   x86_dot32::nibble_pair(qs0, qs1, lo, hi);
-  lo = add_sixteen_where(lo, mlo);
-  hi = add_sixteen_where(hi, mhi);
+  lo = _mm256_or_si256(lo, sixteens(0x0000000000000000LL, 0x0101010101010101LL, 0x0404040404040404LL, 0x0505050505050505LL));
+  hi = _mm256_or_si256(hi, sixteens(0x0202020202020202LL, 0x0303030303030303LL, 0x0606060606060606LL, 0x0707070707070707LL));
 }
 
 }  // namespace
