@@ -429,3 +429,21 @@ inline float bf16(const void* vw, const void* va, int64_t n) {
 }  // namespace arm_dot
 }  // namespace
 }  // namespace lowbit::kernels
+
+// The six 32-element formats' entry points of one folder (declared by lists/dot.inc and
+// lists/dot_rows.inc): dot_<w>_<a>__<isa> (arm_dot::dot32) and dot_rows_<w>_<a>__<isa>
+// (arm_dot::rows32), Ops being the folder's 16-lane int8 dot.
+#define LOWBIT_ARM_DOT32_PAIR(wa, Codes, isa, Ops)                                                          \
+  float dot_##wa##__##isa(const void* w, const void* a, int64_t n) {                                        \
+    return arm_dot::dot32<Ops, arm_dot::Codes>(w, a, n);                                                    \
+  }                                                                                                         \
+  void dot_rows_##wa##__##isa(const void* w, size_t row_bytes, const void* a, int64_t n, int64_t rows, float* y) { \
+    arm_dot::rows32<Ops, arm_dot::Codes>(w, row_bytes, a, n, rows, y);                                      \
+  }
+#define LOWBIT_ARM_DOT32_ENTRY_POINTS(isa, Ops)             \
+  LOWBIT_ARM_DOT32_PAIR(q4_0_q8_0, Q4_0Codes, isa, Ops)     \
+  LOWBIT_ARM_DOT32_PAIR(q4_1_q8_1, Q4_1Codes, isa, Ops)     \
+  LOWBIT_ARM_DOT32_PAIR(q5_0_q8_0, Q5_0Codes, isa, Ops)     \
+  LOWBIT_ARM_DOT32_PAIR(q5_1_q8_1, Q5_1Codes, isa, Ops)     \
+  LOWBIT_ARM_DOT32_PAIR(q8_0_q8_0, Q8_0Codes, isa, Ops)     \
+  LOWBIT_ARM_DOT32_PAIR(iq4_nl_q8_0, Iq4NlCodes, isa, Ops)

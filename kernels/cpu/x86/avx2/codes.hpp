@@ -32,16 +32,21 @@ inline void low_2bit_codes(const uint8_t* qs, int8_t* out) {
   }
 }
 
+// 16 in the bytes of `source` that a byte shuffle by `spread` (byte e <- the mask byte
+// holding bit e % 8) finds with bit e % 8 set, 0 elsewhere: Q5's fifth bits as bytes.
+inline __m256i sixteen_where(__m256i source, __m256i spread) {
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(source, spread), bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(16));
+}
+
 // v + 16 in the bytes whose bit is set in `mask` (byte e <-> bit e): the fifth bits of
 // Q5_0 / Q5_1 codes.
 inline __m256i add_sixteen_where(__m256i v, uint32_t mask) {
-  // Byte e gets byte e / 8 of the mask, then keeps bit e % 8 of it.
-  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(mask)),
-                                             _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
-                                                               0x0101010101010101LL, 0x0000000000000000LL));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+  // Byte e gets byte e / 8 of the mask.
+  return _mm256_or_si256(v, sixteen_where(_mm256_set1_epi32(static_cast<int>(mask)),
+                                          _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                                            0x0101010101010101LL, 0x0000000000000000LL)));
 }
 
 // The 32 five-bit codes of a Q5_0 / Q5_1 block: low nibbles of qs are elements

@@ -60,15 +60,11 @@ inline void five_bit_pair(const uint8_t* qs0, const uint8_t* qh0, const uint8_t*
   std::memcpy(&h0, qh0, 4);
   std::memcpy(&h1, qh1, 4);
   const __m256i both = _mm256_set1_epi64x(static_cast<int64_t>(h0 | static_cast<uint64_t>(h1) << 32));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-  const __m256i sixteen = _mm256_set1_epi8(16);
-  const auto sixteens = [&](int64_t b0, int64_t b1, int64_t b2, int64_t b3) {
-    const __m256i spread = _mm256_shuffle_epi8(both, _mm256_set_epi64x(b3, b2, b1, b0));
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), sixteen);
-  };
   x86_dot32::nibble_pair(qs0, qs1, lo, hi);
-  lo = _mm256_or_si256(lo, sixteens(0x0000000000000000LL, 0x0101010101010101LL, 0x0404040404040404LL, 0x0505050505050505LL));
-  hi = _mm256_or_si256(hi, sixteens(0x0202020202020202LL, 0x0303030303030303LL, 0x0606060606060606LL, 0x0707070707070707LL));
+  lo = _mm256_or_si256(lo, sixteen_where(both, _mm256_set_epi64x(0x0505050505050505LL, 0x0404040404040404LL,
+                                                                  0x0101010101010101LL, 0x0000000000000000LL)));
+  hi = _mm256_or_si256(hi, sixteen_where(both, _mm256_set_epi64x(0x0707070707070707LL, 0x0606060606060606LL,
+                                                                  0x0303030303030303LL, 0x0202020202020202LL)));
 }
 
 }  // namespace
