@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "lowbit/core/synthetic.hpp"
+#include "lowbit/formats/blocks.hpp"
 #include "lowbit/formats/format.hpp"
 
 namespace lowbit::kernel_families {
@@ -38,6 +39,7 @@ struct InputPattern {
   bool zero = false;    // all-zero input
   bool signed_zeros = false;  // zero blocks of both signs, then non-negative blocks with zeros
   bool unaligned = false;  // input and output pointers off SIMD alignment (kUnalignedShift)
+  bool code_book_edges = false;  // code_book_edge_values(): values a few ulps below IQ4_NL's decision points
 };
 
 inline std::vector<InputPattern> standard_patterns() {
@@ -76,9 +78,34 @@ inline std::vector<InputPattern> standard_patterns() {
   return p;
 }
 
+// Every 32-element block starts with +-127 (alternating), so that ggml's first IQ4_NL
+// trial scale is exactly 1 and the code book sees the other 31 elements as they are:
+// each is a midpoint between two neighbouring IQ4_NL code values (a tie) or one to
+// fifteen ulps below one, times the block's sign. There float rounding decides which
+// code is nearest (the standard search's rounded cell and ggml's exact comparison
+// differ there), so every variant has to round as its reference does.
+inline std::vector<float> code_book_edge_values(int64_t rows, int64_t n) {
+  std::vector<float> v(static_cast<size_t>(rows * n));
+  int64_t next = 0;
+  for (int64_t i = 0; i < rows * n; ++i) {
+    const float sign = (i / 32) % 2 == 0 ? 1.0f : -1.0f;
+    if (i % 32 == 0) {
+      v[static_cast<size_t>(i)] = 127.0f * sign;
+      continue;
+    }
+    const int64_t pair = next % 15, ulps = (next / 15) % 16;
+    ++next;
+    float x = 0.5f * static_cast<float>(kIq4nlValues[pair] + kIq4nlValues[pair + 1]);
+    for (int64_t k = 0; k < ulps; ++k) x = std::nextafter(x, -1e9f);
+    v[static_cast<size_t>(i)] = x * sign;
+  }
+  return v;
+}
+
 // The pattern's values for `rows` rows of n elements.
 inline std::vector<float> pattern_values(const InputPattern& p, int64_t rows, int64_t n, uint64_t seed) {
   if (p.zero) return std::vector<float>(static_cast<size_t>(rows * n), 0.0f);
+  if (p.code_book_edges) return code_book_edge_values(rows, n);
   std::vector<float> v = synthetic_weights(rows, n, seed, p.dist);
   for (float& x : v) x *= p.scale;
   if (p.signed_zeros) {

@@ -4,7 +4,8 @@
 //   key         QuantizeKey (format, effort)
 //   comparison  exact_bytes: every variant writes the scalar reference's bytes (the
 //               same model file on every machine), with and without importance.
-//   inputs      standard_patterns(), importance from synthetic_importance().
+//   inputs      standard_patterns() and code_book_edge_values() (its values only
+//               compared between variants), importance from synthetic_importance().
 // The scalar references themselves are checked against independent bounds: their
 // round trip on unit-scale data stays within 2^-(min(bits per weight, 8) - 2.5)
 // relative RMSE (measured errors are 1.5-4x below it; docs/formats.md), zeros stay exact zeros,
@@ -47,7 +48,9 @@ struct QuantizeFamily {
         if (y[i] != 0.0f) return mismatch(p.name, i, 0.0, y[i]);
       return {};
     }
-    if (p.scale != 1.0f) return {};  // saturated or subnormal scales: only the variants' identity is checked
+    // Saturated or subnormal scales, and values chosen for their rounding rather than
+    // as weights: only the variants' identity is checked.
+    if (p.scale != 1.0f || p.code_book_edges) return {};
     double err = 0, ref = 0;
     for (int64_t i = 0; i < n; ++i) {
       err += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
@@ -62,7 +65,13 @@ struct QuantizeFamily {
 
   static std::string check(const Variant& v) {
     const Variant& ref = table().reference(v.key);
-    for (const InputPattern& p : standard_patterns()) {
+    std::vector<InputPattern> patterns = standard_patterns();
+    InputPattern edges;
+    edges.name = "code_book_edges";
+    edges.blocks = 17;
+    edges.code_book_edges = true;
+    patterns.push_back(edges);
+    for (const InputPattern& p : patterns) {
       const Format f = v.key.format;
       const int64_t n = pattern_row_elems(f, p);
       const std::vector<float> x = pattern_values(p, 1, n, 5);

@@ -1,12 +1,12 @@
 #pragma once
 // The standard-effort searches of IQ4_NL and IQ4_XS (kernels/cpu/reference/
 // iq4_search.hpp) with one block (IQ4_NL) or sub-block (IQ4_XS's per-sub-block steps)
-// per vector lane, eight at a time, byte-identical to the scalar reference. The reference's code-book look-up (nearest_index: the half-unit
-// cell floor(2v) + 256, then a table) is one gather of the cell's code value on x86;
-// without gathers the cell's lower end is compared with the fifteen midpoints between
-// neighbouring code values, the table's own construction. ggml's
-// iq4_index (nearest value, ties up) counts the neighbours whose upper side is at
-// least as close, with the same float subtractions. The sums stay serial, the
+// per vector lane, eight at a time, byte-identical to the scalar reference. The
+// reference's code-book look-up (nearest_index: the half-unit cell floor(2v) + 256,
+// then a table) is a bucketed comparison with permute look-ups on x86 (cell_index);
+// elsewhere the cell's lower end is compared with the fifteen midpoints between
+// neighbouring code values, the table's own construction. ggml's iq4_index is the
+// same look-up on an exactly floored cell (ggml_value). The sums stay serial, the
 // ranking keeps its order, and fp16 rounding is the ISA's conversion
 // (legacy_search_lanes.hpp's half_bits / half_value). The per-block steps around the
 // search (weights, ggml's weights, writing the block) are the reference's own code.
@@ -23,18 +23,57 @@
 namespace lowbit::kernels {
 namespace {
 
-// The code value of every half-unit cell (kValues[kCellIndex[c]]), for one gather
-// per element where the ISA has gathers.
-constexpr std::array<float, kCells> make_cell_values() {
-  std::array<float, kCells> t{};
-  for (int c = 0; c < kCells; ++c) t[c] = kValues[kCellIndex[c]];
+#if defined(__AVX2__)
+// The index of a half-unit cell's code value (kCellIndex[c]) without a gather: the
+// cell's 32-cell bucket (c >> 5, 0..15) gives how many of the fifteen thresholds lie
+// below the bucket and the at most two inside it, and the cell is compared with those.
+// Threshold k, between code values k and k + 1, is the first cell whose lower end
+// reaches their midpoint: 2 * midpoint + 256 = kValues[k] + kValues[k + 1] + 256.
+// Three 16-entry look-ups (two vpermd and a blend each) and two comparisons: on Zen 3
+// an eight-lane gather cost more than the whole rest of a trial's element step.
+struct CellBuckets {
+  int32_t below[16];     // thresholds in buckets before this one
+  int32_t first[16];     // the bucket's first threshold minus one (above every cell where none)
+  int32_t second[16];    // its second
+};
+constexpr CellBuckets make_cell_buckets() {
+  CellBuckets t{};
+  constexpr int32_t kNone = 1 << 20;
+  for (int b = 0; b < 16; ++b) {
+    t.first[b] = t.second[b] = kNone;
+    int n = 0;
+    for (int k = 0; k < 15; ++k) {
+      const int32_t threshold = static_cast<int32_t>(kValues[k] + kValues[k + 1]) + 256;
+      if (threshold < 32 * b) ++t.below[b];
+      else if (threshold < 32 * b + 32) (n++ == 0 ? t.first[b] : t.second[b]) = threshold - 1;
+    }
+    if (n > 2) throw "a bucket holds more than two thresholds";  // not a constant expression: fails the build
+  }
   return t;
 }
-alignas(64) constexpr std::array<float, kCells> kCellValues = make_cell_values();
+alignas(32) constexpr CellBuckets kCellBuckets = make_cell_buckets();
+alignas(32) constexpr std::array<float, 16> kBookValues = kValues;
 
-#if defined(__AVX2__)
-inline V cell_values(const Vi& cell) {
-  return reinterpret_cast<V>(_mm256_i32gather_ps(kCellValues.data(), reinterpret_cast<__m256i>(cell), 4));
+// table[i] per lane for i in 0..15 (two registers of eight entries).
+inline __m256i lookup16(const int32_t* table, __m256i i) {
+  const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(table)), i);
+  const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(table + 8)), i);
+  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi),
+                                              _mm256_castsi256_ps(_mm256_slli_epi32(i, 28))));
+}
+inline V book_value(const Vi& index) {
+  const __m256i i = reinterpret_cast<__m256i>(index);
+  const __m256 lo = _mm256_permutevar8x32_ps(_mm256_load_ps(kBookValues.data()), i);
+  const __m256 hi = _mm256_permutevar8x32_ps(_mm256_load_ps(kBookValues.data() + 8), i);
+  return reinterpret_cast<V>(_mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28))));
+}
+inline Vi cell_index(const Vi& cell) {
+  const __m256i c = reinterpret_cast<__m256i>(cell);
+  const __m256i bucket = _mm256_srli_epi32(c, 5);
+  const __m256i past_first = _mm256_cmpgt_epi32(c, lookup16(kCellBuckets.first, bucket));
+  const __m256i past_second = _mm256_cmpgt_epi32(c, lookup16(kCellBuckets.second, bucket));
+  return reinterpret_cast<Vi>(
+      _mm256_sub_epi32(_mm256_sub_epi32(lookup16(kCellBuckets.below, bucket), past_first), past_second));
 }
 #endif
 
@@ -45,26 +84,43 @@ struct Iq4Lanes {
 
   static F splat(float v) { return splat_as<F>(v); }
 
-  // kValues[nearest_index(v)] of the reference.
-  static F nearest_value(F v) {
+  static F clamp_to_book(F v) {
     v = v > splat(kValues[0]) ? v : splat(kValues[0]);
-    v = v < splat(kValues[15]) ? v : splat(kValues[15]);
-    const I cell = __builtin_convertvector(2.0f * v + 256.0f, I);
+    return v < splat(kValues[15]) ? v : splat(kValues[15]);
+  }
+  // kValues[nearest_index(v)] of the reference (whose cell, floor(2v) + 256, comes
+  // from one rounded addition, as there).
+  static F nearest_value(const F& v) {
+    const I cell = __builtin_convertvector(2.0f * clamp_to_book(v) + 256.0f, I);
 #if defined(__AVX2__)
-    return cell_values(cell);
+    return book_value(cell_index(cell));
 #else
-    // The cell's lower end against the midpoints the table was made from.
-    const F lo = 0.5f * (__builtin_convertvector(cell, F) - 256.0f);
+    return code_at_or_below(0.5f * (__builtin_convertvector(cell, F) - 256.0f));
+#endif
+  }
+  // The code value of the last midpoint at or below a cell's lower end `lo`: the
+  // cells table's own construction, without a table.
+  static F code_at_or_below(const F& lo) {
     F q = splat(kValues[0]);
     for (int i = 0; i < 15; ++i) q = lo >= splat(0.5f * (kValues[i] + kValues[i + 1])) ? splat(kValues[i + 1]) : q;
     return q;
-#endif
   }
-  // kIq4nlValues[ggml_search::iq4_index(v)] (finite v).
+  // kIq4nlValues[ggml_search::iq4_index(v)] (finite v): the exactly nearest code
+  // value, ties up, as kernels/common/iq4_buckets.hpp argues (near a midpoint ggml's
+  // two subtractions are exact), and as a comparison with ggml's binary search over
+  // every finite float of magnitude up to 300 confirmed. So nearest_value's look-up,
+  // on the cell of an exact floor(2v) instead of the reference's rounded 2v + 256
+  // (which moves a few values just below a midpoint into the cell above): one look-up
+  // where comparisons with all fifteen neighbour pairs were.
   static F ggml_value(const F& v) {
-    F q = splat(kValues[0]);
-    for (int i = 0; i < 15; ++i) q = v - kValues[i] < kValues[i + 1] - v ? q : splat(kValues[i + 1]);
-    return q;
+    const F t = 2.0f * clamp_to_book(v);
+    I floor_t = __builtin_convertvector(t, I);
+    floor_t += __builtin_convertvector(floor_t, F) > t;  // truncation -> floor: -1 where it rounded up
+#if defined(__AVX2__)
+    return book_value(cell_index(floor_t + 256));
+#else
+    return code_at_or_below(0.5f * __builtin_convertvector(floor_t, F));
+#endif
   }
 
   // nl_error of the reference, d per lane.
