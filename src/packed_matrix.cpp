@@ -149,17 +149,20 @@ void PackedMatrix::multiply(ConstMatrixView<float> x, MatrixView<float> y) const
   if (x.data == nullptr || y.data == nullptr) throw Error(what + "a buffer is null");
   const std::vector<PackedActivationBlock> acts = pack_activations(x);
   const PackedGemmFn gemm = packed_gemm_kernels().select(PackedGemmKey{}).fn;
-  const int64_t panels = (rows_ + kPanelRows - 1) / kPanelRows;
-  // Panels x chunks of 64 activation rows, each task one fixed piece of y.
-  constexpr int64_t kBatchChunk = 64;
+  // Groups of eight panels x chunks of 64 activation rows, each task one fixed piece
+  // of y. A call covers a group, so that a kernel can prepare each activation tile
+  // once for eight panels; a chunk's activations (40 bytes a block) and one panel
+  // stay in L2 while the panel's rows meet all of them.
+  constexpr int64_t kBatchChunk = 64, kGroupRows = 8 * kPanelRows;
+  const int64_t groups = (rows_ + kGroupRows - 1) / kGroupRows;
   const int64_t chunks = (x.rows + kBatchChunk - 1) / kBatchChunk;
-  parallel_for(panels * chunks, 1, [&](int64_t t0, int64_t t1) {
+  parallel_for(groups * chunks, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t p = t % panels, c = t / panels;
+      const int64_t g = t % groups, c = t / groups;
       const int64_t b0 = c * kBatchChunk, nb = std::min(kBatchChunk, x.rows - b0);
-      const int rows = static_cast<int>(std::min<int64_t>(kPanelRows, rows_ - p * kPanelRows));
-      gemm(panels_.data() + p * blocks_, acts.data() + b0 * blocks_, blocks_, nb, y.row(b0) + p * kPanelRows,
-           y.stride, rows);
+      const int rows = static_cast<int>(std::min(kGroupRows, rows_ - g * kGroupRows));
+      gemm(panels_.data() + g * (kGroupRows / kPanelRows) * blocks_, acts.data() + b0 * blocks_, blocks_, nb,
+           y.row(b0) + g * kGroupRows, y.stride, rows);
     }
   });
 }

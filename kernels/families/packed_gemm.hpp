@@ -10,8 +10,9 @@
 //               and around zero, plus ranges one value wider; scales and offsets of both signs, zero
 //               offsets in whole blocks and in single rows, consistent biases), random activation blocks (codes over the full
 //               byte range); batch sizes 1..17 (every remainder of the 8-, 4- and
-//               2-row steps), full panels and partial ones of 12 and 7 rows, outputs
-//               poisoned around the written tile.
+//               2-row steps), full panels, partial ones of 12 and 7 rows, and calls
+//               over three panels (40 rows, the last one partial) whose level ranges
+//               differ, outputs poisoned around the written tile.
 // The scalar reference is checked against a float64 sum of (scale * level + offset)
 // * (d * code) within 1e-6 of the terms' magnitude.
 #include <cmath>
@@ -42,15 +43,21 @@ struct PackedGemmFamily {
     const std::pair<int, int> ranges[] = {{-128, 127}, {-8, 7},  {0, 15},    {-128, -113}, {112, 127},
                                           {-8, 8},    {0, 31}, {-16, 15}, {-128, -97},  {-16, 16}};
     for (const auto& [lowest, highest] : ranges)
-    for (int rows : {16, 12, 7})
+    for (int rows : {16, 12, 7, 40})
       for (int64_t batch = 1; batch <= 17; ++batch) {
         std::uniform_int_distribution<int> level(lowest, highest);
-        std::vector<PackedPanelBlock> panel(static_cast<size_t>(blocks));
-        for (int64_t k = 0; k < blocks; ++k)
+        const int64_t panels = (rows + 15) / 16;
+        std::vector<PackedPanelBlock> panel(static_cast<size_t>(panels * blocks));
+        for (int64_t k = 0; k < panels * blocks; ++k)
           for (int r = 0; r < 16; ++r) {
             PackedPanelBlock& p = panel[static_cast<size_t>(k)];
+            // A multi-panel call's middle panel takes the full int8 range: the call
+            // then mixes panels that a SIMD variant takes by different instructions.
+            std::uniform_int_distribution<int> any_level(-128, 127);
+            const bool wide_panel = panels > 1 && k / blocks == 1;
             int32_t sum = 0;
-            for (int j = 0; j < 32; ++j) sum += p.codes[j / 4][r][j % 4] = static_cast<int8_t>(level(rng));
+            for (int j = 0; j < 32; ++j)
+              sum += p.codes[j / 4][r][j % 4] = static_cast<int8_t>(wide_panel ? any_level(rng) : level(rng));
             p.bias[r] = 128 * sum;
             p.scale[r] = real(rng) * 1e-2f;
             // Blocks without offsets (Q4_0's kind), and blocks where some rows have none:
@@ -64,7 +71,7 @@ struct PackedGemmFamily {
           a.d = std::fabs(real(rng)) * 1e-2f;
           a.dsum = a.d * static_cast<float>(sum);
         }
-        const int64_t ldy = 19;  // wider than the tile: the columns past `rows` must stay poisoned
+        const int64_t ldy = rows + 3;  // wider than the tile: the columns past `rows` must stay poisoned
         std::vector<float> want(static_cast<size_t>(batch * ldy), -5.0f), got(want.size(), -5.0f);
         table().reference(PackedGemmKey{}).fn(panel.data(), acts.data(), blocks, batch, want.data(), ldy, rows);
         v.fn(panel.data(), acts.data(), blocks, batch, got.data(), ldy, rows);
@@ -78,19 +85,20 @@ struct PackedGemmFamily {
         if (!v.is_reference()) continue;
         for (int64_t b = 0; b < batch; ++b)
           for (int r = 0; r < rows; ++r) {
+            const int pr = r % 16;  // the row within its panel
             double exact = 0, magnitude = 0;
             for (int64_t k = 0; k < blocks; ++k) {
-              const PackedPanelBlock& p = panel[k];
+              const PackedPanelBlock& p = panel[(r / 16) * blocks + k];
               const PackedActivationBlock& a = acts[b * blocks + k];
               for (int j = 0; j < 32; ++j) {
-                const double w = double(p.scale[r]) * p.codes[j / 4][r][j % 4] + p.offset[r];
+                const double w = double(p.scale[pr]) * p.codes[j / 4][pr][j % 4] + p.offset[pr];
                 const double x = double(a.d) * (int(a.q[j]) - 128);
                 exact += w * x;
-                magnitude += (std::fabs(double(p.scale[r]) * p.codes[j / 4][r][j % 4]) + std::fabs(p.offset[r])) *
+                magnitude += (std::fabs(double(p.scale[pr]) * p.codes[j / 4][pr][j % 4]) + std::fabs(p.offset[pr])) *
                              std::fabs(x);
               }
               // The reference multiplies the offset by dsum = d * sum (rounded once).
-              exact += double(p.offset[r]) * (double(a.dsum) - [&] {
+              exact += double(p.offset[pr]) * (double(a.dsum) - [&] {
                          double s = 0;
                          for (int j = 0; j < 32; ++j) s += double(a.d) * (int(a.q[j]) - 128);
                          return s;

@@ -38,8 +38,11 @@ struct PackedActivationBlock {
 };
 static_assert(sizeof(PackedActivationBlock) == 40);
 
-// y[b * ldy + r] = sum over the blocks of panel row r times activation row b, for
-// r < rows (<= 16) and b < batch; acts holds `batch` rows of `blocks` blocks each.
+// y[b * ldy + r] = sum over the blocks of weight row r times activation row b, for
+// r < rows and b < batch: rows 16 p..16 p + 15 are panel p, whose blocks start at
+// panel + p * blocks (a call covers ceil(rows / 16) consecutive panels, the last one
+// possibly partial, so that a variant can prepare each activation tile once for all of
+// them); acts holds `batch` rows of `blocks` blocks each.
 using PackedGemmFn = void (*)(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks,
                               int64_t batch, float* y, int64_t ldy, int rows);
 struct PackedGemmKey {

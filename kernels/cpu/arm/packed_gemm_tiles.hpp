@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/packed_panels.hpp"
 #include "lowbit/kernels/packed_matrix.hpp"
 
 namespace lowbit::kernels {
@@ -66,12 +67,14 @@ void panel_times_batch(const PackedPanelBlock* panel, const PackedActivationBloc
 }
 
 template <class Sums>
-void packed_gemm(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks, int64_t batch,
-                 float* y, int64_t ldy, int rows) {
-  int64_t b = 0;
-  for (; b + kMaxBatch <= batch; b += kMaxBatch)
-    panel_times_batch<Sums, kMaxBatch>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows);
-  for (; b < batch; ++b) panel_times_batch<Sums, 1>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows);
+void packed_gemm(const PackedPanelBlock* panels, const PackedActivationBlock* acts, int64_t blocks, int64_t batch,
+                 float* y, int64_t ldy, int all_rows) {
+  each_panel(panels, blocks, y, all_rows, [&](const PackedPanelBlock* panel, float* out, int rows) {
+    int64_t b = 0;
+    for (; b + kMaxBatch <= batch; b += kMaxBatch)
+      panel_times_batch<Sums, kMaxBatch>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows);
+    for (; b < batch; ++b) panel_times_batch<Sums, 1>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows);
+  });
 }
 
 }  // namespace arm_packed

@@ -13,10 +13,11 @@ namespace lowbit::kernels {
 void packed_gemm__scalar(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks,
                          int64_t batch, float* y, int64_t ldy, int rows) {
   for (int64_t b = 0; b < batch; ++b)
-    for (int r = 0; r < rows; ++r) {
+    for (int row = 0; row < rows; ++row) {
+      const int r = row % 16;  // the row within its panel
       float acc = 0;
       for (int64_t k = 0; k < blocks; ++k) {
-        const PackedPanelBlock& p = panel[k];
+        const PackedPanelBlock& p = panel[(row / 16) * blocks + k];
         const PackedActivationBlock& a = acts[b * blocks + k];
         int32_t isum = 0;
         for (int g = 0; g < 8; ++g)
@@ -24,7 +25,7 @@ void packed_gemm__scalar(const PackedPanelBlock* panel, const PackedActivationBl
         acc = std::fma(p.scale[r] * a.d, static_cast<float>(isum), acc);
         if (p.offset[r] != 0) acc = std::fma(p.offset[r], a.dsum, acc);
       }
-      y[b * ldy + r] = acc;
+      y[b * ldy + row] = acc;
     }
 }
 

@@ -1,12 +1,14 @@
 // AVX2 packed GEMM, for x86 CPUs without VNNI. Without dpbusd the byte products
 // have to stay exact another way, and which way depends on the panel's levels (one
-// min/max scan per call):
+// min/max scan per panel and call):
 //  - Narrow panels, whose levels span at most 16 values (Q4_0, Q4_1, Q4_K) or 32
 //    (Q5_0, Q5_1, Q5_K): the levels minus the panel's smallest, u in 0..15 or 0..31,
 //    are unsigned bytes and the activation codes (q - 128) signed ones, so vpmaddubsw
 //    multiplies 32 of them into 16-bit pair sums (at most 2 * 31 * 128) that eight or
 //    four column groups add in int16 before one vpmaddwd widens them; the smallest
-//    level times each activation block's code sum puts the offset back.
+//    level times each activation block's code sum puts the offset back. The signed
+//    codes and the code sums do not depend on the panel: they are made once per call
+//    for all of its panels (PackedMatrix::multiply gives a call eight).
 //  - Other panels (Q8_0, IQ4_NL, IQ4_XS, Q3_K): maddubs would saturate (a stored
 //    activation byte reaches 255, a level -128, and a pair of such products overflows
 //    int16), so the levels are widened to int16 and multiplied by the activation codes
@@ -23,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/packed_panels.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {
@@ -44,9 +47,9 @@ void widen_activations(const PackedActivationBlock* acts, int64_t count, int16_t
   }
 }
 
-// The activation codes q - 128 as int8, [row][block][32], and per block `lo` times
-// the block's code sum: the narrow path's operands.
-void signed_activations(const PackedActivationBlock* acts, int64_t count, int lo, int8_t* out, int32_t* correction) {
+// The activation codes q - 128 as int8, [row][block][32], and each block's code sum:
+// the narrow path's operands, the same for every panel.
+void signed_activations(const PackedActivationBlock* acts, int64_t count, int8_t* out, int32_t* code_sums) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (int64_t i = 0; i < count; ++i) {
     const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acts[i].q)), flip);
@@ -55,7 +58,7 @@ void signed_activations(const PackedActivationBlock* acts, int64_t count, int lo
     __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
-    correction[i] = lo * _mm_cvtsi128_si32(t);
+    code_sums[i] = _mm_cvtsi128_si32(t);
   }
 }
 
@@ -112,8 +115,11 @@ struct BlockTerms {
 };
 
 // Rows [8 * half, 8 * half + 8) of the panel times kBatch activation rows.
+// The two inner kernels stay functions of their own (noinline): inlined into the
+// per-call loop over panels, GCC spilled registers in the int16 path (9% more
+// instructions per panel under callgrind).
 template <int kBatch>
-void half_panel_times_batch(const PackedPanelBlock* panel, const PackedActivationBlock* acts, const int16_t* codes,
+__attribute__((noinline)) void half_panel_times_batch(const PackedPanelBlock* panel, const PackedActivationBlock* acts, const int16_t* codes,
                             int64_t blocks, int half, float* y, int64_t ldy, int rows) {
   __m256 acc[kBatch];
   for (int b = 0; b < kBatch; ++b) acc[b] = _mm256_setzero_ps();
@@ -148,8 +154,8 @@ void half_panel_times_batch(const PackedPanelBlock* panel, const PackedActivatio
 // ones: 4 * 2 * 31 * 128 = 31744), both halves of the panel at once (one broadcast of
 // each activation group serves sixteen rows).
 template <int kBatch, int kGroups>
-void panel_narrow(const PackedPanelBlock* panel, const PackedActivationBlock* acts, const int8_t* codes,
-                  const int32_t* correction, int64_t blocks, int lo, float* y, int64_t ldy, int rows) {
+__attribute__((noinline)) void panel_narrow(const PackedPanelBlock* panel, const PackedActivationBlock* acts, const int8_t* codes,
+                  const int32_t* code_sums, int64_t blocks, int lo, float* y, int64_t ldy, int rows) {
   const __m256i lo_v = _mm256_set1_epi8(static_cast<char>(lo)), ones = _mm256_set1_epi16(1);
   __m256 acc[kBatch][2];
   for (int b = 0; b < kBatch; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
@@ -184,7 +190,7 @@ void panel_narrow(const PackedPanelBlock* panel, const PackedActivationBlock* ac
       for (int b = 0; b < kBatch; ++b)
         terms.apply(acc[b][half], acts[b * blocks + k],
                     _mm256_add_epi32(kGroups < 8 ? sum32[b][half] : _mm256_madd_epi16(s[b][half], ones),
-                                     _mm256_set1_epi32(correction[b * blocks + k])));
+                                     _mm256_set1_epi32(lo * code_sums[b * blocks + k])));
     }
   }
   for (int b = 0; b < kBatch; ++b)
@@ -192,44 +198,67 @@ void panel_narrow(const PackedPanelBlock* panel, const PackedActivationBlock* ac
       store_rows(y + b * ldy + kHalfRows * half, acc[b][half], rows - kHalfRows * half);
 }
 
-// The operands one tile of kBatch activation rows needs, made once per tile.
-struct TileScratch {
-  std::vector<int16_t> wide;      // the wide path's int16 codes
-  std::vector<int8_t> narrow;     // the narrow path's signed codes
-  std::vector<int32_t> correction;
+// The activation operands of one call: the narrow path's signed codes and code sums
+// of every row (made once, for all of the call's narrow panels), and the wide path's
+// int16 codes of one tile (made per tile and panel: all rows' would not stay in L2
+// next to the panel).
+struct CallScratch {
+  std::vector<int8_t> narrow;
+  std::vector<int32_t> code_sums;
+  std::vector<int16_t> wide;
 };
 
 template <int kBatch>
-void panel_times_batch(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks, float* y,
-                       int64_t ldy, int rows, int range, int lo, TileScratch& t) {
-  if (range <= 31) {
-    t.narrow.resize(static_cast<size_t>(kBatch * blocks * 32));
-    t.correction.resize(static_cast<size_t>(kBatch * blocks));
-    signed_activations(acts, kBatch * blocks, lo, t.narrow.data(), t.correction.data());
-    if (range <= 15) panel_narrow<kBatch, 8>(panel, acts, t.narrow.data(), t.correction.data(), blocks, lo, y, ldy, rows);
-    else panel_narrow<kBatch, 4>(panel, acts, t.narrow.data(), t.correction.data(), blocks, lo, y, ldy, rows);
-    return;
-  }
-  t.wide.resize(static_cast<size_t>(kBatch * blocks * 32));
-  widen_activations(acts, kBatch * blocks, t.wide.data());
+void tile_narrow(const PackedPanelBlock* panel, const PackedActivationBlock* acts, const int8_t* codes,
+                 const int32_t* code_sums, int64_t blocks, int lo, int range, float* y, int64_t ldy, int rows) {
+  if (range <= 15) panel_narrow<kBatch, 8>(panel, acts, codes, code_sums, blocks, lo, y, ldy, rows);
+  else panel_narrow<kBatch, 4>(panel, acts, codes, code_sums, blocks, lo, y, ldy, rows);
+}
+
+template <int kBatch>
+void tile_wide(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks, float* y,
+               int64_t ldy, int rows, std::vector<int16_t>& wide) {
+  wide.resize(static_cast<size_t>(kBatch * blocks * 32));
+  widen_activations(acts, kBatch * blocks, wide.data());
   for (int half = 0; kHalfRows * half < rows; ++half)
-    half_panel_times_batch<kBatch>(panel, acts, t.wide.data(), blocks, half, y, ldy, rows);
+    half_panel_times_batch<kBatch>(panel, acts, wide.data(), blocks, half, y, ldy, rows);
 }
 
 }  // namespace
 
-void packed_gemm__avx2(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks,
-                       int64_t batch, float* y, int64_t ldy, int rows) {
-  thread_local TileScratch scratch;
-  int lo, hi;
-  level_range(panel, blocks, lo, hi);
-  const int range = hi - lo;
-  int64_t b = 0;
-  for (; b + 4 <= batch; b += 4)
-    panel_times_batch<4>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows, range, lo, scratch);
-  for (; b + 2 <= batch; b += 2)
-    panel_times_batch<2>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows, range, lo, scratch);
-  for (; b < batch; ++b) panel_times_batch<1>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows, range, lo, scratch);
+void packed_gemm__avx2(const PackedPanelBlock* panels, const PackedActivationBlock* acts, int64_t blocks,
+                       int64_t batch, float* y, int64_t ldy, int all_rows) {
+  thread_local CallScratch s;
+  bool narrow_ready = false;
+  each_panel(panels, blocks, y, all_rows, [&](const PackedPanelBlock* panel, float* out, int rows) {
+    int lo, hi;
+    level_range(panel, blocks, lo, hi);
+    const int range = hi - lo;
+    int64_t b = 0;
+    if (range > 31) {
+      for (; b + 4 <= batch; b += 4) tile_wide<4>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows, s.wide);
+      for (; b + 2 <= batch; b += 2) tile_wide<2>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows, s.wide);
+      for (; b < batch; ++b) tile_wide<1>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows, s.wide);
+      return;
+    }
+    if (!narrow_ready) {
+      s.narrow.resize(static_cast<size_t>(batch * blocks * 32));
+      s.code_sums.resize(static_cast<size_t>(batch * blocks));
+      signed_activations(acts, batch * blocks, s.narrow.data(), s.code_sums.data());
+      narrow_ready = true;
+    }
+    const int8_t* codes = s.narrow.data();
+    const int32_t* sums = s.code_sums.data();
+    for (; b + 4 <= batch; b += 4)
+      tile_narrow<4>(panel, acts + b * blocks, codes + b * blocks * 32, sums + b * blocks, blocks, lo, range,
+                     out + b * ldy, ldy, rows);
+    for (; b + 2 <= batch; b += 2)
+      tile_narrow<2>(panel, acts + b * blocks, codes + b * blocks * 32, sums + b * blocks, blocks, lo, range,
+                     out + b * ldy, ldy, rows);
+    for (; b < batch; ++b)
+      tile_narrow<1>(panel, acts + b * blocks, codes + b * blocks * 32, sums + b * blocks, blocks, lo, range,
+                     out + b * ldy, ldy, rows);
+  });
 }
 
 }  // namespace lowbit::kernels

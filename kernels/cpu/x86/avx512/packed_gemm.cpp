@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/packed_panels.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {
@@ -79,13 +80,15 @@ void tile(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int6
 
 }  // namespace
 
-void packed_gemm__avx512(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks,
-                         int64_t batch, float* y, int64_t ldy, int rows) {
+void packed_gemm__avx512(const PackedPanelBlock* panels, const PackedActivationBlock* acts, int64_t blocks,
+                         int64_t batch, float* y, int64_t ldy, int all_rows) {
   thread_local std::vector<int16_t> codes;
-  int64_t b = 0;
-  for (; b + 8 <= batch; b += 8) tile<8>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows, codes);
-  for (; b + 4 <= batch; b += 4) tile<4>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows, codes);
-  for (; b < batch; ++b) tile<1>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows, codes);
+  each_panel(panels, blocks, y, all_rows, [&](const PackedPanelBlock* panel, float* out, int rows) {
+    int64_t b = 0;
+    for (; b + 8 <= batch; b += 8) tile<8>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows, codes);
+    for (; b + 4 <= batch; b += 4) tile<4>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows, codes);
+    for (; b < batch; ++b) tile<1>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows, codes);
+  });
 }
 
 }  // namespace lowbit::kernels

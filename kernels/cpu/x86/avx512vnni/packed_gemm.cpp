@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "cpu/packed_panels.hpp"
 #include "lists/declarations.hpp"
 
 namespace lowbit::kernels {
@@ -53,12 +54,14 @@ void panel_times_batch(const PackedPanelBlock* panel, const PackedActivationBloc
 
 }  // namespace
 
-void packed_gemm__avx512vnni(const PackedPanelBlock* panel, const PackedActivationBlock* acts, int64_t blocks,
-                             int64_t batch, float* y, int64_t ldy, int rows) {
-  int64_t b = 0;
-  for (; b + 8 <= batch; b += 8) panel_times_batch<8>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows);
-  for (; b + 4 <= batch; b += 4) panel_times_batch<4>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows);
-  for (; b < batch; ++b) panel_times_batch<1>(panel, acts + b * blocks, blocks, y + b * ldy, ldy, rows);
+void packed_gemm__avx512vnni(const PackedPanelBlock* panels, const PackedActivationBlock* acts, int64_t blocks,
+                             int64_t batch, float* y, int64_t ldy, int all_rows) {
+  each_panel(panels, blocks, y, all_rows, [&](const PackedPanelBlock* panel, float* out, int rows) {
+    int64_t b = 0;
+    for (; b + 8 <= batch; b += 8) panel_times_batch<8>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows);
+    for (; b + 4 <= batch; b += 4) panel_times_batch<4>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows);
+    for (; b < batch; ++b) panel_times_batch<1>(panel, acts + b * blocks, blocks, out + b * ldy, ldy, rows);
+  });
 }
 
 }  // namespace lowbit::kernels
