@@ -39,7 +39,7 @@ struct InputPattern {
   bool zero = false;    // all-zero input
   bool signed_zeros = false;  // zero blocks of both signs, then non-negative blocks with zeros
   bool unaligned = false;  // input and output pointers off SIMD alignment (kUnalignedShift)
-  bool code_book_edges = false;  // code_book_edge_values(): values a few ulps below IQ4_NL's decision points
+  bool code_book_edges = false;  // code_book_edge_values(): values at and just below IQ4_NL's decision points
 };
 
 inline std::vector<InputPattern> standard_patterns() {

@@ -39,8 +39,8 @@ constexpr int lanes_of = sizeof(T) / sizeof(T{}[0]);
 
 // A scalar operand of a vector operation is broadcast (one vbroadcastss / dup); the
 // element-by-element fill this replaced compiled to chains of vpinsrd that GCC left in
-// inner loops (a quarter of ggml's Q4_1 imatrix search). v - 0 is v for every value,
-// -0 and NaN included, and folds away.
+// inner loops (four per element and trial in ggml's Q4_1 imatrix search). v - 0 is v
+// for every value, -0 and NaN included, and folds away.
 template <class T, class E>
 LOWBIT_LANES_INLINE T splat_as(E v) {
   using Element = std::remove_cvref_t<decltype(T{}[0])>;
