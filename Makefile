@@ -4,13 +4,14 @@ BUILD_DIR ?= build
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
-# test-sanitize: unit tests under ASan+UBSan, then the readers' fuzzers (clang only).
+# test-sanitize: unit tests and the readers' fuzzers (clang only) under ASan+UBSan.
 # clang++ when installed (it builds faster and its UBSan also checks float-to-int
 # overflow), else the default compiler.
 SANITIZE_DIR ?= build-sanitize
 SANITIZERS ?= address,undefined
 SANITIZE_CXX ?= $(if $(shell command -v clang++ 2>/dev/null),clang++,)
-FUZZ_DIR ?= build-fuzz
+# The fuzzers need libFuzzer, that is clang: built when the sanitized tree uses it.
+FUZZ_CXX := $(if $(findstring clang,$(notdir $(SANITIZE_CXX))),$(SANITIZE_CXX),)
 FUZZ_RUNS ?= 200000
 # 0: a random seed per run (exploration); the fixed default makes CI reproducible.
 FUZZ_SEED ?= 1
@@ -36,24 +37,19 @@ test: build
 
 # Unit tests only: the interop, gpu, package and neon (cross-compiled, uninstrumented)
 # labels add nothing a sanitizer would see in lowbit's code and take most of the
-# time. Any report fails the run.
+# time. Any report fails the run. With clang++ the same tree also builds the readers'
+# libFuzzer targets (label fuzz, run by the same ctest): one sanitized build of the
+# library serves both, its coverage instrumentation (-fsanitize=fuzzer-no-link) only
+# slowing the unit tests a little.
 test-sanitize: deps
 	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_CUDA=OFF \
 	  $(if $(SANITIZE_CXX),-DCMAKE_CXX_COMPILER=$(SANITIZE_CXX)) \
+	  $(if $(FUZZ_CXX),-DLOWBIT_BUILD_FUZZERS=ON -DLOWBIT_FUZZ_RUNS=$(FUZZ_RUNS) -DLOWBIT_FUZZ_SEED=$(FUZZ_SEED),-DLOWBIT_BUILD_FUZZERS=OFF) \
 	  -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_SANITIZE=$(SANITIZERS) $(CMAKE_FLAGS) > /dev/null
+	@$(if $(FUZZ_CXX),,echo "lowbit: the libFuzzer targets need clang++ (SANITIZE_CXX=$(or $(SANITIZE_CXX),the default compiler)): skipping them")
 	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -LE 'interop|gpu|package|neon'
-	@if command -v clang++ > /dev/null 2>&1; then \
-	  cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLOWBIT_CUDA=OFF \
-	    -DLOWBIT_BUILD_FUZZERS=ON -DLOWBIT_SANITIZE=$(SANITIZERS) -DLOWBIT_FUZZ_RUNS=$(FUZZ_RUNS) -DLOWBIT_FUZZ_SEED=$(FUZZ_SEED) \
-	    -DLOWBIT_BUILD_TESTS=OFF -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_BUILD_EXAMPLES=OFF \
-	    -DLOWBIT_INSTALL=OFF > /dev/null && \
-	  cmake --build $(FUZZ_DIR) -j $(JOBS) && \
-	  cd $(FUZZ_DIR) && ctest --output-on-failure --no-tests=error -j $(JOBS) -L fuzz; \
-	else \
-	  echo "lowbit: clang++ not found, skipping the libFuzzer targets"; \
-	fi
 
 bench: build
 	@$(BUILD_DIR)/benchmarks/bench_dequantize --benchmark_counters_tabular=true

@@ -10,6 +10,10 @@
 # CMake build directory under ${LOWBIT_PY_BUILD_CACHE:-$HOME/.cache/lowbit/pybuild}, one
 # per checkout path, so a rebuild after an edit recompiles only what changed.
 #
+# LOWBIT_PY_PREBUILT=<a static lowbit build tree of this checkout> (what `make test`
+# passes: its own tree) links that tree's liblowbit.a instead of compiling the library a
+# second time (python/CMakeLists.txt, LOWBIT_PREBUILT_DIR); only the module is compiled.
+#
 # Reuse is decided by a stamp inside the venv: the hash of every file the build reads
 # (python/, include/, src/, kernels/, cmake/, CMakeLists.txt), the pins and the Python
 # version. When it matches and the package imports, nothing is built (a warm run costs two
@@ -82,7 +86,17 @@ source_hash() {
     sha256sum CMakeLists.txt
   ) | sha256sum | cut -d' ' -f1
 }
-IDENTITY="$(source_hash) ${SPECS[*]} $("$PY" -c 'import sys; print(sys.version.split()[0])')"
+PREBUILT="${LOWBIT_PY_PREBUILT:-}"
+LINKED="compiled here"
+if [ -n "$PREBUILT" ]; then
+  if [ ! -f "$PREBUILT/lowbit-config.cmake" ] || [ ! -f "$PREBUILT/liblowbit.a" ]; then
+    say "error: LOWBIT_PY_PREBUILT=$PREBUILT is not a built static lowbit tree (no lowbit-config.cmake or liblowbit.a)" >&2
+    exit 1
+  fi
+  # The archive's bytes, not its path: a rebuilt library relinks the module.
+  LINKED="prebuilt $PREBUILT $(sha256sum "$PREBUILT/liblowbit.a" | cut -d' ' -f1)"
+fi
+IDENTITY="$(source_hash) ${SPECS[*]} $("$PY" -c 'import sys; print(sys.version.split()[0])') $LINKED"
 STAMP="$VENV/lowbit-python-build.txt"
 
 installed_ok() {
@@ -96,19 +110,23 @@ fi
 
 # One CMake build directory per checkout path, reused across runs (incremental); the
 # least recently used beyond four are removed.
-key=$(printf '%s' "$REPO" | sha256sum | cut -c1-16)
+key=$(printf '%s %s' "$REPO" "$PREBUILT" | sha256sum | cut -c1-16)
 BUILD_DIR="$BUILD_CACHE/$key"
 mkdir -p "$BUILD_DIR"
 touch "$BUILD_DIR"
 # shellcheck disable=SC2012
 ls -1dt "$BUILD_CACHE"/*/ 2>/dev/null | tail -n +5 | while read -r old; do rm -rf "$old"; done
 
-say "building lowbit from $REPO/python (build directory $BUILD_DIR)"
+say "building lowbit from $REPO/python (build directory $BUILD_DIR, library ${PREBUILT:+from }${PREBUILT:-compiled here})"
 rm -f "$STAMP"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 start=$(date +%s)
+settings=(--config-settings=build-dir="$BUILD_DIR")
+if [ -n "$PREBUILT" ]; then
+  settings+=(--config-settings=cmake.define.LOWBIT_PREBUILT_DIR="$PREBUILT")
+fi
 "$PY" -m pip install --disable-pip-version-check --no-input --no-build-isolation --no-deps --force-reinstall \
-  --config-settings=build-dir="$BUILD_DIR" "$REPO/python"
+  "${settings[@]}" "$REPO/python"
 installed_ok || { say "error: lowbit was installed but does not import" >&2; exit 1; }
 echo "$IDENTITY" > "$STAMP"
 say "installed lowbit $("$PY" -c 'import lowbit; print(lowbit.__version__)') in $(($(date +%s) - start)) s"
