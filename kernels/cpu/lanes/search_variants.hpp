@@ -99,10 +99,10 @@ LOWBIT_SEARCH_FN(quantize_row_q5_1_best) {
 
 
 #if defined(__AVX2__)
-// IQ4_NL looks its code values up with gathers: eight lanes on every x86 ISA, since
-// 512-bit gathers are several times slower per element than 256-bit ones on Zen 4
-// (measured: 36 against 90 MB/s). Without gathers (NEON) the lane search is slower
-// than the scalar table look-up, so there is no variant.
+// IQ4_NL and IQ4_XS look their code values up with 256-bit permutes (cell_index in
+// iq4_search_lanes.hpp): eight lanes on every x86 ISA. Without them (NEON) each value
+// takes fifteen comparisons, slower than the scalar table look-up, so there is no
+// variant.
 LOWBIT_SEARCH_FN(quantize_row_iq4_nl) { iq4_nl_row_lanes<V>(x, y, n, importance); }
 LOWBIT_SEARCH_FN(quantize_row_iq4_xs) { quantize_iq4_xs_row<LaneXsOps>(x, y, n, importance); }
 #endif
