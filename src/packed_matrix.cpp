@@ -154,7 +154,8 @@ void PackedMatrix::multiply(ConstMatrixView<float> x, MatrixView<float> y) const
   // once for eight panels. A call cycles each panel (704 bytes a block) through the
   // chunk's activations (40 bytes a block, 320 KB at 4096 columns) and, on AVX2, their
   // signed codes (32 bytes a block): more than a 512 KB L2 holds at 4096 columns.
-  // Whether a smaller chunk pays has not been measured.
+  // Chunks of 32 rows, whose activations and codes fit there, measured the same within
+  // the noise on Zen 3 (docs/benchmarks.md, "Packed GEMM: one activation conversion").
   constexpr int64_t kBatchChunk = 64, kGroupRows = 8 * kPanelRows;
   const int64_t groups = (rows_ + kGroupRows - 1) / kGroupRows;
   const int64_t chunks = (x.rows + kBatchChunk - 1) / kBatchChunk;
