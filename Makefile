@@ -4,6 +4,17 @@ BUILD_DIR ?= build
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+# Compiles go through ccache when it is installed (make deps installs it; its cache,
+# ~/.cache/ccache, lies outside the tree): CI's fresh clones then recompile only what
+# changed, and the shared-library and AArch64 test builds reuse what they can. Checked
+# when the recipe runs, after deps; CCACHE= (empty) turns it off.
+CCACHE ?= ccache
+# Absolute paths stay in the hash (CCACHE_BASEDIR would make them relative to each
+# build folder, and the test builds nested deeper would miss); a -g build's folder does
+# not, so a sanitized tree of a clone at the same path hits too.
+export CCACHE_NOHASHDIR ?= 1
+LAUNCHER = $$(l=; [ -n "$(CCACHE)" ] && command -v "$(CCACHE)" > /dev/null 2>&1 && l="$(CCACHE)"; \
+  echo "-DCMAKE_C_COMPILER_LAUNCHER=$$l -DCMAKE_CXX_COMPILER_LAUNCHER=$$l -DCMAKE_CUDA_COMPILER_LAUNCHER=$$l")
 # test-sanitize: unit tests and the readers' fuzzers (clang only) under ASan+UBSan.
 # clang++ when installed (it builds faster and its UBSan also checks float-to-int
 # overflow), else the default compiler.
@@ -24,7 +35,7 @@ deps:
 	@./scripts/install-deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(LAUNCHER) $(CMAKE_FLAGS) > /dev/null
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -42,7 +53,7 @@ test: build
 # library serves both, its coverage instrumentation (-fsanitize=fuzzer-no-link) only
 # slowing the unit tests a little.
 test-sanitize: deps
-	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_CUDA=OFF \
+	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_CUDA=OFF $(LAUNCHER) \
 	  $(if $(SANITIZE_CXX),-DCMAKE_CXX_COMPILER=$(SANITIZE_CXX)) \
 	  $(if $(FUZZ_CXX),-DLOWBIT_BUILD_FUZZERS=ON -DLOWBIT_FUZZ_RUNS=$(FUZZ_RUNS) -DLOWBIT_FUZZ_SEED=$(FUZZ_SEED),-DLOWBIT_BUILD_FUZZERS=OFF) \
 	  -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_SANITIZE=$(SANITIZERS) $(CMAKE_FLAGS) > /dev/null

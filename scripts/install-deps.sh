@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake make g++ pkg-config libeigen3-dev libopenblas-dev libtbb-dev libspdlog-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-      python3 python3-venv python3-dev gcc binutils)
+      python3 python3-venv python3-dev gcc binutils ccache)
 # The NEON kernels are cross-compiled and run under qemu-user (ctest -L neon). Where
 # these cannot be installed the build still works and those tests report a skip.
 neon_pkgs=(g++-aarch64-linux-gnu qemu-user)

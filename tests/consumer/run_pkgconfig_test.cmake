@@ -24,8 +24,11 @@ if(SHARED)
 else()
   set(lib_build ${WORK_DIR}/build)
   cmake_host_system_information(RESULT jobs QUERY NUMBER_OF_LOGICAL_CORES)
+  # The build tree's compiler launcher (ccache under make): the library's files compile
+  # with this tree's command lines, so the cache serves them.
   run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${lib_build} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
-      -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DLOWBIT_SHARED=ON -DLOWBIT_CUDA=OFF -DLOWBIT_BUILD_TESTS=OFF
+      -DCMAKE_CXX_COMPILER=${CXX_COMPILER} "-DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}"
+      -DLOWBIT_SHARED=ON -DLOWBIT_CUDA=OFF -DLOWBIT_BUILD_TESTS=OFF
       -DLOWBIT_BUILD_EXAMPLES=OFF -DLOWBIT_BUILD_BENCHMARKS=OFF)
   run(${CMAKE_COMMAND} --build ${lib_build} --target lowbit --parallel ${jobs})
 endif()

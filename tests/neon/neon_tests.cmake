@@ -18,7 +18,8 @@ if(LOWBIT_AARCH64_CXX AND LOWBIT_QEMU_AARCH64 AND EXISTS /usr/src/googletest/CMa
   set(_neon_dir ${PROJECT_BINARY_DIR}/neon)
   add_test(NAME neon_build
     COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -DBINARY_DIR=${_neon_dir}
-      -DGENERATOR=${CMAKE_GENERATOR} -DJOBS=${LOWBIT_NEON_JOBS} -P ${CMAKE_CURRENT_LIST_DIR}/run_neon_build.cmake)
+      -DGENERATOR=${CMAKE_GENERATOR} -DJOBS=${LOWBIT_NEON_JOBS} "-DLAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER}"
+      -P ${CMAKE_CURRENT_LIST_DIR}/run_neon_build.cmake)
   set_tests_properties(neon_build PROPERTIES LABELS neon FIXTURES_SETUP lowbit_neon TIMEOUT 1200)
   # The scalar references write the same bytes on AArch64 as on this host (every
   # quantizer, decoder and activation quantizer, digested by tests/neon/quantize_digest.cpp).
