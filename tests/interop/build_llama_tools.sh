@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's own command-line tools (llama-quantize, llama-imatrix,
-# llama-perplexity, llama-bench) once, from the llama.cpp tree that the pinned
-# llama-cpp-python sdist vendors, into
-#   ${LOWBIT_LLAMA_TOOLS:-$HOME/.cache/lowbit/llama-tools}/<version>-<stamp>/bin/
+# Builds llama.cpp once, from the llama.cpp tree that the pinned llama-cpp-python
+# sdist vendors: its shared libraries (libllama, libggml*, libllama-common) and its
+# command-line tools (llama-quantize, llama-imatrix, llama-perplexity, llama-bench),
+# into
+#   ${LOWBIT_LLAMA_TOOLS:-$HOME/.cache/lowbit/llama-tools}/<version>-<stamp>/{bin,lib}/
 # and reuses that build afterwards. The interop tests use the tools as oracles
-# (test_llama_tools.py) and scripts/study.py as the peer in the quality study.
+# (test_llama_tools.py) and scripts/study.py as the peer in the quality study; the
+# venv's llama-cpp-python loads the libraries (setup_venv.sh installs its Python code
+# only and copies them in), so ggml is compiled once per machine, not twice.
 #
 #   bash tests/interop/build_llama_tools.sh          # build if needed; last line: the folder
 #   bash tests/interop/build_llama_tools.sh --find   # print the folder of a usable build, or exit 1
 #
 # Same llama.cpp as the venv's llama-cpp-python (the version is pinned in both), so
-# the tools and the Python bindings agree. CPU only, static, and never -march=native:
-# the ISA options come from /proc/cpuinfo as for the venv (ggml_isa.sh, AMX never).
-# <stamp> is a hash of those options; the build records the CPU flags it needs, and
-# any finished build whose flags this CPU has is reused, so one cache serves every
-# CPU kind that has the builder's extensions (a CPU without them builds its own).
+# the tools and the Python bindings agree. CPU only, and never -march=native: the ISA
+# options come from /proc/cpuinfo as for the venv (ggml_isa.sh, AMX never). Binaries
+# and libraries find each other through their RUNPATH ($ORIGIN/../lib, $ORIGIN), so
+# the folder (and libraries copied elsewhere together) can move. <stamp> is a hash of
+# those options and the layout; the build records the CPU flags it needs, and any
+# finished build whose flags this CPU has is reused, so one cache serves every CPU
+# kind that has the builder's extensions (a CPU without them builds its own).
 # Cold cost: the sdist (~77 MB, pip's cache keeps it) and about 12 minutes of
 # compiling on two busy cores; then one `ls`. Exit status 77 (ctest: skipped) when it
 # truly cannot build (no sdist reachable, no C++ compiler); any other failure is 1.
@@ -26,6 +31,11 @@ VERSION=0.3.36
 ROOT="${LOWBIT_LLAMA_TOOLS:-$HOME/.cache/lowbit/llama-tools}"
 VENV="${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}"
 TOOLS=(llama-quantize llama-imatrix llama-perplexity llama-bench)
+# What the venv's llama-cpp-python and lowbit's ggml tests load (libggml loads the rest).
+LIBS=(libllama.so libggml.so libggml-base.so libggml-cpu.so)
+# Part of the stamp: a build with another layout (the static tools of earlier
+# versions of this script, no libraries) is never mistaken for this one.
+LAYOUT=shared-v1
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 say() { echo "build_llama_tools: $*" >&2; }
@@ -56,12 +66,13 @@ usable() {
   local dir=$1 t f
   [ -f "$dir/features" ] && [ "$(cat "$dir/arch" 2>/dev/null)" = "$(uname -m)" ] || return 1
   for t in "${TOOLS[@]}"; do [ -x "$dir/bin/$t" ] || return 1; done
+  for t in "${LIBS[@]}"; do [ -e "$dir/lib/$t" ] || return 1; done
   for f in $(cat "$dir/features"); do [[ $HOST_FLAGS == *" $f "* ]] || return 1; done
 }
 
 find_build() {
   local stamp dir
-  stamp=$(echo "$VERSION $(uname -m) $GGML_ARGS" | sha256sum | cut -c1-12)
+  stamp=$(echo "$VERSION $LAYOUT $(uname -m) $GGML_ARGS" | sha256sum | cut -c1-12)
   # This host's own build first, then any other one it can run.
   for dir in "$ROOT/$VERSION-$stamp" "$ROOT/$VERSION"-*; do
     if [ -d "$dir" ] && usable "$dir"; then echo "$dir"; return 0; fi
@@ -88,7 +99,7 @@ fi
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || skip "no C++ compiler"
 command -v cmake >/dev/null 2>&1 || skip "no cmake"
 
-STAMP=$(echo "$VERSION $(uname -m) $GGML_ARGS" | sha256sum | cut -c1-12)
+STAMP=$(echo "$VERSION $LAYOUT $(uname -m) $GGML_ARGS" | sha256sum | cut -c1-12)
 DEST="$ROOT/$VERSION-$STAMP"
 WORK="$ROOT/.work-$STAMP-$$"
 rm -rf "$WORK"
@@ -114,17 +125,23 @@ tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$VERSION/vendor/llama.cpp"
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 
 say "configuring with $GGML_ARGS"
+# Shared, as llama-cpp-python builds it, with a RUNPATH that holds after the copy.
 # shellcheck disable=SC2086
-cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON "-DCMAKE_INSTALL_RPATH=\$ORIGIN/../lib;\$ORIGIN" \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=OFF \
   $GGML_ARGS >"$WORK/configure.log" 2>&1 || { tail -30 "$WORK/configure.log" >&2; exit 1; }
-say "building ${TOOLS[*]} (-j${LOWBIT_LLAMA_TOOLS_JOBS:-2}; about 12 minutes on two cores)"
-nice cmake --build "$WORK/build" -j"${LOWBIT_LLAMA_TOOLS_JOBS:-2}" --target "${TOOLS[@]}" >"$WORK/build.log" 2>&1 \
+say "building ${TOOLS[*]} and the libraries (-j${LOWBIT_LLAMA_TOOLS_JOBS:-2}; about 12 minutes on two cores)"
+nice cmake --build "$WORK/build" -j"${LOWBIT_LLAMA_TOOLS_JOBS:-2}" --target "${TOOLS[@]}" llama ggml ggml-base ggml-cpu \
+  >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; exit 1; }
 
-mkdir -p "$WORK/out/bin"
+mkdir -p "$WORK/out/bin" "$WORK/out/lib"
 for t in "${TOOLS[@]}"; do cp "$WORK/build/bin/$t" "$WORK/out/bin/"; done
+# Every shared library with its soname links (llama.cpp puts them next to the tools).
+cp -a "$WORK"/build/bin/lib*.so* "$WORK/out/lib/"
+for t in "${LIBS[@]}"; do [ -e "$WORK/out/lib/$t" ] || { say "error: the build made no $t"; exit 1; }; done
 # A build that cannot run here (an ISA the OS does not grant) fails now, with its cause.
 "$WORK/out/bin/llama-quantize" --help >"$WORK/smoke.log" 2>&1 || true
 grep -q "Q4_K_M" "$WORK/smoke.log" || { cat "$WORK/smoke.log" >&2; say "error: llama-quantize does not run"; exit 1; }

