@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 
 #include "lowbit/core/parallel.hpp"
 
@@ -42,6 +43,35 @@ double stream_read_seconds(const std::vector<std::vector<std::byte>>& buffers, d
         sink.fetch_add(s, std::memory_order_relaxed);
       });
     }
+  });
+}
+
+double stream_read_write_seconds(const std::vector<std::byte>& in, std::vector<std::byte>& out,
+                                 double min_seconds) {
+  std::atomic<uint64_t> sink{0};
+  const auto* words = reinterpret_cast<const uint64_t*>(in.data());
+  const int64_t n = static_cast<int64_t>(in.size() / 8), chunk = 8192;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const auto out_at = [&](int64_t c) {  // chunk c writes out[out_at(c), out_at(c + 1))
+    return static_cast<size_t>(static_cast<double>(out.size()) * static_cast<double>(c) / static_cast<double>(chunks));
+  };
+  return time_per_call(min_seconds, [&] {
+    parallel_for(chunks, 4, [&](int64_t c0, int64_t c1) {
+      uint64_t s = 0;
+      for (int64_t c = c0; c < c1; ++c) {
+        uint64_t acc[8] = {};
+        const int64_t end = std::min(n, (c + 1) * chunk);
+        int64_t i = c * chunk;
+        for (; i + 8 <= end; i += 8)
+          for (int k = 0; k < 8; ++k) acc[k] += words[i + k];
+        for (; i < end; ++i) acc[0] += words[i];
+        for (uint64_t v : acc) s += v;
+        // Chunk-sized, so memset keeps to ordinary stores (its non-temporal path is
+        // for copies of megabytes); the value depends on the sums read.
+        std::memset(out.data() + out_at(c), static_cast<int>(s & 0x7f), out_at(c + 1) - out_at(c));
+      }
+      sink.fetch_add(s, std::memory_order_relaxed);
+    });
   });
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Timing helpers shared by `lowbit bench` and `lowbit demo`: a repeat-until loop and
-// the streaming-read ceiling every bandwidth figure is divided by.
+// the streaming ceilings bandwidth figures are divided by.
 #include <cstddef>
 #include <functional>
 #include <vector>
@@ -15,5 +15,12 @@ double time_per_call(double min_seconds, const std::function<void()>& body);
 // lowbit's threads in 64 KiB chunks): the least work any kernel reading the same
 // bytes can do.
 double stream_read_seconds(const std::vector<std::vector<std::byte>>& buffers, double min_seconds);
+
+// Mean seconds to read every byte of `in` once (as stream_read_seconds) and write
+// every byte of `out` once with ordinary stores, in the same proportion chunk by
+// chunk: the least memory traffic of a kernel that reads `in` and writes `out` (an
+// ordinary store first reads its cache line, so writing costs about twice its bytes).
+double stream_read_write_seconds(const std::vector<std::byte>& in, std::vector<std::byte>& out,
+                                 double min_seconds);
 
 }  // namespace lowbit::cli
