@@ -11,6 +11,11 @@
 #
 #   bash tests/interop/build_llama_tools.sh          # build if needed; last line: the folder
 #   bash tests/interop/build_llama_tools.sh --find   # print the folder of a usable build, or exit 1
+#   ... --own                                        # only a build with this host's own options
+#
+# The tools are byte oracles, so any build this CPU can run serves them; the venv's
+# libraries are also the ggml peer whose speed `lowbit bench` reports, so setup_venv.sh
+# asks for --own (a build made on a CPU with fewer extensions would understate it).
 #
 # Same llama.cpp as the venv's llama-cpp-python (the version is pinned in both), so
 # the tools and the Python bindings agree. CPU only, and never -march=native: the ISA
@@ -20,8 +25,9 @@
 # those options and the layout; the build records the CPU flags it needs, and any
 # finished build whose flags this CPU has is reused, so one cache serves every CPU
 # kind that has the builder's extensions (a CPU without them builds its own).
-# Cold cost: the sdist (~77 MB, pip's cache keeps it) and about 12 minutes of
-# compiling on two busy cores; then one `ls`. Exit status 77 (ctest: skipped) when it
+# Cold cost: the sdist (~77 MB, pip's cache keeps it) and 5-10 minutes of compiling
+# on two cores (317 s alone on a Zen 4, about 10 minutes beside the unit tests); then
+# one `ls`. Exit status 77 (ctest: skipped) when it
 # truly cannot build (no sdist reachable, no C++ compiler); any other failure is 1.
 #
 # LOWBIT_LLAMA_SDIST=path/to/llama_cpp_python-<version>.tar.gz skips the download.
@@ -73,14 +79,26 @@ usable() {
 find_build() {
   local stamp dir
   stamp=$(echo "$VERSION $LAYOUT $(uname -m) $GGML_ARGS" | sha256sum | cut -c1-12)
-  # This host's own build first, then any other one it can run.
-  for dir in "$ROOT/$VERSION-$stamp" "$ROOT/$VERSION"-*; do
+  # This host's own build first, then (unless --own) any other one it can run.
+  local candidates=("$ROOT/$VERSION-$stamp")
+  [ "$OWN" = 1 ] || candidates+=("$ROOT/$VERSION"-*)
+  for dir in "${candidates[@]}"; do
     if [ -d "$dir" ] && usable "$dir"; then echo "$dir"; return 0; fi
   done
   return 1
 }
 
-if [ "${1:-}" = --find ]; then
+FIND=0
+OWN=0
+for arg in "$@"; do
+  case "$arg" in
+    --find) FIND=1 ;;
+    --own) OWN=1 ;;
+    *) say "unknown option $arg (--find, --own)"; exit 1 ;;
+  esac
+done
+
+if [ "$FIND" = 1 ]; then
   find_build || exit 1
   exit 0
 fi
@@ -132,7 +150,7 @@ cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=OFF \
   $GGML_ARGS >"$WORK/configure.log" 2>&1 || { tail -30 "$WORK/configure.log" >&2; exit 1; }
-say "building ${TOOLS[*]} and the libraries (-j${LOWBIT_LLAMA_TOOLS_JOBS:-2}; about 12 minutes on two cores)"
+say "building ${TOOLS[*]} and the libraries (-j${LOWBIT_LLAMA_TOOLS_JOBS:-2}; 5-10 minutes on two cores)"
 nice cmake --build "$WORK/build" -j"${LOWBIT_LLAMA_TOOLS_JOBS:-2}" --target "${TOOLS[@]}" llama ggml ggml-base ggml-cpu \
   >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; exit 1; }

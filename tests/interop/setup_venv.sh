@@ -14,8 +14,8 @@
 # llama.cpp is compiled once per machine, by build_llama_tools.sh, which builds the
 # tools the interop tests use as oracles together with the shared libraries: this
 # script installs llama-cpp-python's Python code only (LLAMA_BUILD=OFF) and copies
-# those libraries into its lib/ folder, where the package loads them. First use: about
-# 12 minutes of compiling; afterwards nothing.
+# those libraries into its lib/ folder, where the package loads them. First use: 5-10
+# minutes of compiling; afterwards nothing.
 #
 # ggml is built with explicit ISA options, never -march=native: a native build on an
 # Intel Xeon that advertises AMX compiles ggml's AMX matmul, which segfaults where the
@@ -72,9 +72,11 @@ fi
 
 GGML_ARGS=$(ggml_cmake_args)
 export LOWBIT_VENV="$VENV"
-# The llama.cpp build whose libraries the package holds; empty while there is none.
-llama_build=$(bash "$HERE/build_llama_tools.sh" --find 2>/dev/null || true)
-identity() { echo "$LLAMA_SPEC $(uname -m) CMAKE_ARGS=$GGML_ARGS libs=$(basename "${llama_build:-none}")"; }
+# The llama.cpp build (this host's own options) whose libraries the package holds;
+# empty while there is none. Its folder name hashes the version, the machine and the
+# ggml options, so it alone identifies what the venv holds.
+llama_build=$(bash "$HERE/build_llama_tools.sh" --find --own 2>/dev/null || true)
+identity() { echo "$LLAMA_SPEC libs=$(basename "${llama_build:-none}")"; }
 STAMP="$VENV/lowbit-llama-build.txt"
 rebuild_llama=0
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$(identity)" ]; then
@@ -174,7 +176,7 @@ if echo "$missing" | grep -q '^llama-cpp-python=='; then
   rm -f "$STAMP"
   # The libraries (and the tools): built once, or found built (the last line is the folder).
   rc=0
-  llama_build=$(bash "$HERE/build_llama_tools.sh" | tail -1) || rc=$?
+  llama_build=$(bash "$HERE/build_llama_tools.sh" --own | tail -1) || rc=$?
   if [ "$rc" -ne 0 ] || [ ! -d "$llama_build/lib" ]; then
     say "error: cannot build llama.cpp for $LLAMA_SPEC (build_llama_tools.sh exit status $rc)" >&2
     exit 1
